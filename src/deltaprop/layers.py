@@ -1,0 +1,126 @@
+"""Layers with parameters."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from . import initializers
+from .backend import Array, float_dtype
+from .core import Layer, Parameter, check_input
+
+
+class Dense(Layer):
+    """Fully connected layer, the seed's ``z = W a_prev + b`` on a batch of rows.
+
+    Forward:  ``Z = X @ W.T + b``
+    Backward: ``dW = D.T @ X`` (the sum of the N outer products δ xᵀ), ``db = Σ_n δ_n``,
+    ``dX = D @ W`` (the seed's Wᵀ δ, one row per sample).
+
+    Shapes:
+        X (N, in_features) -> Z (N, out_features); W (out_features, in_features) as in the seed
+        and in PyTorch; b (out_features,).
+
+    Args:
+        in_features: width of the input, > 0.
+        out_features: width of the output, > 0.
+        rng: the generator that draws the initial weights.
+        init: an initializer name (``"he_uniform"``, ``"glorot_normal"``, ...) or ``"auto"``:
+            He for a layer followed by a ReLU-like activation, Glorot otherwise (decided when
+            the layer is placed in a :class:`~deltaprop.Sequential`).
+        bias: whether to learn b (zeros at start).
+        dtype: float32 (default) or float64.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        rng: np.random.Generator,
+        init: str = "auto",
+        bias: bool = True,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> None:
+        super().__init__()
+        for arg, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+                raise ValueError(f"Dense: {arg} must be a positive integer, got {value!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"Dense: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                f"got {type(rng).__name__}"
+            )
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.init = init
+        self.bias = bias
+        self.dtype = float_dtype(dtype)
+        rule = initializers.glorot_uniform if init == "auto" else initializers.get(init)
+        self.W = Parameter(rule(rng, self.in_features, self.out_features, self.dtype), "W")
+        self.b: Parameter | None = (
+            Parameter(np.zeros(self.out_features, dtype=self.dtype), "b") if bias else None
+        )
+        self._auto_init_pending = init == "auto"
+        self._x: Array | None = None  # the input, cached for dW = D.T @ X
+
+    def adapt_init(self, following: Layer | None) -> None:
+        """Resolve ``init="auto"`` once the following layer is known (called by Sequential).
+
+        The weights were drawn Glorot-uniform; for a ReLU-like follower they are rescaled to
+        He-uniform, which is the same draw times sqrt(fan_in + fan_out) / sqrt(fan_in).
+        """
+        if not self._auto_init_pending:
+            return
+        self._auto_init_pending = False
+        if following is not None and following.init_rule == "he":
+            fan_in, fan_out = self.in_features, self.out_features
+            self.W.value *= self.dtype.type(math.sqrt((fan_in + fan_out) / fan_in))
+
+    def forward(self, x: Array, *, training: bool = False) -> Array:
+        """Z = X @ W.T + b. Shapes: X (N, in) -> Z (N, out)."""
+        check_input(x, layer=f"Dense({self.in_features}, {self.out_features})",
+                    in_features=self.in_features)
+        if x.dtype != self.dtype:  # compute in the layer's dtype: no silent up-cast
+            x = x.astype(self.dtype)
+        Z = self._buffer("Z", (x.shape[0], self.out_features), self.dtype)
+        np.matmul(x, self.W.value.T, out=Z)  # (N, out)
+        if self.b is not None:
+            Z += self.b.value
+        self._x = x if training else None
+        return Z
+
+    def backward(self, grad_out: Array) -> Array:
+        """dW = D.T @ X, db = Σ_n D_n, dX = D @ W. Shapes: D (N, out) -> dX (N, in)."""
+        self.backward_params(grad_out)
+        D = grad_out.astype(self.dtype, copy=False)
+        dX = self._buffer("dX", (D.shape[0], self.in_features), self.dtype)
+        return np.matmul(D, self.W.value, out=dX)  # (N, in): the seed's Wᵀ δ per row
+
+    def backward_params(self, grad_out: Array) -> None:
+        """Set dW and db only (the input gradient of a first layer is never used)."""
+        self._require_cache(self._x)
+        assert self._x is not None
+        D = grad_out.astype(self.dtype, copy=False)
+        if D.shape != (self._x.shape[0], self.out_features):
+            raise ValueError(
+                f"Dense({self.in_features}, {self.out_features}).backward: grad_out has shape "
+                f"{D.shape}, expected {(self._x.shape[0], self.out_features)}"
+            )
+        np.matmul(D.T, self._x, out=self.W.grad)  # (out, in): Σ_n δ_n x_nᵀ
+        if self.b is not None:
+            np.sum(D, axis=0, out=self.b.grad)  # (out,)
+
+    def parameters(self) -> list[Parameter]:
+        return [self.W] if self.b is None else [self.W, self.b]
+
+    def output_features(self, in_features: int) -> int:
+        return self.out_features
+
+    def __repr__(self) -> str:
+        return (
+            f"Dense({self.in_features}, {self.out_features}, init={self.init!r}, "
+            f"bias={self.bias}, dtype={self.dtype.name})"
+        )

@@ -1,0 +1,286 @@
+"""Losses fused with their output activation, so the output delta is ŷ − y.
+
+Each loss takes the model's *logits* z (the last Dense layer's output), computes the mean loss over
+the batch from z with log-sum-exp / softplus (never the log of a probability, so it stays finite
+for logits up to ±1e4), and returns from ``backward`` the delta ``D = (Ŷ − Y) / N``. The loss is the
+single owner of the batch mean: no layer or optimizer divides by N.
+
+Per sample, the loss is *summed* over output units and the batch is *averaged*:
+``L = (1/N) Σ_n Σ_k ℓ(z_nk, y_nk)``, which is what makes ∂L/∂z = (ŷ − y)/N hold for any number
+of outputs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import functional as F
+from .backend import Array
+from .core import ForwardNotCalledError, ShapeError, Workspace
+
+
+class Loss(ABC):
+    """An output activation and a loss, fused.
+
+    ``forward(logits, y) -> float`` (mean over the batch), ``backward() -> (Ŷ − Y)/N``,
+    ``predict(logits)`` applies the output activation.
+    """
+
+    task: ClassVar[str]
+    """``"classification"`` or ``"regression"``: decides the metrics the training loop reports."""
+
+    def __init__(self) -> None:
+        self.workspace = Workspace()
+        self._y_hat: Array | None = None  # Ŷ = f(z), cached for the delta
+        self._y: Array | None = None  # targets in the form prepare_targets returns
+
+    # --- targets ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def prepare_targets(self, y: Any, n_outputs: int) -> Array:
+        """Validate ``y`` for logits of width ``n_outputs``; return it in the form the loss uses.
+
+        Raises:
+            ValueError: targets outside the loss's range, non-finite, or of the wrong width.
+        """
+
+    # --- forward and backward, a facing pair -----------------------------------------------
+
+    def forward(self, logits: Array, y: Any) -> float:
+        """Mean loss over the batch. Shapes: logits (N, K); y as :meth:`prepare_targets` takes.
+
+        Raises:
+            ShapeError: logits not 2-D, or y with a different number of rows.
+            ValueError: NaN or inf in the logits, or invalid targets.
+        """
+        name = type(self).__name__
+        if not isinstance(logits, np.ndarray) or logits.ndim != 2:
+            shape = getattr(logits, "shape", type(logits).__name__)
+            raise ShapeError(f"{name}: logits must be a 2-D array (N, K), got {shape}")
+        if logits.dtype.kind != "f":
+            raise TypeError(f"{name}: logits must be float32 or float64, got {logits.dtype}")
+        bad = ~np.isfinite(logits)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{name}: logits contain {int(bad.sum())} NaN or inf values "
+                f"(first at {first}: {logits[first]})"
+            )
+        n_rows = np.shape(y)[0] if np.ndim(y) > 0 else None
+        if n_rows != logits.shape[0]:
+            raise ShapeError(
+                f"{name}: y has {n_rows} rows (shape {np.shape(y)}), "
+                f"but the logits have {logits.shape[0]} (shape {logits.shape})"
+            )
+        targets = self.prepare_targets(y, logits.shape[1])
+        if targets.dtype.kind == "f":  # compute in the logits' dtype: no silent up-cast
+            targets = targets.astype(logits.dtype, copy=False)
+        return self.forward_prepared(logits, targets)
+
+    @abstractmethod
+    def forward_prepared(self, logits: Array, y: Array) -> float:
+        """:meth:`forward` without validation, for targets from :meth:`prepare_targets`."""
+
+    def backward(self) -> Array:
+        """D = ∂L/∂z = (Ŷ − Y) / N. Shapes: (N, K)."""
+        if self._y_hat is None or self._y is None:
+            raise ForwardNotCalledError(
+                f"{type(self).__name__}.backward called before forward(logits, y)"
+            )
+        D = self.workspace.get("D", self._y_hat.shape, self._y_hat.dtype)
+        np.copyto(D, self._y_hat)
+        self._subtract_targets(D, self._y)  # Ŷ − Y
+        D *= D.dtype.type(1.0 / D.shape[0])  # the batch mean, owned here and nowhere else
+        return D
+
+    def _subtract_targets(self, D: Array, y: Array) -> None:
+        D -= y
+
+    @abstractmethod
+    def predict(self, logits: Array) -> Array:
+        """The output activation: probabilities or values. Shapes: (N, K) -> (N, K)."""
+
+    def n_correct(self, logits: Array, y: Array) -> int:
+        """Rows whose predicted class (or label set) is right; classification losses only."""
+        raise TypeError(f"{type(self).__name__} is not a classification loss")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _check_finite_targets(name: str, y: Array) -> None:
+    bad = ~np.isfinite(y)
+    if bad.any():
+        first = int(np.argwhere(bad)[0][0])
+        raise ValueError(f"{name}: y contains {int(bad.sum())} NaN or inf values (first in row {first})")
+
+
+def _as_2d_targets(name: str, y: Any, n_outputs: int, dtype: np.dtype[Any]) -> Array:
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: y must be numeric, got dtype {y.dtype}")
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    if y.ndim != 2 or y.shape[1] != n_outputs:
+        raise ShapeError(
+            f"{name}: y has shape {y.shape}, expected (N, {n_outputs}) to match logits of width "
+            f"{n_outputs}" + (" (or (N,) for a single output)" if n_outputs == 1 else "")
+        )
+    y = np.ascontiguousarray(y, dtype=dtype)
+    _check_finite_targets(name, y)
+    return y
+
+
+class SigmoidBinaryCrossEntropy(Loss):
+    """Sigmoid output fused with binary cross-entropy, for binary and multi-label targets.
+
+    Per output: ``ℓ = −[y log σ(z) + (1 − y) log(1 − σ(z))] = softplus(z) − y z``.
+
+    The seed's cancellation: ∂ℓ/∂ŷ = (ŷ − y) / (ŷ(1 − ŷ)) and ∂ŷ/∂z = ŷ(1 − ŷ), so
+    ``δ = ∂ℓ/∂z = ŷ − y``.
+
+    Shapes: logits (N, K); y (N,) for K = 1 or (N, K), each entry in [0, 1].
+    """
+
+    task = "classification"
+
+    def prepare_targets(self, y: Any, n_outputs: int) -> Array:
+        name = type(self).__name__
+        y = _as_2d_targets(name, y, n_outputs, np.dtype(np.float64))
+        outside = (y < 0) | (y > 1)
+        if outside.any():
+            row, col = (int(i) for i in np.argwhere(outside)[0])
+            raise ValueError(
+                f"{name}: labels must lie in [0, 1], got {y[row, col]:g} at row {row} "
+                f"({int(outside.sum())} values outside)"
+            )
+        return y
+
+    def forward_prepared(self, logits: Array, y: Array) -> float:
+        # ℓ = softplus(z) − y z, stable for any finite z
+        per_sample = np.sum(F.softplus(logits) - y * logits, axis=1)  # (N,)
+        self._y_hat = F.sigmoid(logits, out=self.workspace.get("Y_hat", logits.shape, logits.dtype))
+        self._y = y
+        return float(np.mean(per_sample))
+
+    def predict(self, logits: Array) -> Array:
+        """σ(z): the probability of each label. Shapes: (N, K) -> (N, K)."""
+        return F.sigmoid(logits)
+
+    def n_correct(self, logits: Array, y: Array) -> int:
+        """Rows where every label is right (σ(z) > ½ ⇔ z > 0), as scikit-learn's accuracy."""
+        return int(np.count_nonzero(np.all((logits > 0) == (y > 0.5), axis=1)))
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax output fused with categorical cross-entropy.
+
+    ``ℓ = −Σ_k y_k log softmax(z)_k = logsumexp(z) − Σ_k y_k z_k`` (for rows of y summing to 1).
+
+    With ŷ = softmax(z): ∂ℓ/∂z_k = ŷ_k − y_k — the Jacobian of softmax and the 1/ŷ of the log
+    cancel just as sigmoid and BCE do in the seed, so ``δ = ŷ − y``.
+
+    Shapes: logits (N, K); y either integer class indices (N,) in [0, K), or one-hot /
+    probability rows (N, K) that are non-negative and sum to 1.
+    """
+
+    task = "classification"
+
+    def prepare_targets(self, y: Any, n_outputs: int) -> Array:
+        name = type(self).__name__
+        y = np.asarray(y)
+        if y.ndim == 1:
+            if y.dtype.kind == "f":
+                if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+                    _check_finite_targets(name, y)
+                    bad = int(np.argwhere(y != np.round(y))[0][0])
+                    raise ValueError(
+                        f"{name}: class indices must be integers, got {y[bad]} at row {bad}"
+                    )
+            elif y.dtype.kind not in "biu":
+                raise TypeError(f"{name}: class indices must be integers, got dtype {y.dtype}")
+            outside = (y < 0) | (y >= n_outputs)
+            if outside.any():
+                row = int(np.argwhere(outside)[0][0])
+                raise ValueError(
+                    f"{name}: class indices must lie in [0, {n_outputs}) for logits of width "
+                    f"{n_outputs}, got {y[row]} at row {row} ({int(outside.sum())} outside)"
+                )
+            return y.astype(np.intp)
+        if y.ndim == 2 and y.shape[1] != n_outputs:
+            raise ShapeError(
+                f"{name}: one-hot / probability targets have width {y.shape[1]} (shape {y.shape}), "
+                f"but the logits have {n_outputs} classes"
+            )
+        y = _as_2d_targets(name, y, n_outputs, np.dtype(np.float64))
+        if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-6):
+            row = int(np.argwhere((y < 0).any(axis=1) | ~np.isclose(y.sum(axis=1), 1.0, atol=1e-6))[0][0])
+            raise ValueError(
+                f"{name}: probability targets must be non-negative rows summing to 1; "
+                f"row {row} is {y[row].tolist()} (sum {y[row].sum():g})"
+            )
+        return y
+
+    def forward_prepared(self, logits: Array, y: Array) -> float:
+        N, K = logits.shape
+        P = self.workspace.get("P", logits.shape, logits.dtype)
+        shift = np.max(logits, axis=1, keepdims=True)  # (N, 1): makes every exponent ≤ 0
+        np.subtract(logits, shift, out=P)
+        np.exp(P, out=P)
+        total = np.sum(P, axis=1, keepdims=True)  # (N, 1)
+        P /= total  # softmax(z)
+        log_norm = np.log(total) + shift  # logsumexp(z), (N, 1)
+        if y.ndim == 1:  # class indices: Σ_k y_k z_k = z[n, y_n]
+            target_logit = np.take(logits.reshape(-1), np.arange(N) * K + y)  # (N,)
+            loss = float(np.mean(log_norm[:, 0] - target_logit))
+        else:
+            loss = float(np.mean(log_norm[:, 0] - np.sum(y * logits, axis=1)))
+        self._y_hat = P
+        self._y = y
+        return loss
+
+    def _subtract_targets(self, D: Array, y: Array) -> None:
+        if y.ndim == 1:  # one-hot implied: subtract 1 at each row's class
+            N, K = D.shape
+            np.subtract.at(D.reshape(-1), np.arange(N) * K + y, 1)
+        else:
+            D -= y
+
+    def predict(self, logits: Array) -> Array:
+        """softmax(z): class probabilities. Shapes: (N, K) -> (N, K)."""
+        return F.softmax(logits)
+
+    def n_correct(self, logits: Array, y: Array) -> int:
+        """Rows whose arg-max logit is the target class."""
+        labels = y if y.ndim == 1 else np.argmax(y, axis=1)
+        return int(np.count_nonzero(np.argmax(logits, axis=1) == labels))
+
+
+class MeanSquaredError(Loss):
+    """Identity output with the ½ squared error: ``L = (1/N) Σ_n Σ_k ½ (z_nk − y_nk)²``.
+
+    The ½ makes ∂ℓ/∂z = z − y = ŷ − y for any number of outputs, so regression shares the
+    classification losses' delta. (scikit-learn's MLPRegressor uses the same ½ convention.)
+    Note: the value reported is half the usual MSE; the training loop reports the plain MSE as a
+    metric beside it.
+
+    Shapes: logits (N, K); y (N,) for K = 1 or (N, K).
+    """
+
+    task = "regression"
+
+    def prepare_targets(self, y: Any, n_outputs: int) -> Array:
+        return _as_2d_targets(type(self).__name__, y, n_outputs, np.dtype(np.float64))
+
+    def forward_prepared(self, logits: Array, y: Array) -> float:
+        self._y_hat = logits
+        self._y = y
+        residual = logits - y
+        return float(0.5 * np.sum(residual * residual) / logits.shape[0])
+
+    def predict(self, logits: Array) -> Array:
+        """Identity: the regression output itself. Shapes: (N, K) -> (N, K)."""
+        return logits.copy()
