@@ -188,10 +188,17 @@ def write_file(path: str | os.PathLike[str], tensors: dict[str, Array], info: di
     atomic_write(path, safetensors.numpy.save(tensors, metadata=metadata))
 
 
-def _base_info(model: Sequential, loss: Loss | None, kind: str) -> dict[str, Any]:
-    from . import __version__
+def _library_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"kind": kind, "library_version": __version__, "architecture": layer_config(model),
+    try:
+        return version("deltaprop")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _base_info(model: Sequential, loss: Loss | None, kind: str) -> dict[str, Any]:
+    return {"kind": kind, "library_version": _library_version(), "architecture": layer_config(model),
             "loss": None if loss is None else {"type": type(loss).__name__}}
 
 

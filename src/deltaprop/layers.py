@@ -63,18 +63,20 @@ class Dense(Layer):
         self.b: Parameter | None = (
             Parameter(np.zeros(self.out_features, dtype=self.dtype), "b") if bias else None
         )
-        self._auto_init_pending = init == "auto"
+        # the Glorot draw, kept until Sequential resolves "auto" (weights a user set are kept)
+        self._auto_draw: Array | None = self.W.value.copy() if init == "auto" else None
         self._x: Array | None = None  # the input, cached for dW = D.T @ X
 
     def adapt_init(self, following: Layer | None) -> None:
         """Resolve ``init="auto"`` once the following layer is known (called by Sequential).
 
         The weights were drawn Glorot-uniform; for a ReLU-like follower they are rescaled to
-        He-uniform, which is the same draw times sqrt(fan_in + fan_out) / sqrt(fan_in).
+        He-uniform, which is the same draw times sqrt(fan_in + fan_out) / sqrt(fan_in). Weights
+        the user has already overwritten are left as they are.
         """
-        if not self._auto_init_pending:
+        draw, self._auto_draw = self._auto_draw, None
+        if draw is None or not np.array_equal(draw, self.W.value):
             return
-        self._auto_init_pending = False
         if following is not None and following.init_rule == "he":
             fan_in, fan_out = self.in_features, self.out_features
             self.W.value *= self.dtype.type(math.sqrt((fan_in + fan_out) / fan_in))

@@ -1,0 +1,108 @@
+"""Table-driven finite-difference checks: every layer, every loss, one output and several."""
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+from deltaprop import gradcheck
+
+TOL = 1e-6
+
+
+def away_from_kinks(rng, shape):
+    """Inputs with |x| >= 0.1, so ReLU-like kinks are never straddled by ±eps."""
+    x = rng.standard_normal(shape)
+    return np.sign(x) * (0.1 + np.abs(x))
+
+
+LAYERS = {
+    "Dense": lambda rng: dp.Dense(4, 3, rng=rng, dtype=np.float64),
+    "Dense(bias=False)": lambda rng: dp.Dense(4, 3, rng=rng, bias=False),
+    "Dense(he_normal)": lambda rng: dp.Dense(4, 3, rng=rng, init="he_normal"),
+    "Identity": lambda rng: dp.Identity(),
+    "ReLU": lambda rng: dp.ReLU(),
+    "LeakyReLU": lambda rng: dp.LeakyReLU(0.1),
+    "Sigmoid": lambda rng: dp.Sigmoid(),
+    "Tanh": lambda rng: dp.Tanh(),
+    "GELU": lambda rng: dp.GELU(),
+    "Softplus": lambda rng: dp.Softplus(),
+    "Softmax": lambda rng: dp.Softmax(),
+    "Sequential": lambda rng: dp.Sequential(dp.Dense(4, 5, rng=rng), dp.Tanh(),
+                                            dp.Dense(5, 3, rng=rng)),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layer_gradients_match_finite_differences(name, rng):
+    layer = LAYERS[name](rng)
+    x = away_from_kinks(rng, (6, 4))
+    report = gradcheck.check_layer(layer, x)
+    assert report.ok, str(report)
+    assert report.worst < TOL
+    assert "input" in report.errors
+    assert len(report.errors) == len(layer.parameters()) + 1
+
+
+def _targets(kind, rng, n, k):
+    if kind == "binary":
+        return (rng.random((n, k)) > 0.5).astype(float) if k > 1 else rng.integers(0, 2, n)
+    if kind == "soft-binary":
+        return rng.random((n, k))
+    if kind == "labels":
+        return rng.integers(0, k, n)
+    if kind == "probabilities":
+        p = rng.random((n, k))
+        return p / p.sum(axis=1, keepdims=True)
+    return rng.standard_normal((n, k)) if k > 1 else rng.standard_normal(n)
+
+
+LOSSES = [
+    ("SigmoidBCE-1", dp.SigmoidBinaryCrossEntropy, "binary", 1),
+    ("SigmoidBCE-multilabel", dp.SigmoidBinaryCrossEntropy, "binary", 3),
+    ("SigmoidBCE-soft", dp.SigmoidBinaryCrossEntropy, "soft-binary", 3),
+    ("SoftmaxCE-labels", dp.SoftmaxCrossEntropy, "labels", 4),
+    ("SoftmaxCE-probabilities", dp.SoftmaxCrossEntropy, "probabilities", 4),
+    ("MSE-1", dp.MeanSquaredError, "values", 1),
+    ("MSE-3", dp.MeanSquaredError, "values", 3),
+]
+
+
+@pytest.mark.parametrize(("name", "cls", "kind", "k"), LOSSES, ids=[c[0] for c in LOSSES])
+def test_fused_delta_matches_finite_differences(name, cls, kind, k, rng):
+    logits = rng.standard_normal((7, k)) * 2
+    y = _targets(kind, rng, 7, k)
+    report = gradcheck.check_loss(cls(), logits, y)
+    assert report.ok, str(report)
+    assert report.errors["logits"] < TOL
+
+
+@pytest.mark.parametrize(("name", "cls", "kind", "k"), LOSSES, ids=[c[0] for c in LOSSES])
+def test_whole_model_with_each_loss(name, cls, kind, k, rng):
+    model = dp.Sequential(dp.Dense(3, 6, rng=rng), dp.ReLU(), dp.Dense(6, 5, rng=rng),
+                          dp.GELU(), dp.Dense(5, k, rng=rng))
+    X = away_from_kinks(rng, (8, 3))
+    report = gradcheck.check_model(model, cls(), X, _targets(kind, rng, 8, k))
+    assert report.ok, str(report)
+    assert set(report.errors) == {"0.W", "0.b", "2.W", "2.b", "4.W", "4.b", "input"}
+
+
+def test_report_flags_a_wrong_gradient(rng):
+    class BrokenTanh(dp.Tanh):
+        def backward(self, grad_out):
+            return super().backward(grad_out) * 1.01  # 1 % off
+
+    report = gradcheck.check_layer(BrokenTanh(), rng.standard_normal((3, 4)))
+    assert not report.ok
+    assert report.errors["input"] > 1e-3
+    assert "FAIL" in str(report) and "DISAGREE" in str(report)
+
+
+def test_check_runs_on_a_float64_copy_and_leaves_the_model_alone(rng):
+    model = dp.Sequential(dp.Dense(3, 2, rng=rng))
+    before = model.flat_values.copy()
+    report = gradcheck.check_model(model, dp.MeanSquaredError(), rng.standard_normal((4, 3)),
+                                   rng.standard_normal(4 * 2).reshape(4, 2))
+    assert report.ok
+    assert model.flat_values.dtype == np.float32
+    np.testing.assert_array_equal(model.flat_values, before)
+    assert str(report).startswith("gradient check of Sequential(")
