@@ -1,0 +1,336 @@
+import csv
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+from deltaprop import datasets
+from deltaprop.train import _Batches, train_step
+
+
+def mlp(rng, widths, dtype=np.float32):
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layers.append(dp.Dense(a, b, rng=rng, dtype=dtype))
+        if i < len(widths) - 2:
+            layers.append(dp.ReLU())
+    return dp.Sequential(*layers)
+
+
+# --- learning tests: each states its target ----------------------------------------------------
+
+
+def test_xor_is_solved_within_300_epochs():
+    X, y = datasets.xor()
+    rng = np.random.default_rng(0)
+    net = dp.Sequential(dp.Dense(2, 8, rng=rng), dp.Tanh(), dp.Dense(8, 1, rng=rng))
+    loss = dp.SigmoidBinaryCrossEntropy()
+    dp.fit(net, loss, dp.Adam(net.parameters(), lr=0.05), X, y, epochs=300, batch_size=4,
+           rng=rng, verbose=0)
+    assert dp.evaluate(net, loss, X, y)["accuracy"] == 1.0
+    np.testing.assert_array_equal(dp.predict(net, loss, X)[:, 0] > 0.5, [False, True, True, False])
+
+
+def test_two_moons_reaches_97_percent():
+    X_train, X_test, y_train, y_test = datasets.two_moons(n=1000, noise=0.2)
+    rng = np.random.default_rng(0)
+    net = mlp(rng, [2, 32, 32, 1])
+    loss = dp.SigmoidBinaryCrossEntropy()
+    dp.fit(net, loss, dp.Adam(net.parameters(), lr=0.01), X_train, y_train, epochs=60,
+           batch_size=32, rng=rng, verbose=0)
+    assert dp.evaluate(net, loss, X_test, y_test)["accuracy"] >= 0.97
+
+
+def test_digits_reaches_97_percent():
+    X_train, X_test, y_train, y_test = datasets.digits()
+    rng = np.random.default_rng(0)
+    net = mlp(rng, [64, 128, 10])
+    loss = dp.SoftmaxCrossEntropy()
+    history = dp.fit(net, loss, dp.Adam(net.parameters(), lr=1e-3), X_train, y_train, epochs=40,
+                     batch_size=32, rng=rng, validation_split=0.1, verbose=0)
+    assert history["val_accuracy"][-1] >= 0.95
+    assert dp.evaluate(net, loss, X_test, y_test)["accuracy"] >= 0.97
+
+
+def test_breast_cancer_reaches_96_percent():
+    X_train, X_test, y_train, y_test = datasets.breast_cancer(seed=42)
+    rng = np.random.default_rng(0)
+    net = mlp(rng, [30, 16, 1])
+    loss = dp.SigmoidBinaryCrossEntropy()
+    dp.fit(net, loss, dp.Adam(net.parameters(), lr=1e-3), X_train, y_train, epochs=40,
+           batch_size=32, rng=rng, verbose=0)
+    assert dp.evaluate(net, loss, X_test, y_test)["accuracy"] >= 0.96
+
+
+def test_diabetes_regression_beats_the_mean_predictor():
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    y_mean, y_std = y.mean(), y.std()
+    X_train, X_test, y_train, y_test = train_test_split(X, (y - y_mean) / y_std, random_state=0)
+    rng = np.random.default_rng(0)
+    net = mlp(rng, [10, 32, 1])
+    loss = dp.MeanSquaredError()
+    history = dp.fit(net, loss, dp.Adam(net.parameters(), lr=1e-3), X_train, y_train,
+                     epochs=40, batch_size=32, rng=rng, validation_split=0.1, verbose=0)
+    scores = dp.evaluate(net, loss, X_test, y_test)
+    mean_mse = float(np.mean((y_test - y_train.mean()) ** 2))
+    # (ordinary least squares reaches R² 0.36 on this split)
+    assert scores["mse"] < 0.8 * mean_mse
+    assert scores["r2"] > 0.2
+    assert {"loss", "mse", "mae", "r2", "val_mse", "val_r2"} <= set(history)
+    assert scores["loss"] == pytest.approx(scores["mse"] / 2, rel=1e-5)  # the ½ convention
+
+
+# --- fit's contract -----------------------------------------------------------------------------
+
+
+def _data(rng, n=200, d=5, k=3):
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    y = np.argmax(X[:, :k] + 0.1 * rng.standard_normal((n, k)), axis=1)
+    return X, y
+
+
+def _train(seed, epochs=3, **kwargs):
+    rng = np.random.default_rng(seed)
+    X, y = _data(np.random.default_rng(1))
+    net = mlp(rng, [5, 16, 3])
+    loss = dp.SoftmaxCrossEntropy()
+    opt = kwargs.pop("opt", None) or dp.Adam(net.parameters(), lr=1e-2)
+    history = dp.fit(net, loss, opt, X, y, epochs=epochs, batch_size=16, rng=rng, verbose=0,
+                     **kwargs)
+    return net, history
+
+
+def test_same_seed_gives_bit_identical_weights():
+    a, _ = _train(7, validation_split=0.2)
+    b, _ = _train(7, validation_split=0.2)
+    c, _ = _train(8, validation_split=0.2)
+    assert np.array_equal(a.flat_values, b.flat_values)
+    assert not np.array_equal(a.flat_values, c.flat_values)
+
+
+def test_history_has_one_value_per_epoch():
+    _, history = _train(0, epochs=4, validation_split=0.25)
+    assert history.epochs == 4
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_time"):
+        assert len(history[key]) == 4, key
+    assert history["loss"][-1] < history["loss"][0]
+    assert history.stop_reason is None
+
+
+def test_validation_split_is_stratified_and_shuffled():
+    from deltaprop.train import _split
+
+    y = np.array([0] * 90 + [1] * 10)
+    train, val = _split(y, 0.2, True, np.random.default_rng(0))
+    assert len(val) == 20 and np.sum(y[val] == 1) == 2  # 20 % of each class
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == 100
+    assert val.max() < 90 or val.min() > 0  # not just the last rows
+
+
+def test_validation_data_is_used():
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    _, history = _train(0, epochs=2, validation_data=(X[:50], y[:50]))
+    assert len(history["val_loss"]) == 2
+
+
+def test_one_training_step_matches_the_plain_formulas(rng):
+    """The fast path (flat buffers, reused storage, fused Adam) computes the textbook step."""
+    net = mlp(rng, [6, 8, 4])
+    X = rng.standard_normal((10, 6)).astype(np.float32)
+    y = rng.integers(0, 4, 10)
+    W1, b1, W2, b2 = (p.value.astype(np.float64) for p in net.parameters())
+    loss = dp.SoftmaxCrossEntropy()
+    opt = dp.Adam(net.parameters(), lr=1e-2)
+    train_step(net, loss, opt, X, loss.prepare_targets(y, 4))
+    Z1 = X @ W1.T + b1
+    A1 = np.maximum(Z1, 0)
+    Z2 = A1 @ W2.T + b2
+    P = np.exp(Z2 - Z2.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    D2 = (P - np.eye(4)[y]) / 10
+    D1 = (D2 @ W2) * (Z1 > 0)
+    grads = [D1.T @ X, D1.sum(0), D2.T @ A1, D2.sum(0)]
+    for p, w, g in zip(net.parameters(), (W1, b1, W2, b2), grads, strict=True):
+        m, v = 0.1 * g, 0.001 * g * g
+        expected = w - 1e-2 * (m / 0.1) / (np.sqrt(v / 0.001) + 1e-8)
+        np.testing.assert_allclose(p.value, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p.grad, g, rtol=1e-4, atol=1e-6)
+
+
+def test_steady_state_step_allocates_nothing(rng):
+    net = mlp(rng, [64, 128, 64, 10])
+    loss = dp.SoftmaxCrossEntropy()
+    opt = dp.Adam(net.parameters())
+    X = rng.standard_normal((1000, 64)).astype(np.float32)
+    y = loss.prepare_targets(rng.integers(0, 10, 1000), 10)
+    batches = _Batches(X, y, 100)
+    order = rng.permutation(1000)
+    with dp.core.reusing(*net.workspaces(), loss.workspace):
+        for start in (0, 100):  # warm up: storage is created on the first batches
+            train_step(net, loss, opt, *batches.gather(order[start:start + 100]))
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for start in range(200, 1000, 100):
+            train_step(net, loss, opt, *batches.gather(order[start:start + 100]))
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    # a batch of inputs is 100 × 64 × 4 = 25.6 kB; the model 52 kB: nothing of that size remains
+    assert grown < 4096, grown
+    peak_growth = max(stat.size for stat in after.statistics("filename")) if grown else 0
+    assert peak_growth < 1 << 20
+
+
+# --- stopping, restoring, callbacks --------------------------------------------------------------
+
+
+def test_early_stopping_restores_best_weights_and_says_why():
+    rng = np.random.default_rng(0)
+    X, y = _data(rng, n=100)
+    y = rng.integers(0, 3, 100)  # noise labels: validation loss gets worse as the net memorizes
+    net = mlp(rng, [5, 64, 3])
+    loss = dp.SoftmaxCrossEntropy()
+    stopper = dp.EarlyStopping(patience=2, restore_best_weights=True)
+    saved = {}
+
+    class Snapshot(dp.Callback):
+        def on_epoch_end(self, run, epoch, logs):
+            saved[epoch] = run.model.flat_values.copy()
+
+    history = dp.fit(net, loss, dp.Adam(net.parameters(), lr=0.02), X, y, epochs=50,
+                     batch_size=10, rng=rng, validation_split=0.3, verbose=0,
+                     callbacks=[stopper, Snapshot()])
+    best = int(np.argmin(history["val_loss"]))
+    assert history.epochs == best + 3 < 50
+    assert "did not improve" in history.stop_reason and f"epoch {best + 1}" in history.stop_reason
+    np.testing.assert_array_equal(net.flat_values, saved[best])
+
+
+def test_restore_best_weights_also_when_training_runs_to_the_end():
+    net, history = _train(0, epochs=5, validation_split=0.2,
+                          callbacks=[dp.EarlyStopping(patience=10, restore_best_weights=True)])
+    assert history.epochs == 5 and "restored the weights" in history.stop_reason
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_non_finite_loss_stops_and_keeps_last_finite_weights():
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    net = mlp(rng, [5, 16, 3])
+    loss = dp.SoftmaxCrossEntropy()
+    opt = dp.SGD(net.parameters(), lr=1e30)  # the first update overflows the weights
+    with pytest.warns(RuntimeWarning, match=r"non-finite loss .* at epoch 1, batch 2"):
+        history = dp.fit(net, loss, opt, X, y, epochs=3, batch_size=16, rng=rng, verbose=0)
+    assert np.all(np.isfinite(net.flat_values))
+    assert "epoch 1, batch 2" in history.stop_reason and history.epochs == 0
+
+
+def test_terminate_on_nan_checks_epoch_metrics():
+    run = type("Run", (), {"stop": lambda self, reason: setattr(self, "reason", reason)})()
+    dp.TerminateOnNaN().on_epoch_end(run, 2, {"loss": 0.5, "val_loss": math.nan})
+    assert run.reason == "non-finite metrics at epoch 3: val_loss"
+
+
+def test_reduce_lr_on_plateau_lowers_the_rate():
+    _, history = _train(0, epochs=6, validation_split=0.2, opt=None,
+                        callbacks=[dp.ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5,
+                                                        min_delta=10.0)])
+    # epoch 1 sets the best; from epoch 2 on every epoch misses min_delta and halves the rate,
+    # which the next epoch trains with
+    assert history["lr"] == pytest.approx([1e-2, 1e-2, 5e-3, 2.5e-3, 1.25e-3, 6.25e-4])
+
+
+def test_csv_logger_and_diagnostics(tmp_path):
+    path = tmp_path / "log.csv"
+    _, history = _train(0, epochs=3, validation_split=0.2,
+                        callbacks=[dp.Diagnostics(probe_size=64), dp.CSVLogger(path)])
+    rows = list(csv.DictReader(open(path)))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert float(rows[2]["loss"]) == pytest.approx(history["loss"][2])
+    for key in ("grad_norm/0.W", "grad_norm/2.b", "dead_fraction/1", "act_mean/1", "act_std/0"):
+        assert len(history[key]) == 3 and all(np.isfinite(history[key])), key
+    assert 0.0 <= history["dead_fraction/1"][0] <= 1.0
+    assert history["act_mean/1"][0] >= 0  # ReLU outputs
+
+
+def test_dead_fraction_counts_closed_gates():
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    net = mlp(rng, [5, 4, 3])
+    net[0].b.value[:2] = -100.0  # two units whose gate never opens
+    diag = dp.Diagnostics()
+    history = dp.fit(net, dp.SoftmaxCrossEntropy(), dp.SGD(net.parameters(), lr=1e-3), X, y,
+                     epochs=1, rng=rng, verbose=0, callbacks=[diag])
+    assert history["dead_fraction/1"] == [0.5]
+
+
+def test_unknown_monitor_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"monitor='val_los' is not a logged metric"):
+        _train(0, epochs=1, validation_split=0.2, callbacks=[dp.EarlyStopping("val_los")])
+
+
+# --- bad input: refused before any training ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda X, y: (X[:-1], y), r"different lengths: 199 rows in X .* 200 in y"),
+    (lambda X, y: (np.where(np.arange(200)[:, None] == 7, np.nan, X), y),
+     r"X contains 5 NaN or inf values in 1 rows \(first in row 7\)"),
+    (lambda X, y: (X, np.where(np.arange(200) == 3, np.inf, y.astype(float))),
+     r"y contains 1 NaN or inf values in 1 rows \(first in row 3\)"),
+    (lambda X, y: (X[:0], y[:0]), "X is empty"),
+    (lambda X, y: (X[:, :4], y), r"X has 4 features .* expects 5"),
+    (lambda X, y: (X, y + 1), r"class indices must lie in \[0, 3\)"),
+])
+def test_bad_data_is_refused_before_training(change, message):
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    net = mlp(rng, [5, 16, 3])
+    before = net.flat_values.copy()
+    with pytest.raises(ValueError, match=message):
+        dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), *change(X, y),
+               rng=rng, verbose=0)
+    np.testing.assert_array_equal(net.flat_values, before)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+    ({"batch_size": -5}, "batch_size must be >= 1, got -5"),
+    ({"epochs": -1}, "epochs must be >= 0, got -1"),
+    ({"validation_split": 1.0}, r"validation_split must be in \[0, 1\), got 1.0"),
+])
+def test_bad_arguments_are_refused(kwargs, message):
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    net = mlp(rng, [5, 16, 3])
+    with pytest.raises(ValueError, match=message):
+        dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, rng=rng,
+               verbose=0, **kwargs)
+
+
+def test_verbose_two_prints_one_line_per_epoch(capsys):
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    net = mlp(rng, [5, 16, 3])
+    dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, epochs=2, rng=rng,
+           verbose=2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("epoch 2/2 - loss: ")
+
+
+def test_progress_bar_is_quiet_off_a_terminal(capsys):
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    net = mlp(rng, [5, 16, 3])
+    dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, epochs=2, rng=rng,
+           verbose=1)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
