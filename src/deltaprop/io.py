@@ -101,8 +101,11 @@ def layer_from_config(config: Any, where: str = "architecture") -> Layer:
 
 
 def _describe(config: dict[str, Any]) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("type", "layers"))
-    return f"{config.get('type')}({args})"
+    """``Dense(4, 8, bias=True, dtype=float32)``: widths first, then named arguments."""
+    widths = [str(config[k]) for k in ("in_features", "out_features") if k in config]
+    named = [f"{k}={v}" for k, v in sorted(config.items())
+             if k not in ("type", "layers", "in_features", "out_features")]
+    return f"{config.get('type')}({', '.join(widths + named)})"
 
 
 def _architecture_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
