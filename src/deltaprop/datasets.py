@@ -10,6 +10,7 @@ import gzip
 import os
 import struct
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -62,27 +63,63 @@ def xor() -> tuple[Array, Array]:
             np.array([0, 1, 1, 0], dtype=np.int64))
 
 
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def _open_idx(path: str | os.PathLike[str]) -> tuple[BinaryIO, tuple[int, ...], np.dtype[Any]]:
+    """Open an IDX file and read its header: (file positioned at the data, shape, dtype)."""
+    file: BinaryIO = gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+    head = file.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
+        file.close()
+        raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number)")
+    code, ndim = head[2], head[3]
+    if code not in _IDX_TYPES:
+        file.close()
+        raise ValueError(f"{str(path)!r}: unknown IDX element type 0x{code:02x}")
+    shape = struct.unpack(f">{ndim}I", file.read(4 * ndim))
+    return file, shape, np.dtype(_IDX_TYPES[code])
+
+
+def _read_exactly(file: BinaryIO, size: int, path: str | os.PathLike[str],
+                  shape: tuple[int, ...]) -> bytes:
+    data = file.read(size)
+    if len(data) != size:
+        raise ValueError(f"{str(path)!r}: header says shape {shape}, but the body is shorter "
+                         f"({len(data)} bytes where {size} were due)")
+    return data
+
+
 def read_idx(path: str | os.PathLike[str]) -> Array:
     """Read an IDX file (the MNIST format), gzipped or not.
 
     Raises:
         ValueError: if the file is not IDX or its size disagrees with its header.
     """
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as file:
-        data = file.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number)")
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    code, ndim = data[2], data[3]
-    if code not in dtypes:
-        raise ValueError(f"{str(path)!r}: unknown IDX element type 0x{code:02x}")
-    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    dtype = np.dtype(dtypes[code])
-    body = data[4 + 4 * ndim :]
-    if len(body) != int(np.prod(shape)) * dtype.itemsize:
-        raise ValueError(f"{str(path)!r}: header says shape {shape}, but the body has {len(body)} bytes")
-    return np.frombuffer(body, dtype=dtype).reshape(shape)
+    file, shape, dtype = _open_idx(path)
+    with file:
+        size = int(np.prod(shape)) * dtype.itemsize
+        data = _read_exactly(file, size, path, shape)
+        if file.read(1):
+            raise ValueError(f"{str(path)!r}: header says shape {shape}, but the body is longer")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def read_idx_images(path: str | os.PathLike[str], rows_per_chunk: int = 4096) -> Array:
+    """Read IDX images straight into float32 rows scaled to [0, 1], shape (N, H·W).
+
+    Converted chunk by chunk, so the bytes and the floats are never both held in full.
+    """
+    file, shape, dtype = _open_idx(path)
+    with file:
+        n, row = shape[0], int(np.prod(shape[1:]))
+        out = np.empty((n, row), dtype=np.float32)
+        for start in range(0, n, rows_per_chunk):
+            stop = min(start + rows_per_chunk, n)
+            chunk = _read_exactly(file, (stop - start) * row * dtype.itemsize, path, shape)
+            np.multiply(np.frombuffer(chunk, dtype=dtype).reshape(stop - start, row),
+                        np.float32(1 / 255), out=out[start:stop])
+    return out
 
 
 def fashion_mnist(directory: str | os.PathLike[str] = FASHION_MNIST_DIR) -> Split:
@@ -101,11 +138,8 @@ def fashion_mnist(directory: str | os.PathLike[str] = FASHION_MNIST_DIR) -> Spli
         raise FileNotFoundError(
             f"Fashion-MNIST files {missing} not found in {str(root)!r}; on Debian: "
             "apt-get install dataset-fashion-mnist")
-    X_train, X_test, y_train, y_test = (read_idx(root / n) for n in names)
-    scale = np.float32(1 / 255)
-    return (X_train.reshape(len(X_train), -1).astype(np.float32) * scale,
-            X_test.reshape(len(X_test), -1).astype(np.float32) * scale,
-            y_train.astype(np.int64), y_test.astype(np.int64))
+    return (read_idx_images(root / names[0]), read_idx_images(root / names[1]),
+            read_idx(root / names[2]).astype(np.int64), read_idx(root / names[3]).astype(np.int64))
 
 
 LOADERS = {"breast-cancer": breast_cancer, "digits": digits, "two-moons": two_moons,

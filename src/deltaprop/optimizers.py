@@ -21,8 +21,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .backend import Array
 from .core import Parameter, flat_buffers
@@ -125,11 +126,20 @@ class Optimizer(ABC):
                 grad_scale = self.clip_norm / (norm + 1e-6)
         self.step_count += 1
         offset = 0
-        for values, grads in self._groups:
-            size = values.size
-            views = [self.state[key][offset : offset + size] for key in self.state_names]
-            self._update(values, grads, views, lr, grad_scale)
-            offset += size
+        # One thread: the kernels are compiled as parallel loops so that Numba vectorises them,
+        # but the update runs between BLAS calls whose threads still hold the cores; a second
+        # thread here made Fashion-MNIST epochs 5x slower (3.5 s against 0.73 s). The caller's
+        # Numba thread count is put back afterwards.
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            for values, grads in self._groups:
+                size = values.size
+                views = [self.state[key][offset : offset + size] for key in self.state_names]
+                self._update(values, grads, views, lr, grad_scale)
+                offset += size
+        finally:
+            numba.set_num_threads(threads)
 
     @abstractmethod
     def _update(
@@ -149,20 +159,24 @@ class Optimizer(ABC):
 
 
 # --- SGD ----------------------------------------------------------------------------------
+#
+# Kernels take their scalars already cast to the parameters' dtype (see Optimizer._scalars), so
+# float32 parameters are updated in float32 arithmetic, as PyTorch does. ``prange`` lets Numba
+# split the pass over the cores and vectorise it; every element is independent, so the result is
+# the same for any number of threads.
+
+_kernel = njit(cache=True, nogil=True, parallel=True)
 
 
-@njit(cache=True, nogil=True)
-def _sgd_kernel(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, grad_scale,
+@_kernel
+def _sgd_kernel(p, g, buf, lr, momentum, one_minus_dampening, nesterov, weight_decay, grad_scale,
                 first_step, tiny):  # pragma: no cover - compiled
-    for i in range(p.size):
+    zero = tiny - tiny
+    for i in prange(p.size):
         gi = g[i] * grad_scale + weight_decay * p[i]
-        if momentum != 0.0:
-            if first_step:
-                b = gi
-            else:
-                b = momentum * buf[i] + (1.0 - dampening) * gi
-            if abs(b) < tiny:  # keep the state out of the subnormal range
-                b = 0.0
+        if momentum != zero:
+            b = gi if first_step else momentum * buf[i] + one_minus_dampening * gi
+            b = b if abs(b) >= tiny else zero  # keep the state out of the subnormal range
             buf[i] = b
             gi = gi + momentum * b if nesterov else b
         p[i] -= lr * gi
@@ -205,8 +219,10 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
-        _sgd_kernel(p, g, state[0], lr, self.momentum, self.dampening, self.nesterov,
-                    self.weight_decay, grad_scale, self.step_count == 1, self._tiny)
+        f = p.dtype.type
+        _sgd_kernel(p, g, state[0], f(lr), f(self.momentum), f(1.0 - self.dampening),
+                    self.nesterov, f(self.weight_decay), f(grad_scale), self.step_count == 1,
+                    f(self._tiny))
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"momentum": self.momentum, "dampening": self.dampening,
@@ -217,28 +233,24 @@ class SGD(Optimizer):
 # --- Adam and AdamW -----------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
-def _adam_kernel(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step, grad_scale,
-                 tiny):  # pragma: no cover - compiled
-    bias1 = 1.0 - beta1**step
-    bias2_sqrt = math.sqrt(1.0 - beta2**step)
-    step_size = lr / bias1
-    shrink = 1.0 - lr * weight_decay
-    for i in range(p.size):
+@_kernel
+def _adam_kernel(p, g, m, v, beta1, beta2, step_size, inv_bias2_sqrt, eps, weight_decay, shrink,
+                 decoupled, grad_scale, tiny):  # pragma: no cover - compiled
+    zero = tiny - tiny
+    one = tiny / tiny
+    for i in prange(p.size):
         gi = g[i] * grad_scale
         if decoupled:
             p[i] *= shrink
         else:
             gi += weight_decay * p[i]
-        mi = beta1 * m[i] + (1.0 - beta1) * gi
-        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
-        if abs(mi) < tiny:  # keep the moments out of the subnormal range
-            mi = 0.0
-        if vi < tiny:
-            vi = 0.0
+        mi = beta1 * m[i] + (one - beta1) * gi
+        vi = beta2 * v[i] + (one - beta2) * gi * gi
+        mi = mi if abs(mi) >= tiny else zero  # keep the moments out of the subnormal range
+        vi = vi if vi >= tiny else zero
         m[i] = mi
         v[i] = vi
-        p[i] -= step_size * mi / (math.sqrt(vi) / bias2_sqrt + eps)
+        p[i] -= step_size * mi / (math.sqrt(vi) * inv_bias2_sqrt + eps)
 
 
 class Adam(Optimizer):
@@ -277,9 +289,13 @@ class Adam(Optimizer):
         self.weight_decay = _check_positive(name, "weight_decay", weight_decay, allow_zero=True)
 
     def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
+        f = p.dtype.type
         beta1, beta2 = self.betas
-        _adam_kernel(p, g, state[0], state[1], lr, beta1, beta2, self.eps, self.weight_decay,
-                     self.decoupled_weight_decay, self.step_count, grad_scale, self._tiny)
+        t = self.step_count
+        _adam_kernel(p, g, state[0], state[1], f(beta1), f(beta2), f(lr / (1.0 - beta1**t)),
+                     f(1.0 / math.sqrt(1.0 - beta2**t)), f(self.eps), f(self.weight_decay),
+                     f(1.0 - lr * self.weight_decay), self.decoupled_weight_decay, f(grad_scale),
+                     f(self._tiny))
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,
@@ -315,27 +331,26 @@ class AdamW(Adam):
 # --- RMSprop -------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@_kernel
 def _rmsprop_kernel(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum,
                     centered, grad_scale, tiny):  # pragma: no cover - compiled
-    for i in range(p.size):
+    zero = tiny - tiny
+    one = tiny / tiny
+    for i in prange(p.size):
         gi = g[i] * grad_scale + weight_decay * p[i]
-        s = alpha * square_avg[i] + (1.0 - alpha) * gi * gi
-        if s < tiny:
-            s = 0.0
+        s = alpha * square_avg[i] + (one - alpha) * gi * gi
+        s = s if s >= tiny else zero
         square_avg[i] = s
         if centered:
-            a = alpha * grad_avg[i] + (1.0 - alpha) * gi
-            if abs(a) < tiny:
-                a = 0.0
+            a = alpha * grad_avg[i] + (one - alpha) * gi
+            a = a if abs(a) >= tiny else zero
             grad_avg[i] = a
-            avg = math.sqrt(max(s - a * a, 0.0)) + eps
+            avg = math.sqrt(max(s - a * a, zero)) + eps
         else:
             avg = math.sqrt(s) + eps
-        if momentum > 0.0:
+        if momentum > zero:
             b = momentum * buf[i] + gi / avg
-            if abs(b) < tiny:
-                b = 0.0
+            b = b if abs(b) >= tiny else zero
             buf[i] = b
             p[i] -= lr * b
         else:
@@ -349,10 +364,11 @@ class RMSprop(Optimizer):
         g_t &= \nabla_\theta L + \lambda \theta_{t-1} \\
         v_t &= \alpha v_{t-1} + (1 - \alpha) g_t^2 \\
         \tilde v_t &= v_t - \bar g_t^2 \text{ with } \bar g_t = \alpha \bar g_{t-1}
-                      + (1 - \alpha) g_t \text{ (centered only)} \\
-        b_t &= \mu b_{t-1} + g_t / (\sqrt{\tilde v_t} + \epsilon) \text{ and }
+                      + (1 - \alpha) g_t \text{ (centered only; else } \tilde v_t = v_t) \\
+        b_t &= \mu b_{t-1} + g_t / (\sqrt{\tilde v_t} + \epsilon),\;
                \theta_t = \theta_{t-1} - \gamma b_t \text{ (momentum μ > 0)} \\
-        \theta_t &= \theta_{t-1} - \gamma g_t / (\sqrt{\tilde v_t} + \epsilon) \text{ (otherwise)}
+        \theta_t &= \theta_{t-1} - \gamma g_t / (\sqrt{\tilde v_t} + \epsilon)
+                    \text{ (otherwise)}
     """
 
     state_names = ("square_avg", "grad_avg", "momentum_buffer")
@@ -378,8 +394,10 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
-        _rmsprop_kernel(p, g, state[0], state[1], state[2], lr, self.alpha, self.eps,
-                        self.weight_decay, self.momentum, self.centered, grad_scale, self._tiny)
+        f = p.dtype.type
+        _rmsprop_kernel(p, g, state[0], state[1], state[2], f(lr), f(self.alpha), f(self.eps),
+                        f(self.weight_decay), f(self.momentum), self.centered, f(grad_scale),
+                        f(self._tiny))
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
@@ -390,9 +408,9 @@ class RMSprop(Optimizer):
 # --- Adagrad -------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@_kernel
 def _adagrad_kernel(p, g, total, lr, eps, weight_decay, grad_scale):  # pragma: no cover
-    for i in range(p.size):
+    for i in prange(p.size):
         gi = g[i] * grad_scale + weight_decay * p[i]
         s = total[i] + gi * gi
         total[i] = s
@@ -434,8 +452,10 @@ class Adagrad(Optimizer):
         self.state["sum"].fill(self.initial_accumulator_value)
 
     def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
+        f = p.dtype.type
         decayed_lr = lr / (1.0 + (self.step_count - 1) * self.lr_decay)
-        _adagrad_kernel(p, g, state[0], decayed_lr, self.eps, self.weight_decay, grad_scale)
+        _adagrad_kernel(p, g, state[0], f(decayed_lr), f(self.eps), f(self.weight_decay),
+                        f(grad_scale))
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr_decay": self.lr_decay, "weight_decay": self.weight_decay,

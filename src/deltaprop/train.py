@@ -187,6 +187,8 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 def _check_finite_rows(name: str, array: Array) -> None:
     if array.dtype.kind != "f":
         return
+    if np.isfinite(np.sum(array, dtype=np.float64)):  # all finite, without a mask the data's size
+        return
     finite = np.isfinite(array)
     if not finite.all():
         bad_rows = ~finite.reshape(len(array), -1).all(axis=1)

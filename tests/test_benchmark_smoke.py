@@ -1,0 +1,22 @@
+"""The benchmark script runs end to end on a tiny budget, so it cannot rot (no timing asserted)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deltaprop import datasets
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "fashion_mnist.py"
+
+
+@pytest.mark.skipif(not datasets.FASHION_MNIST_DIR.exists(),
+                    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+def test_benchmark_runs_on_a_tiny_budget(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "tiny.md").read_text()
+    assert "| deltaprop |" in table and "| scikit-learn |" in table
+    assert "deltaprop / GEMM floor" in table
