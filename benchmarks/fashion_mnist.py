@@ -67,7 +67,7 @@ class Deltaprop:
                rng=self.rng, verbose=0)
 
     def predict(self, X) -> np.ndarray:
-        return np.argmax(self.net.predict(X, batch_size=len(X)), axis=1)
+        return np.argmax(self.net.predict(X), axis=1)
 
 
 class Torch:

@@ -9,7 +9,7 @@ from typing import Any, overload
 import numpy as np
 
 from .backend import Array, as_float_array
-from .core import Layer, Parameter, ShapeError, Workspace, flatten_into
+from .core import Layer, Parameter, ShapeError, Workspace, flatten_into, reusing
 from .layers import Dense
 
 
@@ -177,14 +177,22 @@ class Sequential(Layer):
         if self.layers:
             self.layers[0].backward_params(grad_out)
 
-    def predict(self, x: Any, batch_size: int = 4096) -> Array:
-        """Logits for ``x`` in batches (no caches kept). Shapes: (N, in) -> (N, out)."""
+    def predict(self, x: Any, batch_size: int = 1024) -> Array:
+        """Logits for ``x``, computed in batches (no caches kept). Shapes: (N, in) -> (N, out).
+
+        Batches reuse one set of intermediate arrays, small enough to stay in cache, and each
+        batch's logits are copied into one output array.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         x = self._check_model_input(x)
         if x.shape[0] <= batch_size:
             return self.forward(x)
-        return np.concatenate(
-            [self.forward(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
-        )
+        out = np.empty((x.shape[0], self.output_features(x.shape[1])), dtype=self.dtype)
+        with reusing(*self.workspaces()):
+            for start in range(0, x.shape[0], batch_size):
+                out[start : start + batch_size] = self.forward(x[start : start + batch_size])
+        return out
 
     def _check_model_input(self, x: Any) -> Array:
         if not isinstance(x, np.ndarray) or x.dtype != self.dtype or x.ndim != 2:

@@ -500,7 +500,7 @@ def evaluate(
     return _evaluate_prepared(model, loss, X_arr, y_arr, batch_size=batch_size)
 
 
-def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 4096) -> Array:
+def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 1024) -> Array:
     """The output activation of ``loss`` applied to the model's logits, in batches.
 
     Shapes: X (N, in) -> (N, K) probabilities (classification) or values (regression).
