@@ -63,8 +63,17 @@ class Deltaprop:
         self.batch_size = batch_size
 
     def epoch(self, X, y) -> None:
-        dp.fit(self.net, self.loss, self.opt, X, y, epochs=1, batch_size=self.batch_size,
-               rng=self.rng, verbose=0)
+        dp.fit(
+            self.net,
+            self.loss,
+            self.opt,
+            X,
+            y,
+            epochs=1,
+            batch_size=self.batch_size,
+            rng=self.rng,
+            verbose=0,
+        )
 
     def predict(self, X) -> np.ndarray:
         return np.argmax(self.net.predict(X), axis=1)
@@ -81,8 +90,9 @@ class Torch:
             layers.append(torch.nn.Linear(a, b))
             if i < len(widths) - 2:
                 layers.append(torch.nn.ReLU())
-        self.net = torch.nn.Sequential(*layers).to(torch.float64 if dtype == np.float64
-                                                    else torch.float32)
+        self.net = torch.nn.Sequential(*layers).to(
+            torch.float64 if dtype == np.float64 else torch.float32
+        )
         self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
         self.loss = torch.nn.CrossEntropyLoss()
         self.generator = torch.Generator().manual_seed(seed)
@@ -108,9 +118,14 @@ class Sklearn:
     def __init__(self, seed: int, dtype=np.float32, widths=WIDTHS, batch_size=128) -> None:
         from sklearn.neural_network import MLPClassifier
 
-        self.net = MLPClassifier(hidden_layer_sizes=widths[1:-1], solver="adam",
-                                 learning_rate_init=1e-3, batch_size=batch_size, alpha=0.0,
-                                 random_state=seed)
+        self.net = MLPClassifier(
+            hidden_layer_sizes=widths[1:-1],
+            solver="adam",
+            learning_rate_init=1e-3,
+            batch_size=batch_size,
+            alpha=0.0,
+            random_state=seed,
+        )
         self.classes = np.arange(widths[-1])
 
     def epoch(self, X, y) -> None:
@@ -134,8 +149,10 @@ def contenders() -> list[type]:
 def gemm_floor(X: np.ndarray, batch_size: int = 128, widths=WIDTHS) -> float:
     """Seconds per epoch of the matrix products alone: 3 forward, 5 backward per batch."""
     rng = np.random.default_rng(0)
-    Ws = [rng.standard_normal((b, a)).astype(X.dtype) for a, b in zip(widths[:-1], widths[1:],
-                                                                       strict=True)]
+    Ws = [
+        rng.standard_normal((b, a)).astype(X.dtype)
+        for a, b in zip(widths[:-1], widths[1:], strict=True)
+    ]
     x = X[:batch_size].copy()
     acts = [np.empty((batch_size, w), X.dtype) for w in widths]
     grads = [np.empty_like(W) for W in Ws]
@@ -224,37 +241,52 @@ def main_table(epochs: int, tiny: bool) -> str:
             "peak memory / data": peak_memory_ratio(model.name, tiny),
         }
     ours = rows["deltaprop"]["median epochs 2-n (s)"]
-    lines = [f"Fashion-MNIST {len(X_train)} train / {len(X_test)} test, 784-256-128-10 ReLU, "
-             f"Adam 1e-3, batch 128, float32, {epochs} epochs interleaved",
-             f"GEMM floor (matrix products alone): {floor:.3f} s/epoch", "",
-             "| library | " + " | ".join(next(iter(rows.values()))) + " |",
-             "|---" * (1 + len(next(iter(rows.values())))) + "|"]
+    rate = "inference (samples/s)"
+    lines = [
+        f"Fashion-MNIST {len(X_train)} train / {len(X_test)} test, 784-256-128-10 ReLU, "
+        f"Adam 1e-3, batch 128, float32, {epochs} epochs interleaved",
+        f"GEMM floor (matrix products alone): {floor:.3f} s/epoch",
+        "",
+        "| library | " + " | ".join(next(iter(rows.values()))) + " |",
+        "|---" * (1 + len(next(iter(rows.values())))) + "|",
+    ]
     for name, row in rows.items():
         cells = [f"{v:,.0f}" if "samples" in k else f"{v:.3f}" for k, v in row.items()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "ratios (same run):",
-              f"- deltaprop / GEMM floor: {ours / floor:.2f}",
-              f"- deltaprop last epoch / epoch 2: "
-              f"{rows['deltaprop']['last epoch (s)'] / rows['deltaprop']['epoch 2 (s)']:.2f}"]
+    lines += [
+        "",
+        "ratios (same run):",
+        f"- deltaprop / GEMM floor: {ours / floor:.2f}",
+        f"- deltaprop last epoch / epoch 2: "
+        f"{rows['deltaprop']['last epoch (s)'] / rows['deltaprop']['epoch 2 (s)']:.2f}",
+    ]
     for name in rows:
         if name != "deltaprop":
-            lines.append(f"- deltaprop / {name} (steady-state epoch): "
-                         f"{ours / rows[name]['median epochs 2-n (s)']:.2f}")
-            lines.append(f"- inference deltaprop / {name}: "
-                         f"{rows['deltaprop']['inference (samples/s)'] / rows[name]['inference (samples/s)']:.2f}")
+            lines.append(
+                f"- deltaprop / {name} (steady-state epoch): "
+                f"{ours / rows[name]['median epochs 2-n (s)']:.2f}"
+            )
+            lines.append(
+                f"- inference deltaprop / {name}: {rows['deltaprop'][rate] / rows[name][rate]:.2f}"
+            )
     lines += ["", "other settings (median of epochs 2-3, s/epoch):", ""]
-    lines.append("| setting | " + " | ".join(c.name for c in contenders() if c is not Sklearn)
-                 + " |")
+    lines.append(
+        "| setting | " + " | ".join(c.name for c in contenders() if c is not Sklearn) + " |"
+    )
     lines.append("|---" * (1 + len([c for c in contenders() if c is not Sklearn])) + "|")
-    for label, kwargs in (("float64, batch 128", {"dtype": np.float64}),
-                          ("float32, batch 32", {"batch_size": 32})):
+    for label, kwargs in (
+        ("float64, batch 128", {"dtype": np.float64}),
+        ("float32, batch 32", {"batch_size": 32}),
+    ):
         X = X_train.astype(np.float64) if "dtype" in kwargs else X_train
         cells = []
         for cls in contenders():
             if cls is Sklearn:
                 continue
             model = cls(seed=0, **kwargs)
-            cells.append(f"{statistics.median(timed(model.epoch, X, y_train) for _ in range(3)):.3f}")
+            cells.append(
+                f"{statistics.median(timed(model.epoch, X, y_train) for _ in range(3)):.3f}"
+            )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

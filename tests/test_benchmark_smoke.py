@@ -11,11 +11,17 @@ from deltaprop import datasets
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "fashion_mnist.py"
 
 
-@pytest.mark.skipif(not datasets.FASHION_MNIST_DIR.exists(),
-                    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not datasets.FASHION_MNIST_DIR.exists(),
+    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
+)
 def test_benchmark_runs_on_a_tiny_budget(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--tiny", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "tiny.md").read_text()
     assert "| deltaprop |" in table and "| scikit-learn |" in table

@@ -27,8 +27,9 @@ LAYERS = {
     "GELU": lambda rng: dp.GELU(),
     "Softplus": lambda rng: dp.Softplus(),
     "Softmax": lambda rng: dp.Softmax(),
-    "Sequential": lambda rng: dp.Sequential(dp.Dense(4, 5, rng=rng), dp.Tanh(),
-                                            dp.Dense(5, 3, rng=rng)),
+    "Sequential": lambda rng: dp.Sequential(
+        dp.Dense(4, 5, rng=rng), dp.Tanh(), dp.Dense(5, 3, rng=rng)
+    ),
 }
 
 
@@ -78,8 +79,13 @@ def test_fused_delta_matches_finite_differences(name, cls, kind, k, rng):
 
 @pytest.mark.parametrize(("name", "cls", "kind", "k"), LOSSES, ids=[c[0] for c in LOSSES])
 def test_whole_model_with_each_loss(name, cls, kind, k, rng):
-    model = dp.Sequential(dp.Dense(3, 6, rng=rng), dp.ReLU(), dp.Dense(6, 5, rng=rng),
-                          dp.GELU(), dp.Dense(5, k, rng=rng))
+    model = dp.Sequential(
+        dp.Dense(3, 6, rng=rng),
+        dp.ReLU(),
+        dp.Dense(6, 5, rng=rng),
+        dp.GELU(),
+        dp.Dense(5, k, rng=rng),
+    )
     X = away_from_kinks(rng, (8, 3))
     report = gradcheck.check_model(model, cls(), X, _targets(kind, rng, 8, k))
     assert report.ok, str(report)
@@ -100,8 +106,12 @@ def test_report_flags_a_wrong_gradient(rng):
 def test_check_runs_on_a_float64_copy_and_leaves_the_model_alone(rng):
     model = dp.Sequential(dp.Dense(3, 2, rng=rng))
     before = model.flat_values.copy()
-    report = gradcheck.check_model(model, dp.MeanSquaredError(), rng.standard_normal((4, 3)),
-                                   rng.standard_normal(4 * 2).reshape(4, 2))
+    report = gradcheck.check_model(
+        model,
+        dp.MeanSquaredError(),
+        rng.standard_normal((4, 3)),
+        rng.standard_normal(4 * 2).reshape(4, 2),
+    )
     assert report.ok
     assert model.flat_values.dtype == np.float32
     np.testing.assert_array_equal(model.flat_values, before)

@@ -14,9 +14,13 @@ from deltaprop import io
 
 
 def network(rng, dtype=np.float32):
-    return dp.Sequential(dp.Dense(4, 8, rng=rng, dtype=dtype), dp.ReLU(),
-                         dp.Dense(8, 6, rng=rng, dtype=dtype), dp.LeakyReLU(0.2),
-                         dp.Dense(6, 3, rng=rng, dtype=dtype))
+    return dp.Sequential(
+        dp.Dense(4, 8, rng=rng, dtype=dtype),
+        dp.ReLU(),
+        dp.Dense(8, 6, rng=rng, dtype=dtype),
+        dp.LeakyReLU(0.2),
+        dp.Dense(6, 3, rng=rng, dtype=dtype),
+    )
 
 
 @pytest.fixture
@@ -55,12 +59,18 @@ def test_weights_load_into_pytorch(saved):
     from safetensors.torch import load_file
 
     net, path = saved
-    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 6),
-                                torch.nn.LeakyReLU(0.2), torch.nn.Linear(6, 3))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, 6),
+        torch.nn.LeakyReLU(0.2),
+        torch.nn.Linear(6, 3),
+    )
     model.load_state_dict(load_file(str(path)))
     X = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
-    np.testing.assert_allclose(model(torch.tensor(X)).detach().numpy(), net.forward(X), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        model(torch.tensor(X)).detach().numpy(), net.forward(X), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_inspect_reports_without_building(saved):
@@ -81,10 +91,12 @@ def test_truncated_files(saved, tmp_path):
     _, path = saved
     data = path.read_bytes()
     header = int.from_bytes(data[:8], "little")
-    for cut, message in [(4, "truncated or not a deltaprop file: only 4 bytes"),
-                         (8 + header // 2, "is truncated: the header needs"),
-                         (8 + header + 10, "is truncated: tensor"),
-                         (len(data) - 1, "is truncated: tensor")]:
+    for cut, message in [
+        (4, "truncated or not a deltaprop file: only 4 bytes"),
+        (8 + header // 2, "is truncated: the header needs"),
+        (8 + header + 10, "is truncated: tensor"),
+        (len(data) - 1, "is truncated: tensor"),
+    ]:
         bad = tmp_path / f"cut{cut}.safetensors"
         bad.write_bytes(data[:cut])
         with pytest.raises(dp.ModelFileError, match=message):
@@ -129,21 +141,45 @@ def _rewrite(path, target, edit):
     io.write_file(target, tensors, info)
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda t, i: (t, {**i, "architecture": {"type": "Sequential", "layers": [
-        {"type": "os.system", "in_features": 4}]}}), r"unknown layer type 'os.system'"),
-    (lambda t, i: (t, {**i, "loss": {"type": "Evil"}}), r"unknown loss"),
-    (lambda t, i: ({**t, "0.weight": t["0.weight"][:5]}, i),
-     r"tensor '0.weight' has shape \(5, 4\), but the architecture needs \(8, 4\)"),
-    (lambda t, i: ({**t, "2.bias": t["2.bias"].astype(np.float64)}, i),
-     r"tensor '2.bias' has dtype float64, but the architecture needs float32"),
-    (lambda t, i: ({k: v for k, v in t.items() if k != "4.bias"}, i),
-     r"tensor '4.bias' is missing"),
-    (lambda t, i: ({**t, "9.weight": np.zeros(2, np.float32)}, i),
-     r"tensors \['9.weight'\] do not belong to the architecture"),
-    (lambda t, i: ({**t, "0.bias": np.full(8, np.nan, np.float32)}, i),
-     r"tensor '0.bias' holds 8 non-finite values"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t, i: (
+                t,
+                {
+                    **i,
+                    "architecture": {
+                        "type": "Sequential",
+                        "layers": [{"type": "os.system", "in_features": 4}],
+                    },
+                },
+            ),
+            r"unknown layer type 'os.system'",
+        ),
+        (lambda t, i: (t, {**i, "loss": {"type": "Evil"}}), r"unknown loss"),
+        (
+            lambda t, i: ({**t, "0.weight": t["0.weight"][:5]}, i),
+            r"tensor '0.weight' has shape \(5, 4\), but the architecture needs \(8, 4\)",
+        ),
+        (
+            lambda t, i: ({**t, "2.bias": t["2.bias"].astype(np.float64)}, i),
+            r"tensor '2.bias' has dtype float64, but the architecture needs float32",
+        ),
+        (
+            lambda t, i: ({k: v for k, v in t.items() if k != "4.bias"}, i),
+            r"tensor '4.bias' is missing",
+        ),
+        (
+            lambda t, i: ({**t, "9.weight": np.zeros(2, np.float32)}, i),
+            r"tensors \['9.weight'\] do not belong to the architecture",
+        ),
+        (
+            lambda t, i: ({**t, "0.bias": np.full(8, np.nan, np.float32)}, i),
+            r"tensor '0.bias' holds 8 non-finite values",
+        ),
+    ],
+)
 def test_semantic_faults(saved, tmp_path, edit, message):
     _, path = saved
     bad = tmp_path / "bad.safetensors"
@@ -158,8 +194,11 @@ def test_newer_format_version_is_refused(saved, tmp_path, monkeypatch):
     newer = tmp_path / "newer.safetensors"
     dp.save(dp.load(path)[0], newer)
     monkeypatch.undo()
-    with pytest.raises(dp.ModelFileError, match=r"format version 2, newer than this library reads "
-                                                 r"\(up to 1\); upgrade"):
+    with pytest.raises(
+        dp.ModelFileError,
+        match=r"format version 2, newer than this library reads "
+        r"\(up to 1\); upgrade",
+    ):
         dp.load(newer)
 
 
@@ -179,12 +218,15 @@ def test_pickle_is_never_executed(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", r"is empty \(0 bytes\)"),
-    (b"PK\x03\x04" + bytes(100), "is a zip archive"),
-    (np.random.default_rng(0).bytes(4096), "not a deltaprop file"),
-    (b"\x10\x00\x00\x00\x00\x00\x00\x00" + b'{"a": 1}        ', "not written by deltaprop"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"is empty \(0 bytes\)"),
+        (b"PK\x03\x04" + bytes(100), "is a zip archive"),
+        (np.random.default_rng(0).bytes(4096), "not a deltaprop file"),
+        (b"\x10\x00\x00\x00\x00\x00\x00\x00" + b'{"a": 1}        ', "not written by deltaprop"),
+    ],
+)
 def test_not_deltaprop_files(tmp_path, content, message):
     bad = tmp_path / "x.safetensors"
     bad.write_bytes(content)
@@ -195,7 +237,9 @@ def test_not_deltaprop_files(tmp_path, content, message):
 def test_plain_safetensors_file_is_not_a_deltaprop_file(tmp_path):
     path = tmp_path / "plain.safetensors"
     safetensors.numpy.save_file({"w": np.zeros(3, np.float32)}, str(path))
-    with pytest.raises(dp.ModelFileError, match="safetensors file but was not written by deltaprop"):
+    with pytest.raises(
+        dp.ModelFileError, match="safetensors file but was not written by deltaprop"
+    ):
         dp.load(path)
 
 
@@ -269,8 +313,12 @@ def test_resume_in_another_process_equals_uninterrupted_run(kind, tmp_path):
     script.write_text(RESUME_SCRIPT)
 
     def run(*args):
-        result = subprocess.run([sys.executable, str(script), kind, *map(str, args)],
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, str(script), kind, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout.split()
 
@@ -288,17 +336,59 @@ def test_resume_with_a_different_model_or_optimizer_is_refused(tmp_path, rng):
     y = rng.integers(0, 3, 40)
     net = dp.Sequential(dp.Dense(4, 8, rng=rng), dp.ReLU(), dp.Dense(8, 3, rng=rng))
     ckpt = tmp_path / "c.safetensors"
-    dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, epochs=1,
-           rng=rng, verbose=0, callbacks=[dp.ModelCheckpoint(ckpt)])
+    dp.fit(
+        net,
+        dp.SoftmaxCrossEntropy(),
+        dp.Adam(net.parameters()),
+        X,
+        y,
+        epochs=1,
+        rng=rng,
+        verbose=0,
+        callbacks=[dp.ModelCheckpoint(ckpt)],
+    )
     other = dp.Sequential(dp.Dense(4, 9, rng=rng), dp.ReLU(), dp.Dense(9, 3, rng=rng))
-    with pytest.raises(dp.ModelFileError, match=r"different architecture: layer 0: file has "
-                                                 r"Dense\(4, 8, bias=True.*model has Dense\(4, 9"):
-        dp.fit(other, dp.SoftmaxCrossEntropy(), dp.Adam(other.parameters()), X, y, epochs=2,
-               rng=rng, verbose=0, resume_from=ckpt)
-    with pytest.raises(dp.ModelFileError, match=r"different optimizer: type: file has 'Adam', "
-                                                 r"given 'SGD'"):
-        dp.fit(net, dp.SoftmaxCrossEntropy(), dp.SGD(net.parameters()), X, y, epochs=2,
-               rng=rng, verbose=0, resume_from=ckpt)
+    with pytest.raises(
+        dp.ModelFileError,
+        match=r"different architecture: layer 0: file has "
+        r"Dense\(4, 8, bias=True.*model has Dense\(4, 9",
+    ):
+        dp.fit(
+            other,
+            dp.SoftmaxCrossEntropy(),
+            dp.Adam(other.parameters()),
+            X,
+            y,
+            epochs=2,
+            rng=rng,
+            verbose=0,
+            resume_from=ckpt,
+        )
+    with pytest.raises(
+        dp.ModelFileError,
+        match=r"different optimizer: type: file has 'Adam', "
+        r"given 'SGD'",
+    ):
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.SGD(net.parameters()),
+            X,
+            y,
+            epochs=2,
+            rng=rng,
+            verbose=0,
+            resume_from=ckpt,
+        )
     with pytest.raises(dp.ModelFileError, match=r"lr: file has 0.001, given 0.01"):
-        dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters(), lr=0.01), X, y,
-               epochs=2, rng=rng, verbose=0, resume_from=ckpt)
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.Adam(net.parameters(), lr=0.01),
+            X,
+            y,
+            epochs=2,
+            rng=rng,
+            verbose=0,
+            resume_from=ckpt,
+        )

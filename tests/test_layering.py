@@ -12,14 +12,25 @@ import deltaprop
 
 LEVELS = {
     "backend": 0,
-    "functional": 1, "initializers": 1,
+    "functional": 1,
+    "initializers": 1,
     "core": 2,
-    "layers": 3, "activations": 3, "losses": 3, "optimizers": 3, "schedules": 3,
+    "layers": 3,
+    "activations": 3,
+    "losses": 3,
+    "optimizers": 3,
+    "schedules": 3,
     "model": 4,
-    "io": 5, "gradcheck": 5, "explain": 5, "datasets": 5,
+    "io": 5,
+    "gradcheck": 5,
+    "explain": 5,
+    "datasets": 5,
     "train": 6,
-    "estimators": 7, "plots": 7, "cli": 7,
-    "__main__": 8, "__init__": 8,
+    "estimators": 7,
+    "plots": 7,
+    "cli": 7,
+    "__main__": 8,
+    "__init__": 8,
 }
 PACKAGE = Path(deltaprop.__file__).parent
 
@@ -35,7 +46,9 @@ def internal_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("deltaprop."):
             found.add(node.module.split(".")[1])
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("deltaprop."))
+            found.update(
+                a.name.split(".")[1] for a in node.names if a.name.startswith("deltaprop.")
+            )
     return found
 
 
@@ -50,8 +63,9 @@ def test_imports_point_strictly_downward():
         level = LEVELS[path.stem]
         for target in internal_imports(path):
             if LEVELS[target] >= level:
-                violations.append(f"{path.stem} (level {level}) imports {target} "
-                                  f"(level {LEVELS[target]})")
+                violations.append(
+                    f"{path.stem} (level {level}) imports {target} (level {LEVELS[target]})"
+                )
     assert not violations, "\n".join(violations)
 
 

@@ -4,8 +4,16 @@ import pytest
 import deltaprop as dp
 from deltaprop import initializers
 
-ACTIVATIONS = [dp.Identity, dp.ReLU, dp.LeakyReLU, dp.Sigmoid, dp.Tanh, dp.GELU, dp.Softplus,
-               dp.Softmax]
+ACTIVATIONS = [
+    dp.Identity,
+    dp.ReLU,
+    dp.LeakyReLU,
+    dp.Sigmoid,
+    dp.Tanh,
+    dp.GELU,
+    dp.Softplus,
+    dp.Softmax,
+]
 
 
 def test_user_example_from_the_issue(rng):
@@ -18,7 +26,11 @@ def test_user_example_from_the_issue(rng):
     grad_X = net.backward(loss.backward())
     assert grad_X.shape == (10, 3)
     assert [(p.name, p.value.shape, p.grad.shape) for p in net.parameters()] == [
-        ("0.W", (4, 3), (4, 3)), ("0.b", (4,), (4,)), ("2.W", (1, 4), (1, 4)), ("2.b", (1,), (1,))]
+        ("0.W", (4, 3), (4, 3)),
+        ("0.b", (4,), (4,)),
+        ("2.W", (1, 4), (1, 4)),
+        ("2.b", (1,), (1,)),
+    ]
     probs = loss.predict(net.forward(X))
     assert probs.shape == (10, 1) and np.all((probs > 0) & (probs < 1))
     assert L > 0
@@ -26,8 +38,13 @@ def test_user_example_from_the_issue(rng):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_no_silent_upcast(dtype, rng):
-    net = dp.Sequential(dp.Dense(3, 4, rng=rng, dtype=dtype), dp.ReLU(), dp.Dense(4, 5, rng=rng,
-                        dtype=dtype), dp.Tanh(), dp.Dense(5, 2, rng=rng, dtype=dtype))
+    net = dp.Sequential(
+        dp.Dense(3, 4, rng=rng, dtype=dtype),
+        dp.ReLU(),
+        dp.Dense(4, 5, rng=rng, dtype=dtype),
+        dp.Tanh(),
+        dp.Dense(5, 2, rng=rng, dtype=dtype),
+    )
     X = rng.standard_normal((6, 3)).astype(dtype)
     loss = dp.SoftmaxCrossEntropy()
     logits = net.forward(X, training=True)
@@ -74,8 +91,9 @@ def test_sequential_container_protocol(rng):
     head = net[:2]
     assert isinstance(head, dp.Sequential) and len(head) == 2
     x = rng.standard_normal((5, 3)).astype(np.float32)
-    np.testing.assert_array_equal(head.forward(x), np.maximum(x @ layers[0].W.value.T
-                                                              + layers[0].b.value, 0))
+    np.testing.assert_array_equal(
+        head.forward(x), np.maximum(x @ layers[0].W.value.T + layers[0].b.value, 0)
+    )
     assert head.parameters()[0] is net.parameters()[0]  # a slice shares the parameters
     assert "Dense(3, 4" in repr(net)
 
@@ -106,7 +124,9 @@ def test_activation_values(rng):
     np.testing.assert_allclose(dp.Softmax().forward(np.array([[0.0, np.log(3.0)]])), [[0.25, 0.75]])
 
 
-@pytest.mark.parametrize("cls", [*ACTIVATIONS, lambda: dp.Dense(5, 2, rng=np.random.default_rng(0))])
+@pytest.mark.parametrize(
+    "cls", [*ACTIVATIONS, lambda: dp.Dense(5, 2, rng=np.random.default_rng(0))]
+)
 def test_backward_before_training_forward_is_refused(cls, rng):
     layer = cls()
     with pytest.raises(dp.ForwardNotCalledError, match="before forward"):
@@ -127,7 +147,9 @@ def test_input_width_mismatch_names_layer_and_shapes(rng):
 
 
 def test_widths_that_do_not_chain_name_both_layers(rng):
-    with pytest.raises(dp.ShapeError, match=r"layer 0 \(Dense\(3, 4.*outputs 4.*layer 2 \(Dense\(5, 1"):
+    with pytest.raises(
+        dp.ShapeError, match=r"layer 0 \(Dense\(3, 4.*outputs 4.*layer 2 \(Dense\(5, 1"
+    ):
         dp.Sequential(dp.Dense(3, 4, rng=rng), dp.ReLU(), dp.Dense(5, 1, rng=rng))
 
 

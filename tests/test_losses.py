@@ -10,8 +10,10 @@ from deltaprop import functional as F
 finite = st.floats(-50, 50, allow_nan=False, width=64)
 
 
-@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 6)), elements=finite),
-       st.floats(-1e3, 1e3))
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 6)), elements=finite),
+    st.floats(-1e3, 1e3),
+)
 def test_softmax_rows_sum_to_one_and_ignore_a_row_constant(z, c):
     p = F.softmax(z)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
@@ -19,17 +21,23 @@ def test_softmax_rows_sum_to_one_and_ignore_a_row_constant(z, c):
     assert np.all(p >= 0)
 
 
-@given(arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(2, 5)), elements=finite),
-       st.data())
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(2, 5)), elements=finite), st.data()
+)
 def test_softmax_ce_equals_naive_formula(z, data):
-    y = np.array(data.draw(st.lists(st.integers(0, z.shape[1] - 1), min_size=len(z),
-                                    max_size=len(z))))
+    y = np.array(
+        data.draw(st.lists(st.integers(0, z.shape[1] - 1), min_size=len(z), max_size=len(z)))
+    )
     naive = -np.mean(np.log(np.exp(z)[np.arange(len(z)), y] / np.exp(z).sum(axis=1)))
     assert dp.SoftmaxCrossEntropy().forward(z, y) == pytest.approx(naive, rel=1e-9, abs=1e-12)
 
 
-@given(arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 4)),
-              elements=st.floats(-15, 15)), st.data())
+@given(
+    arrays(
+        np.float64, st.tuples(st.integers(1, 5), st.integers(1, 4)), elements=st.floats(-15, 15)
+    ),
+    st.data(),
+)
 def test_sigmoid_bce_equals_naive_formula(z, data):
     y = data.draw(arrays(np.float64, z.shape, elements=st.sampled_from([0.0, 1.0])))
     a = 1 / (1 + np.exp(-z))
@@ -37,12 +45,14 @@ def test_sigmoid_bce_equals_naive_formula(z, data):
     assert dp.SigmoidBinaryCrossEntropy().forward(z, y) == pytest.approx(naive, rel=1e-6, abs=1e-9)
 
 
-@given(arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 4)), elements=finite),
-       st.data())
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 4)), elements=finite), st.data()
+)
 def test_mse_is_half_the_summed_square_over_n(z, data):
     y = data.draw(arrays(np.float64, z.shape, elements=finite))
     assert dp.MeanSquaredError().forward(z, y) == pytest.approx(
-        0.5 * np.sum((z - y) ** 2) / len(z), rel=1e-12, abs=1e-12)
+        0.5 * np.sum((z - y) ** 2) / len(z), rel=1e-12, abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("scale", [1e2, 1e3, 1e4])
@@ -50,15 +60,20 @@ def test_mse_is_half_the_summed_square_over_n(z, data):
 def test_losses_stay_finite_for_huge_logits(scale, dtype):
     z = np.array([[scale, -scale, 0.0], [-scale, scale, scale]], dtype=dtype)
     with np.errstate(over="raise", divide="raise", invalid="raise"):  # no warnings at all
-        for loss, y in ((dp.SoftmaxCrossEntropy(), np.array([1, 0])),
-                        (dp.SigmoidBinaryCrossEntropy(), np.array([[1, 1, 0], [0, 1, 1]]))):
+        for loss, y in (
+            (dp.SoftmaxCrossEntropy(), np.array([1, 0])),
+            (dp.SigmoidBinaryCrossEntropy(), np.array([[1, 1, 0], [0, 1, 1]])),
+        ):
             value = loss.forward(z, y)
             delta = loss.backward()
             assert np.isfinite(value) and np.all(np.isfinite(delta))
             # CE: row 0 pays z_max − z_1 = 2s, row 1 pays 2s + log 2 (two tied maxima)
             # BCE: row 0 pays s for z = −s with y = 1 and log 2 for z = 0; row 1 pays ≈ 0
-            expected = (2 * scale + np.log(2) / 2 if isinstance(loss, dp.SoftmaxCrossEntropy)
-                        else (scale + np.log(2)) / 2)
+            expected = (
+                2 * scale + np.log(2) / 2
+                if isinstance(loss, dp.SoftmaxCrossEntropy)
+                else (scale + np.log(2)) / 2
+            )
             assert value == pytest.approx(expected, rel=1e-5)
 
 

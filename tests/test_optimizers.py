@@ -30,8 +30,9 @@ def ref_adam(p, g, s, t, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, dec
     return p - lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
-def ref_rmsprop(p, g, s, t, lr, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
-                weight_decay=0.0):
+def ref_rmsprop(
+    p, g, s, t, lr, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, weight_decay=0.0
+):
     g = g + weight_decay * p
     s["v"] = alpha * s.get("v", 0) + (1 - alpha) * g * g
     v = s["v"]
@@ -55,14 +56,24 @@ CASES = [
     ("SGD", dp.SGD, {"lr": 0.1}, ref_sgd, {}),
     ("SGD-momentum", dp.SGD, {"lr": 0.1, "momentum": 0.9}, ref_sgd, {}),
     ("SGD-dampening", dp.SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.3}, ref_sgd, {}),
-    ("SGD-nesterov-wd", dp.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True,
-                                 "weight_decay": 0.01}, ref_sgd, {}),
+    (
+        "SGD-nesterov-wd",
+        dp.SGD,
+        {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+        ref_sgd,
+        {},
+    ),
     ("Adam", dp.Adam, {"lr": 0.01}, ref_adam, {}),
     ("Adam-l2", dp.Adam, {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.1}, ref_adam, {}),
     ("AdamW", dp.AdamW, {"lr": 0.01, "weight_decay": 0.1}, ref_adam, {"decoupled": True}),
     ("RMSprop", dp.RMSprop, {"lr": 0.01}, ref_rmsprop, {}),
-    ("RMSprop-centered-momentum", dp.RMSprop, {"lr": 0.01, "centered": True, "momentum": 0.5,
-                                               "weight_decay": 0.01}, ref_rmsprop, {}),
+    (
+        "RMSprop-centered-momentum",
+        dp.RMSprop,
+        {"lr": 0.01, "centered": True, "momentum": 0.5, "weight_decay": 0.01},
+        ref_rmsprop,
+        {},
+    ),
     ("Adagrad", dp.Adagrad, {"lr": 0.1, "lr_decay": 0.01}, ref_adagrad, {}),
 ]
 IDS = [c[0] for c in CASES]
@@ -80,15 +91,20 @@ def test_steps_equal_the_formula(name, cls, kwargs, ref, extra, layout, rng):
         net = dp.Sequential(dp.Dense(3, 2, rng=rng, dtype=np.float64))
         params = net.parameters()
     else:
-        params = [Parameter(rng.standard_normal((2, 3)), "a"), Parameter(rng.standard_normal(2), "b")]
+        params = [
+            Parameter(rng.standard_normal((2, 3)), "a"),
+            Parameter(rng.standard_normal(2), "b"),
+        ]
     opt = cls(params, **kwargs)
     expected = [p.value.copy() for p in params]
     states = [{} for _ in params]
     for t in range(1, 5):
         for p in params:
             p.grad[...] = rng.standard_normal(p.value.shape)
-        expected = [ref(e, p.grad.copy(), s, t, kwargs["lr"], **_ref_kwargs(kwargs, extra))
-                    for e, p, s in zip(expected, params, states, strict=True)]
+        expected = [
+            ref(e, p.grad.copy(), s, t, kwargs["lr"], **_ref_kwargs(kwargs, extra))
+            for e, p, s in zip(expected, params, states, strict=True)
+        ]
         opt.step()
         for e, p in zip(expected, params, strict=True):
             np.testing.assert_allclose(p.value, e, rtol=1e-12, atol=1e-14)
@@ -115,8 +131,13 @@ def test_converges_on_a_quadratic(name, cls, kwargs, ref, extra):
 @pytest.mark.parametrize(("name", "cls", "kwargs", "ref", "extra"), CASES, ids=IDS)
 def test_float32_step_matches_pytorch(name, cls, kwargs, ref, extra, rng):
     torch = pytest.importorskip("torch")
-    torch_cls = {"SGD": torch.optim.SGD, "Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW,
-                 "RMSprop": torch.optim.RMSprop, "Adagrad": torch.optim.Adagrad}[cls.__name__]
+    torch_cls = {
+        "SGD": torch.optim.SGD,
+        "Adam": torch.optim.Adam,
+        "AdamW": torch.optim.AdamW,
+        "RMSprop": torch.optim.RMSprop,
+        "Adagrad": torch.optim.Adagrad,
+    }[cls.__name__]
     net = dp.Sequential(dp.Dense(5, 4, rng=rng))
     tensors = [torch.tensor(p.value.copy(), requires_grad=True) for p in net.parameters()]
     opt = cls(net.parameters(), **kwargs)
@@ -170,17 +191,20 @@ def test_gradient_clipping_by_global_norm():
     np.testing.assert_allclose(np.concatenate([a.value, b.value]), [-0.6, 0.0, -0.8], rtol=1e-6)
 
 
-@pytest.mark.parametrize(("cls", "kwargs", "message"), [
-    (dp.SGD, {"lr": -0.1}, "lr must be > 0, got -0.1"),
-    (dp.Adam, {"lr": 0}, "lr must be > 0, got 0.0"),
-    (dp.Adam, {"betas": (1.0, 0.999)}, r"betas\[0\] must be in \[0, 1\), got 1.0"),
-    (dp.AdamW, {"betas": (0.9, -0.1)}, r"betas\[1\] must be in \[0, 1\), got -0.1"),
-    (dp.SGD, {"momentum": 1.5}, r"momentum must be in \[0, 1\), got 1.5"),
-    (dp.SGD, {"nesterov": True}, "nesterov needs momentum > 0"),
-    (dp.RMSprop, {"eps": -1.0}, "eps must be >= 0, got -1.0"),
-    (dp.Adagrad, {"weight_decay": math.nan}, "weight_decay must be >= 0, got nan"),
-    (dp.SGD, {"clip_norm": 0}, "clip_norm must be > 0, got 0.0"),
-])
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "message"),
+    [
+        (dp.SGD, {"lr": -0.1}, "lr must be > 0, got -0.1"),
+        (dp.Adam, {"lr": 0}, "lr must be > 0, got 0.0"),
+        (dp.Adam, {"betas": (1.0, 0.999)}, r"betas\[0\] must be in \[0, 1\), got 1.0"),
+        (dp.AdamW, {"betas": (0.9, -0.1)}, r"betas\[1\] must be in \[0, 1\), got -0.1"),
+        (dp.SGD, {"momentum": 1.5}, r"momentum must be in \[0, 1\), got 1.5"),
+        (dp.SGD, {"nesterov": True}, "nesterov needs momentum > 0"),
+        (dp.RMSprop, {"eps": -1.0}, "eps must be >= 0, got -1.0"),
+        (dp.Adagrad, {"weight_decay": math.nan}, "weight_decay must be >= 0, got nan"),
+        (dp.SGD, {"clip_norm": 0}, "clip_norm must be > 0, got 0.0"),
+    ],
+)
 def test_bad_hyperparameters_are_refused(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         cls([Parameter(np.zeros(2), "p")], **kwargs)
@@ -191,12 +215,15 @@ def test_empty_parameter_list_is_refused():
         dp.Adam([])
 
 
-@pytest.mark.parametrize(("schedule", "expected"), [
-    (dp.Constant(0.1), [0.1, 0.1, 0.1]),
-    (dp.ExponentialDecay(1.0, gamma=0.5), [1.0, 0.5, 0.25]),
-    (dp.InverseScaling(1.0, power_t=0.5), [1.0, 1 / math.sqrt(2), 1 / math.sqrt(3)]),
-    (dp.CosineDecay(1.0, total_steps=3, warmup_steps=1), [1.0, 1.0, 0.5]),
-])
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        (dp.Constant(0.1), [0.1, 0.1, 0.1]),
+        (dp.ExponentialDecay(1.0, gamma=0.5), [1.0, 0.5, 0.25]),
+        (dp.InverseScaling(1.0, power_t=0.5), [1.0, 1 / math.sqrt(2), 1 / math.sqrt(3)]),
+        (dp.CosineDecay(1.0, total_steps=3, warmup_steps=1), [1.0, 1.0, 0.5]),
+    ],
+)
 def test_schedules(schedule, expected):
     assert [schedule(t) for t in range(3)] == pytest.approx(expected)
 

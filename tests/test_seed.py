@@ -65,14 +65,17 @@ def test_two_layer_network_step_by_step_one_sample(seed_network):
     np.testing.assert_allclose(layer2.dW, [[0.4769476136523179, 0.0]], atol=1e-15)
     np.testing.assert_allclose(layer2.db, [y_hat], atol=1e-15)
     # Step 3: ∂L/∂a1 = W2ᵀ δ2 = [0.8 δ2, -0.5 δ2]
-    np.testing.assert_allclose(layer2.grad_a_prev, [[0.5450829870312205, -0.3406768668945128]],
-                               atol=1e-15)
+    np.testing.assert_allclose(
+        layer2.grad_a_prev, [[0.5450829870312205, -0.3406768668945128]], atol=1e-15
+    )
     # Step 4: δ1 = (W2ᵀ δ2) ⊙ 1[z1 > 0] = [0.545..., 0]
     np.testing.assert_allclose(layer1.delta, [[0.5450829870312205, 0.0]], atol=1e-15)
     # Step 5: ∂L/∂W1 = δ1 xᵀ, ∂L/∂b1 = δ1
     np.testing.assert_allclose(
-        layer1.dW, [[0.5450829870312205, -1.090165974062441, 0.27254149351561024], [0, 0, 0]],
-        atol=1e-15)
+        layer1.dW,
+        [[0.5450829870312205, -1.090165974062441, 0.27254149351561024], [0, 0, 0]],
+        atol=1e-15,
+    )
     np.testing.assert_allclose(layer1.db, [0.5450829870312205, 0.0], atol=1e-15)
     # the model's own parameter gradients are the ones traced
     np.testing.assert_array_equal(net[0].W.grad, layer1.dW)

@@ -27,8 +27,17 @@ def test_xor_is_solved_within_300_epochs():
     rng = np.random.default_rng(0)
     net = dp.Sequential(dp.Dense(2, 8, rng=rng), dp.Tanh(), dp.Dense(8, 1, rng=rng))
     loss = dp.SigmoidBinaryCrossEntropy()
-    dp.fit(net, loss, dp.Adam(net.parameters(), lr=0.05), X, y, epochs=300, batch_size=4,
-           rng=rng, verbose=0)
+    dp.fit(
+        net,
+        loss,
+        dp.Adam(net.parameters(), lr=0.05),
+        X,
+        y,
+        epochs=300,
+        batch_size=4,
+        rng=rng,
+        verbose=0,
+    )
     assert dp.evaluate(net, loss, X, y)["accuracy"] == 1.0
     np.testing.assert_array_equal(dp.predict(net, loss, X)[:, 0] > 0.5, [False, True, True, False])
 
@@ -38,8 +47,17 @@ def test_two_moons_reaches_97_percent():
     rng = np.random.default_rng(0)
     net = mlp(rng, [2, 32, 32, 1])
     loss = dp.SigmoidBinaryCrossEntropy()
-    dp.fit(net, loss, dp.Adam(net.parameters(), lr=0.01), X_train, y_train, epochs=60,
-           batch_size=32, rng=rng, verbose=0)
+    dp.fit(
+        net,
+        loss,
+        dp.Adam(net.parameters(), lr=0.01),
+        X_train,
+        y_train,
+        epochs=60,
+        batch_size=32,
+        rng=rng,
+        verbose=0,
+    )
     assert dp.evaluate(net, loss, X_test, y_test)["accuracy"] >= 0.97
 
 
@@ -48,8 +66,18 @@ def test_digits_reaches_97_percent():
     rng = np.random.default_rng(0)
     net = mlp(rng, [64, 128, 10])
     loss = dp.SoftmaxCrossEntropy()
-    history = dp.fit(net, loss, dp.Adam(net.parameters(), lr=1e-3), X_train, y_train, epochs=40,
-                     batch_size=32, rng=rng, validation_split=0.1, verbose=0)
+    history = dp.fit(
+        net,
+        loss,
+        dp.Adam(net.parameters(), lr=1e-3),
+        X_train,
+        y_train,
+        epochs=40,
+        batch_size=32,
+        rng=rng,
+        validation_split=0.1,
+        verbose=0,
+    )
     assert history["val_accuracy"][-1] >= 0.95
     assert dp.evaluate(net, loss, X_test, y_test)["accuracy"] >= 0.97
 
@@ -59,8 +87,17 @@ def test_breast_cancer_reaches_96_percent():
     rng = np.random.default_rng(0)
     net = mlp(rng, [30, 16, 1])
     loss = dp.SigmoidBinaryCrossEntropy()
-    dp.fit(net, loss, dp.Adam(net.parameters(), lr=1e-3), X_train, y_train, epochs=40,
-           batch_size=32, rng=rng, verbose=0)
+    dp.fit(
+        net,
+        loss,
+        dp.Adam(net.parameters(), lr=1e-3),
+        X_train,
+        y_train,
+        epochs=40,
+        batch_size=32,
+        rng=rng,
+        verbose=0,
+    )
     assert dp.evaluate(net, loss, X_test, y_test)["accuracy"] >= 0.96
 
 
@@ -75,8 +112,18 @@ def test_diabetes_regression_beats_the_mean_predictor():
     rng = np.random.default_rng(0)
     net = mlp(rng, [10, 32, 1])
     loss = dp.MeanSquaredError()
-    history = dp.fit(net, loss, dp.Adam(net.parameters(), lr=1e-3), X_train, y_train,
-                     epochs=40, batch_size=32, rng=rng, validation_split=0.1, verbose=0)
+    history = dp.fit(
+        net,
+        loss,
+        dp.Adam(net.parameters(), lr=1e-3),
+        X_train,
+        y_train,
+        epochs=40,
+        batch_size=32,
+        rng=rng,
+        validation_split=0.1,
+        verbose=0,
+    )
     scores = dp.evaluate(net, loss, X_test, y_test)
     mean_mse = float(np.mean((y_test - y_train.mean()) ** 2))
     # (ordinary least squares reaches R² 0.36 on this split)
@@ -101,8 +148,9 @@ def _train(seed, epochs=3, **kwargs):
     net = mlp(rng, [5, 16, 3])
     loss = dp.SoftmaxCrossEntropy()
     opt = kwargs.pop("opt", None) or dp.Adam(net.parameters(), lr=1e-2)
-    history = dp.fit(net, loss, opt, X, y, epochs=epochs, batch_size=16, rng=rng, verbose=0,
-                     **kwargs)
+    history = dp.fit(
+        net, loss, opt, X, y, epochs=epochs, batch_size=16, rng=rng, verbose=0, **kwargs
+    )
     return net, history
 
 
@@ -174,11 +222,11 @@ def test_steady_state_step_allocates_nothing(rng):
     order = rng.permutation(1000)
     with dp.core.reusing(*net.workspaces(), loss.workspace):
         for start in (0, 100):  # warm up: storage is created on the first batches
-            train_step(net, loss, opt, *batches.gather(order[start:start + 100]))
+            train_step(net, loss, opt, *batches.gather(order[start : start + 100]))
         tracemalloc.start()
         before = tracemalloc.take_snapshot()
         for start in range(200, 1000, 100):
-            train_step(net, loss, opt, *batches.gather(order[start:start + 100]))
+            train_step(net, loss, opt, *batches.gather(order[start : start + 100]))
         after = tracemalloc.take_snapshot()
         tracemalloc.stop()
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
@@ -204,9 +252,19 @@ def test_early_stopping_restores_best_weights_and_says_why():
         def on_epoch_end(self, run, epoch, logs):
             saved[epoch] = run.model.flat_values.copy()
 
-    history = dp.fit(net, loss, dp.Adam(net.parameters(), lr=0.02), X, y, epochs=50,
-                     batch_size=10, rng=rng, validation_split=0.3, verbose=0,
-                     callbacks=[stopper, Snapshot()])
+    history = dp.fit(
+        net,
+        loss,
+        dp.Adam(net.parameters(), lr=0.02),
+        X,
+        y,
+        epochs=50,
+        batch_size=10,
+        rng=rng,
+        validation_split=0.3,
+        verbose=0,
+        callbacks=[stopper, Snapshot()],
+    )
     best = int(np.argmin(history["val_loss"]))
     assert history.epochs == best + 3 < 50
     assert "did not improve" in history.stop_reason and f"epoch {best + 1}" in history.stop_reason
@@ -214,8 +272,12 @@ def test_early_stopping_restores_best_weights_and_says_why():
 
 
 def test_restore_best_weights_also_when_training_runs_to_the_end():
-    net, history = _train(0, epochs=5, validation_split=0.2,
-                          callbacks=[dp.EarlyStopping(patience=10, restore_best_weights=True)])
+    net, history = _train(
+        0,
+        epochs=5,
+        validation_split=0.2,
+        callbacks=[dp.EarlyStopping(patience=10, restore_best_weights=True)],
+    )
     assert history.epochs == 5 and "restored the weights" in history.stop_reason
 
 
@@ -240,9 +302,13 @@ def test_terminate_on_nan_checks_epoch_metrics():
 
 
 def test_reduce_lr_on_plateau_lowers_the_rate():
-    _, history = _train(0, epochs=6, validation_split=0.2, opt=None,
-                        callbacks=[dp.ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5,
-                                                        min_delta=10.0)])
+    _, history = _train(
+        0,
+        epochs=6,
+        validation_split=0.2,
+        opt=None,
+        callbacks=[dp.ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5, min_delta=10.0)],
+    )
     # epoch 1 sets the best; from epoch 2 on every epoch misses min_delta and halves the rate,
     # which the next epoch trains with
     assert history["lr"] == pytest.approx([1e-2, 1e-2, 5e-3, 2.5e-3, 1.25e-3, 6.25e-4])
@@ -250,8 +316,12 @@ def test_reduce_lr_on_plateau_lowers_the_rate():
 
 def test_csv_logger_and_diagnostics(tmp_path):
     path = tmp_path / "log.csv"
-    _, history = _train(0, epochs=3, validation_split=0.2,
-                        callbacks=[dp.Diagnostics(probe_size=64), dp.CSVLogger(path)])
+    _, history = _train(
+        0,
+        epochs=3,
+        validation_split=0.2,
+        callbacks=[dp.Diagnostics(probe_size=64), dp.CSVLogger(path)],
+    )
     rows = list(csv.DictReader(open(path)))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert float(rows[2]["loss"]) == pytest.approx(history["loss"][2])
@@ -267,8 +337,17 @@ def test_dead_fraction_counts_closed_gates():
     net = mlp(rng, [5, 4, 3])
     net[0].b.value[:2] = -100.0  # two units whose gate never opens
     diag = dp.Diagnostics()
-    history = dp.fit(net, dp.SoftmaxCrossEntropy(), dp.SGD(net.parameters(), lr=1e-3), X, y,
-                     epochs=1, rng=rng, verbose=0, callbacks=[diag])
+    history = dp.fit(
+        net,
+        dp.SoftmaxCrossEntropy(),
+        dp.SGD(net.parameters(), lr=1e-3),
+        X,
+        y,
+        epochs=1,
+        rng=rng,
+        verbose=0,
+        callbacks=[diag],
+    )
     assert history["dead_fraction/1"] == [0.5]
 
 
@@ -280,48 +359,73 @@ def test_unknown_monitor_is_a_clear_error():
 # --- bad input: refused before any training ----------------------------------------------------
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda X, y: (X[:-1], y), r"different lengths: 199 rows in X .* 200 in y"),
-    (lambda X, y: (np.where(np.arange(200)[:, None] == 7, np.nan, X), y),
-     r"X contains 5 NaN or inf values in 1 rows \(first in row 7\)"),
-    (lambda X, y: (X, np.where(np.arange(200) == 3, np.inf, y.astype(float))),
-     r"y contains 1 NaN or inf values in 1 rows \(first in row 3\)"),
-    (lambda X, y: (X[:0], y[:0]), "X is empty"),
-    (lambda X, y: (X[:, :4], y), r"X has 4 features .* expects 5"),
-    (lambda X, y: (X, y + 1), r"class indices must lie in \[0, 3\)"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda X, y: (X[:-1], y), r"different lengths: 199 rows in X .* 200 in y"),
+        (
+            lambda X, y: (np.where(np.arange(200)[:, None] == 7, np.nan, X), y),
+            r"X contains 5 NaN or inf values in 1 rows \(first in row 7\)",
+        ),
+        (
+            lambda X, y: (X, np.where(np.arange(200) == 3, np.inf, y.astype(float))),
+            r"y contains 1 NaN or inf values in 1 rows \(first in row 3\)",
+        ),
+        (lambda X, y: (X[:0], y[:0]), "X is empty"),
+        (lambda X, y: (X[:, :4], y), r"X has 4 features .* expects 5"),
+        (lambda X, y: (X, y + 1), r"class indices must lie in \[0, 3\)"),
+    ],
+)
 def test_bad_data_is_refused_before_training(change, message):
     rng = np.random.default_rng(0)
     X, y = _data(rng)
     net = mlp(rng, [5, 16, 3])
     before = net.flat_values.copy()
     with pytest.raises(ValueError, match=message):
-        dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), *change(X, y),
-               rng=rng, verbose=0)
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.Adam(net.parameters()),
+            *change(X, y),
+            rng=rng,
+            verbose=0,
+        )
     np.testing.assert_array_equal(net.flat_values, before)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
-    ({"batch_size": -5}, "batch_size must be >= 1, got -5"),
-    ({"epochs": -1}, "epochs must be >= 0, got -1"),
-    ({"validation_split": 1.0}, r"validation_split must be in \[0, 1\), got 1.0"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+        ({"batch_size": -5}, "batch_size must be >= 1, got -5"),
+        ({"epochs": -1}, "epochs must be >= 0, got -1"),
+        ({"validation_split": 1.0}, r"validation_split must be in \[0, 1\), got 1.0"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs, message):
     rng = np.random.default_rng(0)
     X, y = _data(rng)
     net = mlp(rng, [5, 16, 3])
     with pytest.raises(ValueError, match=message):
-        dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, rng=rng,
-               verbose=0, **kwargs)
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.Adam(net.parameters()),
+            X,
+            y,
+            rng=rng,
+            verbose=0,
+            **kwargs,
+        )
 
 
 def test_verbose_two_prints_one_line_per_epoch(capsys):
     rng = np.random.default_rng(0)
     X, y = _data(rng)
     net = mlp(rng, [5, 16, 3])
-    dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, epochs=2, rng=rng,
-           verbose=2)
+    dp.fit(
+        net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, epochs=2, rng=rng, verbose=2
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[1].startswith("epoch 2/2 - loss: ")
 
@@ -330,7 +434,8 @@ def test_progress_bar_is_quiet_off_a_terminal(capsys):
     rng = np.random.default_rng(0)
     X, y = _data(rng)
     net = mlp(rng, [5, 16, 3])
-    dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, epochs=2, rng=rng,
-           verbose=1)
+    dp.fit(
+        net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, epochs=2, rng=rng, verbose=1
+    )
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""

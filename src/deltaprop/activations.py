@@ -52,6 +52,7 @@ class ReLU(Layer):
 
     def backward(self, grad_out: Array) -> Array:
         self._require_cache(self._gate)
+        assert self._gate is not None
         D = self._buffer("D", grad_out.shape, grad_out.dtype)
         # ReLU'(z) = 1[z > 0]: the gate passes the error where the unit fired, kills it elsewhere
         return np.multiply(grad_out, self._gate, out=D)

@@ -18,12 +18,20 @@ from .model import Sequential
 from .optimizers import OPTIMIZERS
 from .train import evaluate, fit
 
-app = typer.Typer(add_completion=False, no_args_is_help=False,
-                  help="Train neural networks by explicit forward and back propagation.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    help="Train neural networks by explicit forward and back propagation.",
+)
 
 
-def build_mlp(in_features: int, hidden: list[int], n_classes: int, rng: np.random.Generator,
-              dtype: str = "float32") -> tuple[Sequential, Loss]:
+def build_mlp(
+    in_features: int,
+    hidden: list[int],
+    n_classes: int,
+    rng: np.random.Generator,
+    dtype: str = "float32",
+) -> tuple[Sequential, Loss]:
     """A ReLU MLP ending in logits, with the fused loss for ``n_classes``."""
     widths = [in_features, *hidden]
     layers: list = []
@@ -37,7 +45,9 @@ def build_mlp(in_features: int, hidden: list[int], n_classes: int, rng: np.rando
 
 @app.command()
 def train(
-    dataset: Annotated[str, typer.Option(help=f"one of {sorted(datasets.LOADERS)}")] = "breast-cancer",
+    dataset: Annotated[
+        str, typer.Option(help=f"one of {sorted(datasets.LOADERS)}")
+    ] = "breast-cancer",
     hidden: Annotated[str, typer.Option(help="hidden widths, comma-separated")] = "16",
     epochs: Annotated[int, typer.Option(min=0)] = 30,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
@@ -49,26 +59,43 @@ def train(
 ) -> None:
     """Train an MLP (ReLU hidden layers, fused output loss) and report test loss and accuracy."""
     if dataset not in datasets.LOADERS:
-        raise typer.BadParameter(f"unknown data set {dataset!r}; choose from "
-                                 f"{sorted(datasets.LOADERS)}", param_hint="--dataset")
+        raise typer.BadParameter(
+            f"unknown data set {dataset!r}; choose from {sorted(datasets.LOADERS)}",
+            param_hint="--dataset",
+        )
     if optimizer not in OPTIMIZERS:
-        raise typer.BadParameter(f"unknown optimizer {optimizer!r}; choose from "
-                                 f"{sorted(OPTIMIZERS)}", param_hint="--optimizer")
+        raise typer.BadParameter(
+            f"unknown optimizer {optimizer!r}; choose from {sorted(OPTIMIZERS)}",
+            param_hint="--optimizer",
+        )
     try:
         widths = [int(w) for w in hidden.split(",") if w.strip()]
     except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {hidden!r}",
-                                 param_hint="--hidden") from None
+        raise typer.BadParameter(
+            f"expected comma-separated integers, got {hidden!r}", param_hint="--hidden"
+        ) from None
     X_train, X_test, y_train, y_test = datasets.LOADERS[dataset]()
     rng = np.random.default_rng(seed)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     model, loss = build_mlp(X_train.shape[1], widths, n_classes, rng)
     opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
-    typer.echo(f"{dataset}: {len(X_train)} training and {len(X_test)} test samples, "
-               f"{X_train.shape[1]} features, {n_classes} classes")
+    typer.echo(
+        f"{dataset}: {len(X_train)} training and {len(X_test)} test samples, "
+        f"{X_train.shape[1]} features, {n_classes} classes"
+    )
     typer.echo(repr(model))
-    history = fit(model, loss, opt, X_train, y_train, epochs=epochs, batch_size=batch_size,
-                  rng=rng, validation_split=0.1, verbose=verbose)
+    history = fit(
+        model,
+        loss,
+        opt,
+        X_train,
+        y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        rng=rng,
+        validation_split=0.1,
+        verbose=verbose,
+    )
     if history.stop_reason:
         typer.echo(f"stopped: {history.stop_reason}")
     scores = evaluate(model, loss, X_test, y_test)

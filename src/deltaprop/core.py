@@ -170,8 +170,7 @@ def check_input(x: Any, *, layer: str, in_features: int | None = None) -> Array:
         raise ShapeError(f"{layer}: input must be 2-D (N, features), got shape {x.shape}")
     if in_features is not None and x.shape[1] != in_features:
         raise ShapeError(
-            f"{layer}: input has {x.shape[1]} features (shape {x.shape}), "
-            f"expected {in_features}"
+            f"{layer}: input has {x.shape[1]} features (shape {x.shape}), expected {in_features}"
         )
     if x.dtype.kind != "f":
         raise TypeError(f"{layer}: input must be float32 or float64, got {x.dtype}")
@@ -218,8 +217,8 @@ def flat_buffers(parameters: Sequence[Parameter]) -> tuple[Array, Array] | None:
     for p in parameters:
         if p.value.base is not base_v or p.grad.base is not base_g:
             return None
-        start_v = (p.value.__array_interface__["data"][0] - base_v.__array_interface__["data"][0])
-        start_g = (p.grad.__array_interface__["data"][0] - base_g.__array_interface__["data"][0])
+        start_v = p.value.__array_interface__["data"][0] - base_v.__array_interface__["data"][0]
+        start_g = p.grad.__array_interface__["data"][0] - base_g.__array_interface__["data"][0]
         if start_v != offset * base_v.itemsize or start_g != offset * base_g.itemsize:
             return None
         if not (p.value.flags.c_contiguous and p.grad.flags.c_contiguous):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
@@ -25,12 +26,17 @@ def _standardized_split(X: Array, y: Array, test_size: float, seed: int) -> Spli
     from sklearn.model_selection import train_test_split
 
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=seed, stratify=y)
+        X, y, test_size=test_size, random_state=seed, stratify=y
+    )
     mean = X_train.mean(axis=0)
     std = X_train.std(axis=0)
     std[std == 0] = 1.0
-    return ((X_train - mean) / std).astype(np.float32), ((X_test - mean) / std).astype(np.float32), \
-        y_train, y_test
+    return (
+        ((X_train - mean) / std).astype(np.float32),
+        ((X_test - mean) / std).astype(np.float32),
+        y_train,
+        y_test,
+    )
 
 
 def breast_cancer(test_size: float = 0.25, seed: int = 0) -> Split:
@@ -59,16 +65,25 @@ def two_moons(n: int = 1000, noise: float = 0.2, test_size: float = 0.25, seed: 
 
 def xor() -> tuple[Array, Array]:
     """The four points of XOR and their labels."""
-    return (np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32),
-            np.array([0, 1, 1, 0], dtype=np.int64))
+    return (
+        np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32),
+        np.array([0, 1, 1, 0], dtype=np.int64),
+    )
 
 
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES: dict[int, Any] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 def _open_idx(path: str | os.PathLike[str]) -> tuple[BinaryIO, tuple[int, ...], np.dtype[Any]]:
     """Open an IDX file and read its header: (file positioned at the data, shape, dtype)."""
-    file: BinaryIO = gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+    file = cast(BinaryIO, gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb"))
     head = file.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0:
         file.close()
@@ -81,12 +96,15 @@ def _open_idx(path: str | os.PathLike[str]) -> tuple[BinaryIO, tuple[int, ...], 
     return file, shape, np.dtype(_IDX_TYPES[code])
 
 
-def _read_exactly(file: BinaryIO, size: int, path: str | os.PathLike[str],
-                  shape: tuple[int, ...]) -> bytes:
+def _read_exactly(
+    file: BinaryIO, size: int, path: str | os.PathLike[str], shape: tuple[int, ...]
+) -> bytes:
     data = file.read(size)
     if len(data) != size:
-        raise ValueError(f"{str(path)!r}: header says shape {shape}, but the body is shorter "
-                         f"({len(data)} bytes where {size} were due)")
+        raise ValueError(
+            f"{str(path)!r}: header says shape {shape}, but the body is shorter "
+            f"({len(data)} bytes where {size} were due)"
+        )
     return data
 
 
@@ -117,8 +135,11 @@ def read_idx_images(path: str | os.PathLike[str], rows_per_chunk: int = 4096) ->
         for start in range(0, n, rows_per_chunk):
             stop = min(start + rows_per_chunk, n)
             chunk = _read_exactly(file, (stop - start) * row * dtype.itemsize, path, shape)
-            np.multiply(np.frombuffer(chunk, dtype=dtype).reshape(stop - start, row),
-                        np.float32(1 / 255), out=out[start:stop])
+            np.multiply(
+                np.frombuffer(chunk, dtype=dtype).reshape(stop - start, row),
+                np.float32(1 / 255),
+                out=out[start:stop],
+            )
     return out
 
 
@@ -131,16 +152,29 @@ def fashion_mnist(directory: str | os.PathLike[str] = FASHION_MNIST_DIR) -> Spli
         FileNotFoundError: if the files are not in ``directory``, saying how to get them.
     """
     root = Path(directory)
-    names = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-             "train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    names = (
+        "train-images-idx3-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
     missing = [n for n in names if not (root / n).exists()]
     if missing:
         raise FileNotFoundError(
             f"Fashion-MNIST files {missing} not found in {str(root)!r}; on Debian: "
-            "apt-get install dataset-fashion-mnist")
-    return (read_idx_images(root / names[0]), read_idx_images(root / names[1]),
-            read_idx(root / names[2]).astype(np.int64), read_idx(root / names[3]).astype(np.int64))
+            "apt-get install dataset-fashion-mnist"
+        )
+    return (
+        read_idx_images(root / names[0]),
+        read_idx_images(root / names[1]),
+        read_idx(root / names[2]).astype(np.int64),
+        read_idx(root / names[3]).astype(np.int64),
+    )
 
 
-LOADERS = {"breast-cancer": breast_cancer, "digits": digits, "two-moons": two_moons,
-           "fashion-mnist": fashion_mnist}
+LOADERS: dict[str, Callable[[], Split]] = {
+    "breast-cancer": breast_cancer,
+    "digits": digits,
+    "two-moons": two_moons,
+    "fashion-mnist": fashion_mnist,
+}

@@ -56,8 +56,10 @@ class Trace:
     def __str__(self) -> str:
         lines = [f"loss L = {self.loss:.6g}    (mean over N = {self.y_hat.shape[0]} samples)"]
         for t in self.layers:
-            lines.append(f"layer {t.index}: z({t.index}) = W({t.index}) a({t.index - 1}) + "
-                         f"b({t.index}),  a({t.index}) = {t.activation}(z({t.index}))")
+            lines.append(
+                f"layer {t.index}: z({t.index}) = W({t.index}) a({t.index - 1}) + "
+                f"b({t.index}),  a({t.index}) = {t.activation}(z({t.index}))"
+            )
             for name, shape in t.shapes().items():
                 lines.append(f"    {name:<12} shape {shape}")
         return "\n".join(lines)
@@ -100,9 +102,18 @@ def trace(model: Layer, loss: Loss, X: Any, y: Any) -> Trace:
         else:
             activation = type(follower).__name__
             a = outputs[i + 1]
-        record.layers.append(LayerTrace(
-            index=number, position=i, activation=activation, a_prev=inputs[i], z=outputs[i],
-            a=a, delta=grads_out[i], dW=dense.W.grad.copy(),
-            db=None if dense.b is None else dense.b.grad.copy(), grad_a_prev=grads_in[i],
-        ))
+        record.layers.append(
+            LayerTrace(
+                index=number,
+                position=i,
+                activation=activation,
+                a_prev=inputs[i],
+                z=outputs[i],
+                a=a,
+                delta=grads_out[i],
+                dW=dense.W.grad.copy(),
+                db=None if dense.b is None else dense.b.grad.copy(),
+                grad_a_prev=grads_in[i],
+            )
+        )
     return record

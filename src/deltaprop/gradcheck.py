@@ -76,7 +76,7 @@ def relative_error(analytic: Array, numeric: Array) -> float:
 
 
 def numeric_gradient(f: Callable[[], float], x: Array, eps: float = DEFAULT_EPS) -> Array:
-    """Central-difference gradient of the scalar ``f()`` with respect to ``x``, perturbed in place."""
+    """Central differences of the scalar ``f()`` with respect to ``x`` (perturbed in place)."""
     grad = np.zeros_like(x, dtype=np.float64)
     flat, flat_grad = x.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):
@@ -113,7 +113,11 @@ def _cast(layer: Layer) -> None:
 
 
 def check_layer(
-    layer: Layer, x: Array, *, eps: float = DEFAULT_EPS, tolerance: float = DEFAULT_TOLERANCE,
+    layer: Layer,
+    x: Array,
+    *,
+    eps: float = DEFAULT_EPS,
+    tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
 ) -> GradcheckReport:
     """Check ``layer.backward`` against finite differences at input ``x``. Shapes: x (N, in)."""
@@ -134,7 +138,11 @@ def check_layer(
 
 
 def check_loss(
-    loss: Loss, logits: Array, y: Any, *, eps: float = DEFAULT_EPS,
+    loss: Loss,
+    logits: Array,
+    y: Any,
+    *,
+    eps: float = DEFAULT_EPS,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> GradcheckReport:
     """Check the fused delta ``loss.backward()`` = (ŷ − y)/N against finite differences."""
@@ -147,7 +155,12 @@ def check_loss(
 
 
 def check_model(
-    model: Layer, loss: Loss, X: Array, y: Any, *, eps: float = DEFAULT_EPS,
+    model: Layer,
+    loss: Loss,
+    X: Array,
+    y: Any,
+    *,
+    eps: float = DEFAULT_EPS,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> GradcheckReport:
     """Check every parameter gradient of ``loss(model(X), y)`` and ∂L/∂X."""

@@ -1,4 +1,4 @@
-"""Weight initializers: each is ``f(rng, fan_in, fan_out, dtype) -> W`` with W of shape (fan_out, fan_in).
+"""Weight initializers: ``f(rng, fan_in, fan_out, dtype) -> W`` with W of shape (fan_out, fan_in).
 
 The variance rules keep the scale of activations (forward) and deltas (backward) steady:
 

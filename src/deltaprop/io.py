@@ -43,9 +43,18 @@ _CHUNK = 1 << 20
 
 LAYERS: dict[str, type[Layer]] = {
     cls.__name__: cls
-    for cls in (Dense, activations.Identity, activations.ReLU, activations.LeakyReLU,
-                activations.Sigmoid, activations.Tanh, activations.GELU, activations.Softplus,
-                activations.Softmax, Sequential)
+    for cls in (
+        Dense,
+        activations.Identity,
+        activations.ReLU,
+        activations.LeakyReLU,
+        activations.Sigmoid,
+        activations.Tanh,
+        activations.GELU,
+        activations.Softplus,
+        activations.Softmax,
+        Sequential,
+    )
 }
 LOSSES: dict[str, type[Loss]] = {
     cls.__name__: cls for cls in (SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, MeanSquaredError)
@@ -68,9 +77,13 @@ def layer_config(layer: Layer) -> dict[str, Any]:
     if isinstance(layer, Sequential):
         return {"type": name, "layers": [layer_config(inner) for inner in layer.layers]}
     if isinstance(layer, Dense):
-        return {"type": name, "in_features": layer.in_features,
-                "out_features": layer.out_features, "bias": layer.b is not None,
-                "dtype": layer.dtype.name}
+        return {
+            "type": name,
+            "in_features": layer.in_features,
+            "out_features": layer.out_features,
+            "bias": layer.b is not None,
+            "dtype": layer.dtype.name,
+        }
     if isinstance(layer, activations.LeakyReLU):
         return {"type": name, "negative_slope": layer.negative_slope}
     return {"type": name}
@@ -87,12 +100,20 @@ def layer_from_config(config: Any, where: str = "architecture") -> Layer:
     args = {k: v for k, v in config.items() if k != "type"}
     try:
         if cls is Sequential:
-            return Sequential(*(layer_from_config(c, f"{where}.{i}")
-                                for i, c in enumerate(args.get("layers", []))))
+            return Sequential(
+                *(
+                    layer_from_config(c, f"{where}.{i}")
+                    for i, c in enumerate(args.get("layers", []))
+                )
+            )
         if cls is Dense:
-            return Dense(int(args["in_features"]), int(args["out_features"]),
-                         rng=np.random.default_rng(0), bias=bool(args.get("bias", True)),
-                         dtype=str(args.get("dtype", "float32")))
+            return Dense(
+                int(args["in_features"]),
+                int(args["out_features"]),
+                rng=np.random.default_rng(0),
+                bias=bool(args.get("bias", True)),
+                dtype=str(args.get("dtype", "float32")),
+            )
         return cls(**args)
     except ModelFileError:
         raise
@@ -103,8 +124,11 @@ def layer_from_config(config: Any, where: str = "architecture") -> Layer:
 def _describe(config: dict[str, Any]) -> str:
     """``Dense(4, 8, bias=True, dtype=float32)``: widths first, then named arguments."""
     widths = [str(config[k]) for k in ("in_features", "out_features") if k in config]
-    named = [f"{k}={v}" for k, v in sorted(config.items())
-             if k not in ("type", "layers", "in_features", "out_features")]
+    named = [
+        f"{k}={v}"
+        for k, v in sorted(config.items())
+        if k not in ("type", "layers", "in_features", "out_features")
+    ]
     return f"{config.get('type')}({', '.join(widths + named)})"
 
 
@@ -125,8 +149,11 @@ def named_parameters(model: Layer, prefix: str = "") -> list[tuple[str, Paramete
         named = [(f"{prefix}weight", model.W)]
         return named + ([(f"{prefix}bias", model.b)] if model.b is not None else [])
     if isinstance(model, Sequential):
-        return [pair for i, layer in enumerate(model.layers)
-                for pair in named_parameters(layer, f"{prefix}{i}.")]
+        return [
+            pair
+            for i, layer in enumerate(model.layers)
+            for pair in named_parameters(layer, f"{prefix}{i}.")
+        ]
     return []
 
 
@@ -179,15 +206,21 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         os.close(dir_fd)
 
 
-def write_file(path: str | os.PathLike[str], tensors: dict[str, Array], info: dict[str, Any]) -> None:
+def write_file(
+    path: str | os.PathLike[str], tensors: dict[str, Array], info: dict[str, Any]
+) -> None:
     """Write tensors and the metadata document ``info`` as a deltaprop safetensors file."""
     tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
     info = dict(info)
     info["tensor_sha256"] = {name: _sha256(a.tobytes()) for name, a in sorted(tensors.items())}
     info["payload_sha256"] = _sha256(b"".join(tensors[n].tobytes() for n in sorted(tensors)))
     document = json.dumps(info, sort_keys=True)
-    metadata = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
-                "deltaprop": document, "deltaprop_sha256": _sha256(document.encode())}
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "deltaprop": document,
+        "deltaprop_sha256": _sha256(document.encode()),
+    }
     atomic_write(path, safetensors.numpy.save(tensors, metadata=metadata))
 
 
@@ -201,8 +234,12 @@ def _library_version() -> str:
 
 
 def _base_info(model: Sequential, loss: Loss | None, kind: str) -> dict[str, Any]:
-    return {"kind": kind, "library_version": _library_version(), "architecture": layer_config(model),
-            "loss": None if loss is None else {"type": type(loss).__name__}}
+    return {
+        "kind": kind,
+        "library_version": _library_version(),
+        "architecture": layer_config(model),
+        "loss": None if loss is None else {"type": type(loss).__name__},
+    }
 
 
 def save(model: Sequential, path: str | os.PathLike[str], *, loss: Loss | None = None) -> None:
@@ -230,13 +267,19 @@ def _json_safe(value: Any) -> Any:
 
 def _optimizer_config(optimizer: Optimizer) -> dict[str, Any]:
     lr = optimizer.lr
-    lr_config: Any = ({"schedule": type(lr).__name__, **lr.config()}
-                      if isinstance(lr, schedules.Schedule) else lr)
+    lr_config: Any = (
+        {"schedule": type(lr).__name__, **lr.config()} if isinstance(lr, schedules.Schedule) else lr
+    )
     if callable(lr) and not isinstance(lr, schedules.Schedule):
-        raise ValueError("cannot checkpoint a learning rate given as a plain function; "
-                         "use a deltaprop.schedules.Schedule")
-    return {"type": type(optimizer).__name__, "lr": lr_config,
-            "hyperparameters": _json_safe(optimizer.hyperparameters())}
+        raise ValueError(
+            "cannot checkpoint a learning rate given as a plain function; "
+            "use a deltaprop.schedules.Schedule"
+        )
+    return {
+        "type": type(optimizer).__name__,
+        "lr": lr_config,
+        "hyperparameters": _json_safe(optimizer.hyperparameters()),
+    }
 
 
 def save_checkpoint(
@@ -272,8 +315,11 @@ def save_checkpoint(
         "epoch": int(epoch),
         "history": _json_safe(history),
         "rng": _json_safe(rng_state),
-        "optimizer": {**_optimizer_config(optimizer), "step_count": optimizer.step_count,
-                      "lr_scale": optimizer.lr_scale},
+        "optimizer": {
+            **_optimizer_config(optimizer),
+            "step_count": optimizer.step_count,
+            "lr_scale": optimizer.lr_scale,
+        },
         "callbacks": saved_callbacks,
     }
     write_file(path, tensors, info)
@@ -303,39 +349,48 @@ def _read_file(path: str | os.PathLike[str], *, verify: bool = True) -> _File:
     if data[0] == 0x80 and len(data) > 1 and 2 <= data[1] <= 5:
         raise ModelFileError(
             f"{shown!r} is a Python pickle, which can run code when loaded; deltaprop reads "
-            "only its own safetensors files and never unpickles")
+            "only its own safetensors files and never unpickles"
+        )
     if data.startswith(b"PK\x03\x04"):
         raise ModelFileError(
             f"{shown!r} is a zip archive (such as a PyTorch .pt or a Keras .keras file), "
-            "not a deltaprop safetensors file")
+            "not a deltaprop safetensors file"
+        )
     if len(data) < 8:
-        raise ModelFileError(f"{shown!r} is truncated or not a deltaprop file: only {len(data)} bytes")
+        raise ModelFileError(
+            f"{shown!r} is truncated or not a deltaprop file: only {len(data)} bytes"
+        )
     header_size = int.from_bytes(data[:8], "little")
     available = len(data) - 8
     if header_size > HEADER_CAP:
         if header_size > available:
             raise ModelFileError(
                 f"{shown!r} is not a deltaprop file: its first 8 bytes do not give a plausible "
-                f"safetensors header length ({header_size} bytes)")
+                f"safetensors header length ({header_size} bytes)"
+            )
         raise ModelFileError(
             f"{shown!r}: the metadata header is {header_size} bytes, over the cap of "
-            f"{HEADER_CAP} bytes; refusing to parse it")
+            f"{HEADER_CAP} bytes; refusing to parse it"
+        )
     if header_size > available:
         raise ModelFileError(
-            f"{shown!r} is truncated: the header needs {header_size} bytes, only {available} follow")
+            f"{shown!r} is truncated: the header needs {header_size} bytes, only {available} follow"
+        )
     try:
         header = json.loads(data[8 : 8 + header_size].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelFileError(
             f"{shown!r} is corrupted or not a deltaprop file: its header is not valid JSON "
-            f"({error})") from None
+            f"({error})"
+        ) from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{shown!r} is not a deltaprop file: the header is not a JSON object")
     metadata = header.pop("__metadata__", None)
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise ModelFileError(
             f"{shown!r} is a safetensors file but was not written by deltaprop "
-            "(no deltaprop format metadata)")
+            "(no deltaprop format metadata)"
+        )
     try:
         version = int(metadata.get("format_version", ""))
     except ValueError:
@@ -345,15 +400,18 @@ def _read_file(path: str | os.PathLike[str], *, verify: bool = True) -> _File:
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{shown!r} uses deltaprop format version {version}, newer than this library reads "
-            f"(up to {FORMAT_VERSION}); upgrade deltaprop to load it")
+            f"(up to {FORMAT_VERSION}); upgrade deltaprop to load it"
+        )
     if version < 1:
         raise ModelFileError(f"{shown!r}: invalid format version {version}")
     document = metadata.get("deltaprop")
     if not isinstance(document, str) or _sha256(document.encode()) != metadata.get(
-            "deltaprop_sha256"):
+        "deltaprop_sha256"
+    ):
         raise ModelFileError(
             f"{shown!r} is corrupted: the checksum of its metadata does not match "
-            "(the header was damaged or edited)")
+            "(the header was damaged or edited)"
+        )
     info = json.loads(document)
     payload = memoryview(data)[8 + header_size :]
     tensors: dict[str, Array] = {}
@@ -369,21 +427,27 @@ def _read_file(path: str | os.PathLike[str], *, verify: bool = True) -> _File:
         if end > len(payload):
             raise ModelFileError(
                 f"{shown!r} is truncated: tensor {name!r} needs payload bytes up to {end}, the "
-                f"file holds {len(payload)}")
+                f"file holds {len(payload)}"
+            )
         if begin < 0 or end - begin != int(np.prod(shape)) * dtype.itemsize:
             raise ModelFileError(
                 f"{shown!r} is corrupted: tensor {name!r} has shape {shape} and dtype "
-                f"{dtype.name} but occupies {end - begin} bytes")
+                f"{dtype.name} but occupies {end - begin} bytes"
+            )
         chunk = payload[begin:end]
         expected = info.get("tensor_sha256", {}).get(name)
         if expected is None:
-            raise ModelFileError(f"{shown!r}: unexpected extra tensor {name!r} not in its checksums")
+            raise ModelFileError(
+                f"{shown!r}: unexpected extra tensor {name!r} not in its checksums"
+            )
         if verify and _sha256(chunk) != expected:
             raise ModelFileError(
                 f"{shown!r} is corrupted: checksum mismatch in tensor {name!r} (its bytes "
-                "changed after it was written)")
-        tensors[name] = np.frombuffer(chunk, dtype=dtype).reshape(shape).astype(
-            dtype.newbyteorder("="))
+                "changed after it was written)"
+            )
+        tensors[name] = (
+            np.frombuffer(chunk, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+        )
     missing = sorted(set(info.get("tensor_sha256", {})) - set(tensors))
     if missing:
         raise ModelFileError(f"{shown!r} is missing tensors {missing} listed in its checksums")
@@ -393,28 +457,35 @@ def _read_file(path: str | os.PathLike[str], *, verify: bool = True) -> _File:
 def _fill_model(path: str, model: Sequential, tensors: dict[str, Array]) -> None:
     expected = named_parameters(model)
     names = {name for name, _ in expected}
-    extra = sorted(n for n in tensors if n not in names and not n.startswith(
-        ("optimizer.", "callbacks.", "split.")))
+    extra = sorted(
+        n
+        for n in tensors
+        if n not in names and not n.startswith(("optimizer.", "callbacks.", "split."))
+    )
     if extra:
         raise ModelFileError(f"{path!r}: tensors {extra} do not belong to the architecture")
     for name, p in expected:
         if name not in tensors:
-            raise ModelFileError(f"{path!r}: tensor {name!r} is missing (the architecture needs "
-                                 f"shape {p.shape})")
+            raise ModelFileError(
+                f"{path!r}: tensor {name!r} is missing (the architecture needs shape {p.shape})"
+            )
         array = tensors[name]
         if array.shape != p.value.shape:
             raise ModelFileError(
                 f"{path!r}: tensor {name!r} has shape {array.shape}, but the architecture needs "
-                f"{p.value.shape}")
+                f"{p.value.shape}"
+            )
         if array.dtype != p.value.dtype:
             raise ModelFileError(
                 f"{path!r}: tensor {name!r} has dtype {array.dtype}, but the architecture needs "
-                f"{p.value.dtype}")
+                f"{p.value.dtype}"
+            )
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         if bad:
             raise ModelFileError(
                 f"{path!r}: tensor {name!r} holds {bad} non-finite values (NaN or inf); refusing "
-                "to load a broken model")
+                "to load a broken model"
+            )
     for name, p in expected:
         np.copyto(p.value, tensors[name])
 
@@ -423,7 +494,7 @@ def _loss_from(info: dict[str, Any], path: str) -> Loss | None:
     config = info.get("loss")
     if config is None:
         return None
-    cls = LOSSES.get(config.get("type")) if isinstance(config, dict) else None
+    cls = LOSSES.get(str(config.get("type"))) if isinstance(config, dict) else None
     if cls is None:
         raise ModelFileError(f"{path!r}: unknown loss {config!r} (known: {sorted(LOSSES)})")
     return cls()
@@ -459,8 +530,11 @@ class CheckpointState:
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], model: Sequential, optimizer: Optimizer,
-    *, loss: Loss | None = None,
+    path: str | os.PathLike[str],
+    model: Sequential,
+    optimizer: Optimizer,
+    *,
+    loss: Loss | None = None,
 ) -> CheckpointState:
     """Restore weights and optimizer state from a checkpoint into ``model`` and ``optimizer``.
 
@@ -477,21 +551,27 @@ def load_checkpoint(
     if differences:
         raise ModelFileError(
             f"cannot resume from {shown!r}: it was written for a different architecture: "
-            + "; ".join(differences))
+            + "; ".join(differences)
+        )
     saved_loss = (file.info.get("loss") or {}).get("type")
     if loss is not None and saved_loss != type(loss).__name__:
-        raise ModelFileError(f"cannot resume from {shown!r}: it was trained with loss "
-                             f"{saved_loss}, not {type(loss).__name__}")
+        raise ModelFileError(
+            f"cannot resume from {shown!r}: it was trained with loss "
+            f"{saved_loss}, not {type(loss).__name__}"
+        )
     saved_opt = state["optimizer"]
     current_opt = _optimizer_config(optimizer)
     if saved_opt["type"] not in OPTIMIZERS:
         raise ModelFileError(f"{shown!r}: unknown optimizer {saved_opt['type']!r}")
-    notes = [f"{key}: file has {saved_opt.get(key)!r}, given {current_opt[key]!r}"
-             for key in ("type", "lr", "hyperparameters")
-             if _json_safe(saved_opt.get(key)) != _json_safe(current_opt[key])]
+    notes = [
+        f"{key}: file has {saved_opt.get(key)!r}, given {current_opt[key]!r}"
+        for key in ("type", "lr", "hyperparameters")
+        if _json_safe(saved_opt.get(key)) != _json_safe(current_opt[key])
+    ]
     if notes:
-        raise ModelFileError(f"cannot resume from {shown!r} with a different optimizer: "
-                             + "; ".join(notes))
+        raise ModelFileError(
+            f"cannot resume from {shown!r} with a different optimizer: " + "; ".join(notes)
+        )
     _fill_model(shown, model, file.tensors)
     for key, array in optimizer.state.items():
         saved = file.tensors.get(f"optimizer.{key}")
@@ -502,12 +582,20 @@ def load_checkpoint(
     optimizer.lr_scale = float(saved_opt["lr_scale"])
     callbacks = []
     for entry in state.get("callbacks", []):
-        restored = {key: file.tensors[value["tensor"]] if isinstance(value, dict)
-                    and "tensor" in value else value for key, value in entry["state"].items()}
+        restored = {
+            key: file.tensors[value["tensor"]]
+            if isinstance(value, dict) and "tensor" in value
+            else value
+            for key, value in entry["state"].items()
+        }
         callbacks.append((entry["type"], restored))
     return CheckpointState(
-        epoch=int(state["epoch"]), history=state["history"], rng_state=state["rng"],
-        val_index=file.tensors.get("split.val_index"), callbacks=callbacks)
+        epoch=int(state["epoch"]),
+        history=state["history"],
+        rng_state=state["rng"],
+        val_index=file.tensors.get("split.val_index"),
+        callbacks=callbacks,
+    )
 
 
 @dataclass
@@ -526,19 +614,28 @@ class FileInfo:
 
     @property
     def n_parameters(self) -> int:
-        return sum(int(np.prod(shape)) for name, (shape, _) in self.tensors.items()
-                   if not name.startswith(("optimizer.", "callbacks.", "split.")))
+        return sum(
+            int(np.prod(shape))
+            for name, (shape, _) in self.tensors.items()
+            if not name.startswith(("optimizer.", "callbacks.", "split."))
+        )
 
     def __str__(self) -> str:
-        lines = [f"{self.path}: deltaprop {self.kind} (format {self.format_version}, written by "
-                 f"deltaprop {self.library_version})",
-                 f"  loss: {self.loss}", f"  parameters: {self.n_parameters}", "  layers:"]
+        lines = [
+            f"{self.path}: deltaprop {self.kind} (format {self.format_version}, written by "
+            f"deltaprop {self.library_version})",
+            f"  loss: {self.loss}",
+            f"  parameters: {self.n_parameters}",
+            "  layers:",
+        ]
         for i, layer in enumerate(self.architecture.get("layers", [])):
             lines.append(f"    ({i}) {_describe(layer)}")
         if self.epoch is not None:
             lines.append(f"  epoch reached: {self.epoch}")
         if self.optimizer is not None:
-            lines.append(f"  optimizer: {self.optimizer['type']} (step {self.optimizer['step_count']})")
+            lines.append(
+                f"  optimizer: {self.optimizer['type']} (step {self.optimizer['step_count']})"
+            )
         lines.append("  tensors:")
         for name, (shape, dtype) in self.tensors.items():
             lines.append(f"    {name:<24} {dtype:<8} {shape}")
@@ -550,9 +647,13 @@ def inspect(path: str | os.PathLike[str]) -> FileInfo:
     file = _read_file(path)
     state = file.info.get("checkpoint") or {}
     return FileInfo(
-        path=str(path), kind=file.info.get("kind", "model"), format_version=file.version,
+        path=str(path),
+        kind=file.info.get("kind", "model"),
+        format_version=file.version,
         library_version=file.info.get("library_version", "?"),
         architecture=file.info.get("architecture", {}),
         loss=(file.info.get("loss") or {}).get("type"),
         tensors={n: (tuple(a.shape), a.dtype.name) for n, a in sorted(file.tensors.items())},
-        epoch=state.get("epoch"), optimizer=state.get("optimizer"))
+        epoch=state.get("epoch"),
+        optimizer=state.get("optimizer"),
+    )

@@ -83,8 +83,9 @@ class Dense(Layer):
 
     def forward(self, x: Array, *, training: bool = False) -> Array:
         """Z = X @ W.T + b. Shapes: X (N, in) -> Z (N, out)."""
-        check_input(x, layer=f"Dense({self.in_features}, {self.out_features})",
-                    in_features=self.in_features)
+        check_input(
+            x, layer=f"Dense({self.in_features}, {self.out_features})", in_features=self.in_features
+        )
         if x.dtype != self.dtype:  # compute in the layer's dtype: no silent up-cast
             x = x.astype(self.dtype)
         Z = self._buffer("Z", (x.shape[0], self.out_features), self.dtype)

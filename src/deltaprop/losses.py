@@ -115,7 +115,9 @@ def _check_finite_targets(name: str, y: Array) -> None:
     bad = ~np.isfinite(y)
     if bad.any():
         first = int(np.argwhere(bad)[0][0])
-        raise ValueError(f"{name}: y contains {int(bad.sum())} NaN or inf values (first in row {first})")
+        raise ValueError(
+            f"{name}: y contains {int(bad.sum())} NaN or inf values (first in row {first})"
+        )
 
 
 def _as_2d_targets(name: str, y: Any, n_outputs: int, dtype: np.dtype[Any]) -> Array:
@@ -217,7 +219,9 @@ class SoftmaxCrossEntropy(Loss):
             )
         y = _as_2d_targets(name, y, n_outputs, np.dtype(np.float64))
         if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-6):
-            row = int(np.argwhere((y < 0).any(axis=1) | ~np.isclose(y.sum(axis=1), 1.0, atol=1e-6))[0][0])
+            row = int(
+                np.argwhere((y < 0).any(axis=1) | ~np.isclose(y.sum(axis=1), 1.0, atol=1e-6))[0][0]
+            )
             raise ValueError(
                 f"{name}: probability targets must be non-negative rows summing to 1; "
                 f"row {row} is {y[row].tolist()} (sum {y[row].sum():g})"

@@ -30,7 +30,6 @@ from .core import Parameter, flat_buffers
 LearningRate = float | Callable[[int], float]
 
 
-
 def _check_positive(owner: str, name: str, value: float, *, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__}")
@@ -79,7 +78,9 @@ class Optimizer(ABC):
         if not callable(lr):
             lr = _check_positive(name, "lr", lr)
         self.lr: LearningRate = lr
-        self.clip_norm = None if clip_norm is None else _check_positive(name, "clip_norm", clip_norm)
+        self.clip_norm = (
+            None if clip_norm is None else _check_positive(name, "clip_norm", clip_norm)
+        )
         self.lr_scale = 1.0
         self.step_count = 0
         flat = flat_buffers(self.parameters)
@@ -92,7 +93,9 @@ class Optimizer(ABC):
             self._groups = [(p.value.reshape(-1), p.grad.reshape(-1)) for p in self.parameters]
         size = sum(values.size for values, _ in self._groups)
         dtype = self._groups[0][0].dtype
-        self.state: dict[str, Array] = {key: np.zeros(size, dtype=dtype) for key in self.state_names}
+        self.state: dict[str, Array] = {
+            key: np.zeros(size, dtype=dtype) for key in self.state_names
+        }
         self._tiny = float(np.finfo(dtype).tiny)
 
     # --- learning rate ----------------------------------------------------------------------
@@ -133,9 +136,7 @@ class Optimizer(ABC):
             offset += size
 
     @abstractmethod
-    def _update(
-        self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float
-    ) -> None:
+    def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
         """Update flat parameters ``p`` in place from gradients ``g`` (scaled by grad_scale)."""
 
     # --- description ----------------------------------------------------------------------
@@ -161,8 +162,19 @@ _kernel = njit(cache=True, nogil=True, error_model="numpy")
 
 
 @_kernel
-def _sgd_kernel(p, g, buf, lr, momentum, one_minus_dampening, nesterov, weight_decay, grad_scale,
-                first_step, tiny):  # pragma: no cover - compiled
+def _sgd_kernel(
+    p,
+    g,
+    buf,
+    lr,
+    momentum,
+    one_minus_dampening,
+    nesterov,
+    weight_decay,
+    grad_scale,
+    first_step,
+    tiny,
+):  # pragma: no cover - compiled
     zero = tiny - tiny
     for i in range(p.size):
         gi = g[i] * grad_scale + weight_decay * p[i]
@@ -212,22 +224,50 @@ class SGD(Optimizer):
 
     def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
         f = p.dtype.type
-        _sgd_kernel(p, g, state[0], f(lr), f(self.momentum), f(1.0 - self.dampening),
-                    self.nesterov, f(self.weight_decay), f(grad_scale), self.step_count == 1,
-                    f(self._tiny))
+        _sgd_kernel(
+            p,
+            g,
+            state[0],
+            f(lr),
+            f(self.momentum),
+            f(1.0 - self.dampening),
+            self.nesterov,
+            f(self.weight_decay),
+            f(grad_scale),
+            self.step_count == 1,
+            f(self._tiny),
+        )
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"momentum": self.momentum, "dampening": self.dampening,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay,
-                "clip_norm": self.clip_norm}
+        return {
+            "momentum": self.momentum,
+            "dampening": self.dampening,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+            "clip_norm": self.clip_norm,
+        }
 
 
 # --- Adam and AdamW -----------------------------------------------------------------------
 
 
 @_kernel
-def _adam_kernel(p, g, m, v, beta1, beta2, step_size, inv_bias2_sqrt, eps, weight_decay, shrink,
-                 decoupled, grad_scale, tiny):  # pragma: no cover - compiled
+def _adam_kernel(
+    p,
+    g,
+    m,
+    v,
+    beta1,
+    beta2,
+    step_size,
+    inv_bias2_sqrt,
+    eps,
+    weight_decay,
+    shrink,
+    decoupled,
+    grad_scale,
+    tiny,
+):  # pragma: no cover - compiled
     zero = tiny - tiny
     one = tiny / tiny
     for i in range(p.size):
@@ -275,8 +315,10 @@ class Adam(Optimizer):
         name = type(self).__name__
         if len(betas) != 2:
             raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = (_check_unit_interval(name, "betas[0]", betas[0]),
-                      _check_unit_interval(name, "betas[1]", betas[1]))
+        self.betas = (
+            _check_unit_interval(name, "betas[0]", betas[0]),
+            _check_unit_interval(name, "betas[1]", betas[1]),
+        )
         self.eps = _check_positive(name, "eps", eps, allow_zero=True)
         self.weight_decay = _check_positive(name, "weight_decay", weight_decay, allow_zero=True)
 
@@ -284,14 +326,30 @@ class Adam(Optimizer):
         f = p.dtype.type
         beta1, beta2 = self.betas
         t = self.step_count
-        _adam_kernel(p, g, state[0], state[1], f(beta1), f(beta2), f(lr / (1.0 - beta1**t)),
-                     f(1.0 / math.sqrt(1.0 - beta2**t)), f(self.eps), f(self.weight_decay),
-                     f(1.0 - lr * self.weight_decay), self.decoupled_weight_decay, f(grad_scale),
-                     f(self._tiny))
+        _adam_kernel(
+            p,
+            g,
+            state[0],
+            state[1],
+            f(beta1),
+            f(beta2),
+            f(lr / (1.0 - beta1**t)),
+            f(1.0 / math.sqrt(1.0 - beta2**t)),
+            f(self.eps),
+            f(self.weight_decay),
+            f(1.0 - lr * self.weight_decay),
+            self.decoupled_weight_decay,
+            f(grad_scale),
+            f(self._tiny),
+        )
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,
-                "clip_norm": self.clip_norm}
+        return {
+            "betas": list(self.betas),
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "clip_norm": self.clip_norm,
+        }
 
 
 class AdamW(Adam):
@@ -316,16 +374,30 @@ class AdamW(Adam):
         weight_decay: float = 0.01,
         clip_norm: float | None = None,
     ) -> None:
-        super().__init__(parameters, lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         clip_norm=clip_norm)
+        super().__init__(
+            parameters, lr, betas=betas, eps=eps, weight_decay=weight_decay, clip_norm=clip_norm
+        )
 
 
 # --- RMSprop -------------------------------------------------------------------------------
 
 
 @_kernel
-def _rmsprop_kernel(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum,
-                    centered, grad_scale, tiny):  # pragma: no cover - compiled
+def _rmsprop_kernel(
+    p,
+    g,
+    square_avg,
+    grad_avg,
+    buf,
+    lr,
+    alpha,
+    eps,
+    weight_decay,
+    momentum,
+    centered,
+    grad_scale,
+    tiny,
+):  # pragma: no cover - compiled
     zero = tiny - tiny
     one = tiny / tiny
     for i in range(p.size):
@@ -380,21 +452,39 @@ class RMSprop(Optimizer):
         super().__init__(parameters, lr, clip_norm=clip_norm)
         self.alpha = _check_unit_interval("RMSprop", "alpha", alpha)
         self.eps = _check_positive("RMSprop", "eps", eps, allow_zero=True)
-        self.weight_decay = _check_positive("RMSprop", "weight_decay", weight_decay,
-                                            allow_zero=True)
+        self.weight_decay = _check_positive(
+            "RMSprop", "weight_decay", weight_decay, allow_zero=True
+        )
         self.momentum = _check_unit_interval("RMSprop", "momentum", momentum)
         self.centered = bool(centered)
 
     def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
         f = p.dtype.type
-        _rmsprop_kernel(p, g, state[0], state[1], state[2], f(lr), f(self.alpha), f(self.eps),
-                        f(self.weight_decay), f(self.momentum), self.centered, f(grad_scale),
-                        f(self._tiny))
+        _rmsprop_kernel(
+            p,
+            g,
+            state[0],
+            state[1],
+            state[2],
+            f(lr),
+            f(self.alpha),
+            f(self.eps),
+            f(self.weight_decay),
+            f(self.momentum),
+            self.centered,
+            f(grad_scale),
+            f(self._tiny),
+        )
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
-                "momentum": self.momentum, "centered": self.centered,
-                "clip_norm": self.clip_norm}
+        return {
+            "alpha": self.alpha,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
+            "centered": self.centered,
+            "clip_norm": self.clip_norm,
+        }
 
 
 # --- Adagrad -------------------------------------------------------------------------------
@@ -436,23 +526,30 @@ class Adagrad(Optimizer):
     ) -> None:
         super().__init__(parameters, lr, clip_norm=clip_norm)
         self.lr_decay = _check_positive("Adagrad", "lr_decay", lr_decay, allow_zero=True)
-        self.weight_decay = _check_positive("Adagrad", "weight_decay", weight_decay,
-                                            allow_zero=True)
+        self.weight_decay = _check_positive(
+            "Adagrad", "weight_decay", weight_decay, allow_zero=True
+        )
         self.initial_accumulator_value = _check_positive(
-            "Adagrad", "initial_accumulator_value", initial_accumulator_value, allow_zero=True)
+            "Adagrad", "initial_accumulator_value", initial_accumulator_value, allow_zero=True
+        )
         self.eps = _check_positive("Adagrad", "eps", eps, allow_zero=True)
         self.state["sum"].fill(self.initial_accumulator_value)
 
     def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
         f = p.dtype.type
         decayed_lr = lr / (1.0 + (self.step_count - 1) * self.lr_decay)
-        _adagrad_kernel(p, g, state[0], f(decayed_lr), f(self.eps), f(self.weight_decay),
-                        f(grad_scale))
+        _adagrad_kernel(
+            p, g, state[0], f(decayed_lr), f(self.eps), f(self.weight_decay), f(grad_scale)
+        )
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
-                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps,
-                "clip_norm": self.clip_norm}
+        return {
+            "lr_decay": self.lr_decay,
+            "weight_decay": self.weight_decay,
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "eps": self.eps,
+            "clip_norm": self.clip_norm,
+        }
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

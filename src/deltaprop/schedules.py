@@ -2,8 +2,8 @@
 
 Pass one as an optimizer's ``lr``: ``dp.Adam(params, lr=dp.CosineDecay(1e-3, total_steps=5000))``.
 Steps are optimizer updates (mini-batches), not epochs; for a per-epoch decay use
-``step_size = batches_per_epoch``. Reduce-on-plateau is a callback (:class:`deltaprop.ReduceLROnPlateau`)
-because it needs the validation loss.
+``step_size = batches_per_epoch``. Reduce-on-plateau is a callback
+(:class:`deltaprop.ReduceLROnPlateau`) because it needs the validation loss.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ class CosineDecay(Schedule):
     ) -> None:
         super().__init__(lr)
         if int(total_steps) != total_steps or total_steps <= 0:
-            raise ValueError(f"CosineDecay: total_steps must be a positive integer, got {total_steps}")
+            raise ValueError(
+                f"CosineDecay: total_steps must be a positive integer, got {total_steps}"
+            )
         if int(warmup_steps) != warmup_steps or not 0 <= warmup_steps < total_steps:
             raise ValueError(
                 f"CosineDecay: warmup_steps must be an integer in [0, total_steps={total_steps}), "
@@ -114,8 +116,12 @@ class CosineDecay(Schedule):
         return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress))
 
     def config(self) -> dict[str, Any]:
-        return {"lr": self.lr, "total_steps": self.total_steps, "min_lr": self.min_lr,
-                "warmup_steps": self.warmup_steps}
+        return {
+            "lr": self.lr,
+            "total_steps": self.total_steps,
+            "min_lr": self.min_lr,
+            "warmup_steps": self.warmup_steps,
+        }
 
 
 class InverseScaling(Schedule):
@@ -135,5 +141,6 @@ class InverseScaling(Schedule):
 
 
 SCHEDULES: dict[str, type[Schedule]] = {
-    cls.__name__: cls for cls in (Constant, StepDecay, ExponentialDecay, CosineDecay, InverseScaling)
+    cls.__name__: cls
+    for cls in (Constant, StepDecay, ExponentialDecay, CosineDecay, InverseScaling)
 }

@@ -55,7 +55,7 @@ class History(dict[str, list[float]]):
         done = self.epochs
         for key, value in logs.items():
             self.setdefault(key, [math.nan] * done).append(float(value))
-        for key, values in self.items():
+        for values in self.values():
             if len(values) < done + 1:
                 values.append(math.nan)
 
@@ -267,8 +267,10 @@ class _Batches:
         n = len(index)
         storage = self._storage.get(n)
         if storage is None:
-            storage = (np.empty((n, *self.X.shape[1:]), self.X.dtype),
-                       np.empty((n, *self.y.shape[1:]), self.y.dtype))
+            storage = (
+                np.empty((n, *self.X.shape[1:]), self.X.dtype),
+                np.empty((n, *self.y.shape[1:]), self.y.dtype),
+            )
             self._storage[n] = storage
         xb, yb = storage
         np.take(self.X, index, axis=0, out=xb)
@@ -372,6 +374,8 @@ def fit(
         val_index = state.val_index
         _restore_callbacks(callbacks, state.callbacks)
 
+    X_val: Array | None
+    y_val: Array | None
     if validation_data is not None:
         X_val, y_val = _prepare_data(model, loss, *validation_data, name="X_val")
         train_index = np.arange(len(X_all))
@@ -391,9 +395,18 @@ def fit(
     elif verbose == 2 and not any(isinstance(c, EpochLogger) for c in callbacks):
         callbacks.append(EpochLogger())
 
-    run = TrainingRun(model=model, loss=loss, optimizer=optimizer, history=history,
-                      epochs=epochs, batch_size=batch_size, X=X_all, train_index=train_index,
-                      rng=rng, epoch=start_epoch)
+    run = TrainingRun(
+        model=model,
+        loss=loss,
+        optimizer=optimizer,
+        history=history,
+        epochs=epochs,
+        batch_size=batch_size,
+        X=X_all,
+        train_index=train_index,
+        rng=rng,
+        epoch=start_epoch,
+    )
     run.extra["val_index"] = val_index
     run.extra["callbacks"] = callbacks
     batches = _Batches(X_all, y_all, batch_size)
@@ -469,8 +482,10 @@ def _stop_on_non_finite(
     else:
         np.copyto(weights, last_finite)
         kept = f"the network was restored to its weights after epoch {epoch} (the last finite ones)"
-    reason = (f"non-finite loss ({value}) at epoch {epoch + 1}, batch {batch + 1}: training "
-              f"stopped and {kept}. Try a smaller learning rate or gradient clipping (clip_norm).")
+    reason = (
+        f"non-finite loss ({value}) at epoch {epoch + 1}, batch {batch + 1}: training "
+        f"stopped and {kept}. Try a smaller learning rate or gradient clipping (clip_norm)."
+    )
     run.stop(reason)
     warnings.warn(reason, RuntimeWarning, stacklevel=3)
 
@@ -524,8 +539,11 @@ def _monitored(logs: dict[str, float], monitor: str, owner: str) -> float:
     if monitor not in logs:
         raise ValueError(
             f"{owner}: monitor={monitor!r} is not a logged metric; available: {sorted(logs)}"
-            + (" (val_* metrics need validation_data or validation_split)"
-               if monitor.startswith("val_") else "")
+            + (
+                " (val_* metrics need validation_data or validation_split)"
+                if monitor.startswith("val_")
+                else ""
+            )
         )
     return logs[monitor]
 
@@ -542,8 +560,15 @@ class EarlyStopping(Callback):
             of the best epoch.
     """
 
-    def __init__(self, monitor: str = "val_loss", *, patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = False) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        *,
+        patience: int = 0,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ) -> None:
         self.monitor = monitor
         self.patience = _check_int("EarlyStopping: patience", patience, 0)
         if min_delta < 0:
@@ -575,9 +600,11 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
-            run.stop(f"early stopping: {self.monitor} did not improve by more than "
-                     f"{self.min_delta:g} for {self.wait} epochs; best {self.best:.6g} at epoch "
-                     f"{self.best_epoch + 1}")
+            run.stop(
+                f"early stopping: {self.monitor} did not improve by more than "
+                f"{self.min_delta:g} for {self.wait} epochs; best {self.best:.6g} at epoch "
+                f"{self.best_epoch + 1}"
+            )
 
     def on_train_end(self, run: TrainingRun) -> None:
         if self.restore_best_weights and self.best_weights is not None:
@@ -586,8 +613,12 @@ class EarlyStopping(Callback):
             run.stop_reason = f"{run.stop_reason}; {note}" if run.stop_reason else note
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
-                "best_weights": self.best_weights}
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "best_weights": self.best_weights,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state["best"])
@@ -606,9 +637,17 @@ class ReduceLROnPlateau(Callback):
         reduction; min_lr: the learning rate never goes below this.
     """
 
-    def __init__(self, monitor: str = "val_loss", *, factor: float = 0.1, patience: int = 10,
-                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0,
-                 mode: str = "auto") -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        *,
+        factor: float = 0.1,
+        patience: int = 10,
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        mode: str = "auto",
+    ) -> None:
         if not 0 < factor < 1:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
         self.monitor = monitor
@@ -624,8 +663,11 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
         value = _monitored(logs, self.monitor, "ReduceLROnPlateau")
-        better = (value < self.best - self.min_delta if self.mode == "min"
-                  else value > self.best + self.min_delta)
+        better = (
+            value < self.best - self.min_delta
+            if self.mode == "min"
+            else value > self.best + self.min_delta
+        )
         if self.cooldown_left > 0:
             self.cooldown_left -= 1
             self.wait = 0
@@ -724,22 +766,34 @@ class ProgressBar(Callback):
 
     def on_train_begin(self, run: TrainingRun) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         console = Console(stderr=True)
         if not (console.is_terminal or self.force):
             return
-        self._progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
-                                  MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                                  TimeElapsedColumn(), console=console, transient=False)
+        self._progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
         self._progress.start()
         self._batches = math.ceil(len(run.train_index) / run.batch_size)
 
     def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None:
         if self._progress is not None:
-            self._task = self._progress.add_task("train", total=self._batches,
-                                                 epoch=f"{epoch + 1}/{run.epochs}", loss="-")
+            self._task = self._progress.add_task(
+                "train", total=self._batches, epoch=f"{epoch + 1}/{run.epochs}", loss="-"
+            )
             self._running = 0.0
 
     def on_batch_end(self, run: TrainingRun, batch: int, loss: float) -> None:
@@ -749,8 +803,9 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
         if self._progress is not None:
-            summary = " ".join(f"{k} {v:.4f}" for k, v in logs.items()
-                               if k != "lr" and "/" not in k)
+            summary = " ".join(
+                f"{k} {v:.4f}" for k, v in logs.items() if k != "lr" and "/" not in k
+            )
             self._progress.update(self._task, loss=summary)
 
     def on_train_end(self, run: TrainingRun) -> None:
@@ -817,8 +872,14 @@ class ModelCheckpoint(Callback):
         monitor, mode: as in :class:`EarlyStopping`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, save_best_only: bool = False,
-                 monitor: str = "val_loss", mode: str = "auto") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        save_best_only: bool = False,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+    ) -> None:
         self.path = str(path)
         self.save_best_only = save_best_only
         self.monitor = monitor
@@ -827,16 +888,23 @@ class ModelCheckpoint(Callback):
 
     def after_epoch(self, run: TrainingRun) -> None:
         if self.save_best_only:
-            value = _monitored({k: v[-1] for k, v in run.history.items()}, self.monitor,
-                               "ModelCheckpoint")
+            value = _monitored(
+                {k: v[-1] for k, v in run.history.items()}, self.monitor, "ModelCheckpoint"
+            )
             better = value < self.best if self.mode == "min" else value > self.best
             if not better:
                 return
             self.best = value
         path = self.path.format(epoch=run.epoch)
         io.save_checkpoint(
-            path, run.model, run.loss, run.optimizer, epoch=run.epoch, history=dict(run.history),
-            rng_state=run.rng.bit_generator.state, val_index=run.extra.get("val_index"),
+            path,
+            run.model,
+            run.loss,
+            run.optimizer,
+            epoch=run.epoch,
+            history=dict(run.history),
+            rng_state=dict(run.rng.bit_generator.state),
+            val_index=run.extra.get("val_index"),
             callbacks=[(type(c).__name__, c.state_dict()) for c in run.extra["callbacks"]],
         )
 
