@@ -439,3 +439,24 @@ def test_progress_bar_is_quiet_off_a_terminal(capsys):
     )
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_progress_bar_shows_batches_loss_and_epoch_summary(capsys):
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    net = mlp(rng, [5, 16, 3])
+    dp.fit(
+        net,
+        dp.SoftmaxCrossEntropy(),
+        dp.Adam(net.parameters()),
+        X,
+        y,
+        epochs=2,
+        batch_size=50,
+        rng=rng,
+        validation_split=0.2,
+        callbacks=[dp.ProgressBar(force=True)],
+    )
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "4/4" in err  # 160 training rows in batches of 50
+    assert "val_acc" in err and "loss" in err

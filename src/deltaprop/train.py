@@ -779,12 +779,11 @@ class ProgressBar(Callback):
             return
         self._progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
             TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
             console=console,
-            transient=False,
         )
         self._progress.start()
         self._batches = math.ceil(len(run.train_index) / run.batch_size)
@@ -792,21 +791,24 @@ class ProgressBar(Callback):
     def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None:
         if self._progress is not None:
             self._task = self._progress.add_task(
-                "train", total=self._batches, epoch=f"{epoch + 1}/{run.epochs}", loss="-"
+                "train", total=self._batches, epoch=f"{epoch + 1}/{run.epochs}", info=""
             )
             self._running = 0.0
 
     def on_batch_end(self, run: TrainingRun, batch: int, loss: float) -> None:
         if self._progress is not None:
             self._running += (loss - self._running) / (batch + 1)
-            self._progress.update(self._task, advance=1, loss=f"{self._running:.4f}")
+            self._progress.update(self._task, advance=1, info=f"loss {self._running:.4f}")
 
     def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
         if self._progress is not None:
-            summary = " ".join(
-                f"{k} {v:.4f}" for k, v in logs.items() if k != "lr" and "/" not in k
-            )
-            self._progress.update(self._task, loss=summary)
+            shown = {
+                k.replace("accuracy", "acc"): v
+                for k, v in logs.items()
+                if k not in ("lr", "epoch_time") and "/" not in k
+            }
+            info = " ".join(f"{k} {v:.4f}" for k, v in shown.items())
+            self._progress.update(self._task, info=info)
 
     def on_train_end(self, run: TrainingRun) -> None:
         if self._progress is not None:
