@@ -112,6 +112,23 @@ def _cast(layer: Layer) -> None:
         layer.dtype = np.dtype(np.float64)
 
 
+def _compare(
+    subject: str,
+    clone: Layer,
+    f: Callable[[], float],
+    x: Array,
+    grad_x: Array,
+    eps: float,
+    tolerance: float,
+) -> GradcheckReport:
+    """Compare each parameter's grad and the input gradient with central differences of f."""
+    report = GradcheckReport(subject, tolerance=tolerance)
+    for p in clone.parameters():
+        report.errors[p.name] = relative_error(p.grad, numeric_gradient(f, p.value, eps))
+    report.errors["input"] = relative_error(grad_x, numeric_gradient(f, x, eps))
+    return report
+
+
 def check_layer(
     layer: Layer,
     x: Array,
@@ -130,11 +147,7 @@ def check_layer(
 
     clone.forward(x, training=True)
     grad_x = clone.backward(G)
-    report = GradcheckReport(_one_line(layer), tolerance=tolerance)
-    for p in clone.parameters():
-        report.errors[p.name] = relative_error(p.grad, numeric_gradient(f, p.value, eps))
-    report.errors["input"] = relative_error(grad_x, numeric_gradient(f, x, eps))
-    return report
+    return _compare(_one_line(layer), clone, f, x, grad_x, eps, tolerance)
 
 
 def check_loss(
@@ -173,8 +186,4 @@ def check_model(
 
     loss_clone.forward(clone.forward(X, training=True), y)
     grad_X = clone.backward(loss_clone.backward())
-    report = GradcheckReport(_one_line(model), tolerance=tolerance)
-    for p in clone.parameters():
-        report.errors[p.name] = relative_error(p.grad, numeric_gradient(f, p.value, eps))
-    report.errors["input"] = relative_error(grad_X, numeric_gradient(f, X, eps))
-    return report
+    return _compare(_one_line(model), clone, f, X, grad_X, eps, tolerance)
