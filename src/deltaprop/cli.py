@@ -16,7 +16,7 @@ from .layers import Dense
 from .losses import Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from .model import Sequential
 from .optimizers import OPTIMIZERS
-from .train import evaluate, fit
+from .train import EarlyStopping, evaluate, fit
 
 app = typer.Typer(
     add_completion=False,
@@ -49,10 +49,11 @@ def train(
         str, typer.Option(help=f"one of {sorted(datasets.LOADERS)}")
     ] = "breast-cancer",
     hidden: Annotated[str, typer.Option(help="hidden widths, comma-separated")] = "16",
-    epochs: Annotated[int, typer.Option(min=0)] = 30,
+    epochs: Annotated[int, typer.Option(min=0)] = 50,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     optimizer: Annotated[str, typer.Option(help=f"one of {sorted(OPTIMIZERS)}")] = "Adam",
-    lr: Annotated[float, typer.Option(min=0.0)] = 1e-2,
+    lr: Annotated[float, typer.Option(min=0.0)] = 3e-3,
+    patience: Annotated[int, typer.Option(min=0, help="early-stopping patience (epochs)")] = 5,
     seed: int = 0,
     save_to: Annotated[Path | None, typer.Option("--save", help="write the model here")] = None,
     verbose: Annotated[int, typer.Option(min=0, max=2)] = 2,
@@ -95,6 +96,7 @@ def train(
         rng=rng,
         validation_split=0.1,
         verbose=verbose,
+        callbacks=[EarlyStopping(patience=patience, restore_best_weights=True)],
     )
     if history.stop_reason:
         typer.echo(f"stopped: {history.stop_reason}")

@@ -748,8 +748,12 @@ class EpochLogger(Callback):
         self.stream = stream
 
     def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
-        shown = " - ".join(f"{k}: {v:.4g}" for k, v in logs.items() if "/" not in k)
-        print(f"epoch {epoch + 1}/{run.epochs} - {shown}", file=self.stream or sys.stdout)
+        shown = [f"{k}: {v:.4g}" for k, v in logs.items() if "/" not in k and k != "epoch_time"]
+        took = logs.get("epoch_time", math.nan) * 1000
+        print(
+            f"epoch {epoch + 1}/{run.epochs} - {' - '.join(shown)} - {took:.1f} ms",
+            file=self.stream or sys.stdout,
+        )
 
 
 class ProgressBar(Callback):
