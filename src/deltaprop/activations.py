@@ -45,7 +45,7 @@ class ReLU(Layer):
         A = self._buffer("A", x.shape, x.dtype)
         F.relu(x, out=A)
         if training:
-            self._gate = np.greater(x, 0, out=self._buffer("gate", x.shape, np.bool_))
+            self._gate = F.relu_prime(x, out=self._buffer("gate", x.shape, np.bool_))
         else:
             self._gate = None
         return A
@@ -56,11 +56,6 @@ class ReLU(Layer):
         D = self._buffer("D", grad_out.shape, grad_out.dtype)
         # ReLU'(z) = 1[z > 0]: the gate passes the error where the unit fired, kills it elsewhere
         return np.multiply(grad_out, self._gate, out=D)
-
-    @property
-    def gate(self) -> Array | None:
-        """The cached gate 1[z > 0] of the last training forward, shape (N, D)."""
-        return self._gate
 
 
 class LeakyReLU(Layer):

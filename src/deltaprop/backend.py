@@ -38,11 +38,6 @@ def empty(shape: int | tuple[int, ...], dtype: npt.DTypeLike) -> Array:
     return np.empty(shape, dtype=float_dtype(dtype))
 
 
-def zeros(shape: int | tuple[int, ...], dtype: npt.DTypeLike) -> Array:
-    """Zero-filled storage of ``shape`` and float ``dtype``."""
-    return np.zeros(shape, dtype=float_dtype(dtype))
-
-
 def as_float_array(x: Any, dtype: npt.DTypeLike, *, name: str = "x") -> Array:
     """Return ``x`` as a C-contiguous array of ``dtype``, copying only when needed.
 
@@ -53,9 +48,3 @@ def as_float_array(x: Any, dtype: npt.DTypeLike, *, name: str = "x") -> Array:
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
     return np.ascontiguousarray(array, dtype=float_dtype(dtype))
-
-
-def flush_subnormals(x: Array) -> None:
-    """Set the subnormal entries of ``x`` to zero, in place (used by tests and diagnostics)."""
-    tiny = np.finfo(x.dtype).tiny
-    x[np.abs(x) < tiny] = 0

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, cast
 
 import numpy as np
 
-from .backend import Array
+from .backend import DEFAULT_DTYPE, Array, empty
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -131,7 +131,7 @@ def read_idx_images(path: str | os.PathLike[str], rows_per_chunk: int = 4096) ->
     file, shape, dtype = _open_idx(path)
     with file:
         n, row = shape[0], int(np.prod(shape[1:]))
-        out = np.empty((n, row), dtype=np.float32)
+        out = empty((n, row), DEFAULT_DTYPE)
         for start in range(0, n, rows_per_chunk):
             stop = min(start + rows_per_chunk, n)
             chunk = _read_exactly(file, (stop - start) * row * dtype.itemsize, path, shape)

@@ -24,9 +24,9 @@ def relu(z: Array, out: Array | None = None) -> Array:
     return np.maximum(z, 0, out=out)
 
 
-def relu_prime(z: Array) -> Array:
+def relu_prime(z: Array, out: Array | None = None) -> Array:
     """ReLU'(z) = 1[z > 0], as a boolean gate."""
-    return z > 0
+    return np.greater(z, 0, out=out)
 
 
 # --- Leaky ReLU: a = z if z > 0 else slope * z -----------------------------------------------
@@ -99,31 +99,21 @@ def gelu_prime(z: Array) -> Array:
 # --- Softmax family --------------------------------------------------------------------------
 
 
-def logsumexp(z: Array, axis: int = -1) -> Array:
-    """log Σ_k e^{z_k} along ``axis``, shifted by the maximum so nothing overflows.
+def softmax_and_logsumexp(z: Array, out: Array | None = None) -> tuple[Array, Array]:
+    """softmax(z) and log Σ_k e^{z_k}, row by row, from one shifted exponential.
 
-    Shapes: z (N, K) -> (N, 1).
+    Subtracting each row's maximum first keeps every exponent ≤ 0, so nothing overflows.
+
+    Shapes: z (N, K) -> softmax (N, K), logsumexp (N, 1).
     """
-    shift = np.max(z, axis=axis, keepdims=True)
-    return shift + np.log(np.sum(np.exp(z - shift), axis=axis, keepdims=True))
-
-
-def log_softmax(z: Array, out: Array | None = None) -> Array:
-    """log softmax(z) = z − logsumexp(z), row by row. Shapes: z (N, K) -> (N, K)."""
-    out = np.subtract(z, np.max(z, axis=1, keepdims=True), out=out)
-    norm = np.log(np.sum(np.exp(out), axis=1, keepdims=True))
-    out -= norm
-    return out
+    shift = np.max(z, axis=1, keepdims=True)  # (N, 1)
+    out = np.subtract(z, shift, out=out)
+    np.exp(out, out=out)
+    total = np.sum(out, axis=1, keepdims=True)  # (N, 1)
+    out /= total
+    return out, np.log(total) + shift
 
 
 def softmax(z: Array, out: Array | None = None) -> Array:
     """softmax(z)_k = e^{z_k} / Σ_j e^{z_j}, row by row. Shapes: z (N, K) -> (N, K)."""
-    out = np.subtract(z, np.max(z, axis=1, keepdims=True), out=out)
-    np.exp(out, out=out)
-    out /= np.sum(out, axis=1, keepdims=True)
-    return out
-
-
-def log_sigmoid(z: Array) -> Array:
-    """log σ(z) = −softplus(−z), finite for any finite z."""
-    return -softplus(-z)
+    return softmax_and_logsumexp(z, out)[0]

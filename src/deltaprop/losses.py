@@ -230,13 +230,9 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward_prepared(self, logits: Array, y: Array) -> float:
         N, K = logits.shape
-        P = self.workspace.get("P", logits.shape, logits.dtype)
-        shift = np.max(logits, axis=1, keepdims=True)  # (N, 1): makes every exponent ≤ 0
-        np.subtract(logits, shift, out=P)
-        np.exp(P, out=P)
-        total = np.sum(P, axis=1, keepdims=True)  # (N, 1)
-        P /= total  # softmax(z)
-        log_norm = np.log(total) + shift  # logsumexp(z), (N, 1)
+        P, log_norm = F.softmax_and_logsumexp(
+            logits, out=self.workspace.get("P", logits.shape, logits.dtype)
+        )  # ŷ = softmax(z) (N, K) and logsumexp(z) (N, 1)
         if y.ndim == 1:  # class indices: Σ_k y_k z_k = z[n, y_n]
             target_logit = np.take(logits.reshape(-1), np.arange(N) * K + y)  # (N,)
             loss = float(np.mean(log_norm[:, 0] - target_logit))

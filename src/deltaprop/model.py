@@ -215,9 +215,6 @@ class Sequential(Layer):
     def workspaces(self) -> list[Workspace]:
         return [ws for layer in self.layers for ws in layer.workspaces()]
 
-    def n_parameters(self) -> int:
-        return int(self.flat_values.size)
-
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)" if self.layers else "Sequential()"

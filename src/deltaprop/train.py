@@ -25,7 +25,6 @@ from . import io
 from .activations import GELU, LeakyReLU, ReLU, Softplus
 from .backend import Array, as_float_array
 from .core import ShapeError, reusing
-from .layers import Dense
 from .losses import Loss
 from .model import Sequential
 from .optimizers import Optimizer
@@ -919,8 +918,3 @@ class ModelCheckpoint(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state["best"])
-
-
-def dense_layers(model: Sequential) -> list[Dense]:
-    """The Dense layers of a model, in order."""
-    return [layer for layer in model.layers if isinstance(layer, Dense)]
