@@ -99,7 +99,7 @@ def train(
         callbacks=[EarlyStopping(patience=patience, restore_best_weights=True)],
     )
     if history.stop_reason:
-        typer.echo(f"stopped: {history.stop_reason}")
+        typer.echo(f"note: {history.stop_reason}")
     scores = evaluate(model, loss, X_test, y_test)
     typer.echo(f"test loss {scores['loss']:.4f}  test accuracy {scores['accuracy']:.4f}")
     if save_to is not None:
