@@ -511,7 +511,10 @@ def load(path: str | os.PathLike[str]) -> tuple[Sequential, Loss | None]:
         FileNotFoundError: if ``path`` does not exist.
     """
     file = _read_file(path)
-    model = layer_from_config(file.info.get("architecture"))
+    try:
+        model = layer_from_config(file.info.get("architecture"))
+    except ModelFileError as error:
+        raise ModelFileError(f"{str(path)!r}: {error}") from None
     if not isinstance(model, Sequential):
         raise ModelFileError(f"{str(path)!r}: the architecture is not a Sequential")
     _fill_model(str(path), model, file.tensors)
