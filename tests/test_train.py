@@ -182,7 +182,7 @@ def test_steady_state_step_allocates_nothing(rng):
     opt = dp.Adam(net.parameters())
     X = rng.standard_normal((1000, 64)).astype(np.float32)
     y = loss.prepare_targets(rng.integers(0, 10, 1000), 10)
-    batches = _Batches(X, y, 100)
+    batches = _Batches(X, y)
     order = rng.permutation(1000)
     with dp.core.reusing(*net.workspaces(), loss.workspace):
         for start in (0, 100):  # warm up: storage is created on the first batches
@@ -257,6 +257,44 @@ def test_non_finite_loss_stops_and_keeps_last_finite_weights():
         history = dp.fit(net, loss, opt, X, y, epochs=3, batch_size=16, rng=rng, verbose=0)
     assert np.all(np.isfinite(net.flat_values))
     assert "epoch 1, batch 2" in history.stop_reason and history.epochs == 0
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_weights_that_overflow_are_rolled_back_to_the_last_finite_ones():
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    net = mlp(rng, [5, 16, 3])
+    start = net.flat_values.copy()
+    opt = dp.SGD(net.parameters(), lr=1e39)  # beyond float32: the update makes the weights inf
+    with pytest.warns(RuntimeWarning, match="restored to its weights at the start of training"):
+        history = dp.fit(
+            net, dp.SoftmaxCrossEntropy(), opt, X, y, epochs=2, batch_size=16, rng=rng, verbose=0
+        )
+    np.testing.assert_array_equal(net.flat_values, start)
+    assert "epoch 1, batch 2" in history.stop_reason
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_non_finite_gradient_is_never_applied():
+    # z = w x = 1e10 gives a finite loss, but ∂L/∂w = (z − y) x = 1e40 overflows float32
+    net = dp.Sequential(dp.Dense(1, 1, rng=np.random.default_rng(0), bias=False))
+    net[0].W.value[...] = 1e-20
+    X = np.full((4, 1), 1e30, np.float32)
+    with pytest.warns(RuntimeWarning, match=r"non-finite gradient \(norm inf, loss 5e\+19\)"):
+        history = dp.fit(
+            net,
+            dp.MeanSquaredError(),
+            dp.SGD(net.parameters()),
+            X,
+            np.zeros(4),
+            epochs=1,
+            batch_size=4,
+            rng=np.random.default_rng(0),
+            verbose=0,
+        )
+    assert net[0].W.value[0, 0] == np.float32(1e-20)
+    assert "epoch 1, batch 1" in history.stop_reason
 
 
 def test_terminate_on_nan_checks_epoch_metrics():

@@ -78,10 +78,11 @@ class TrainingRun:
     X: Array
     train_index: Array
     rng: np.random.Generator
+    val_index: Array | None = None  # rows held out by validation_split (kept in checkpoints)
+    callbacks: list[Callback] = field(default_factory=list)
     epoch: int = 0
     stop_training: bool = False
     stop_reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def stop(self, reason: str) -> None:
         self.stop_training = True
@@ -258,8 +259,8 @@ def _split(
 class _Batches:
     """Mini-batches gathered from a per-epoch permutation into reused storage."""
 
-    def __init__(self, X: Array, y: Array, batch_size: int) -> None:
-        self.X, self.y, self.batch_size = X, y, batch_size
+    def __init__(self, X: Array, y: Array) -> None:
+        self.X, self.y = X, y
         self._storage: dict[int, tuple[Array, Array]] = {}
 
     def gather(self, index: Array) -> tuple[Array, Array]:
@@ -279,24 +280,24 @@ class _Batches:
 
 def train_step(
     model: Sequential, loss: Loss, optimizer: Optimizer, xb: Array, yb: Array
-) -> tuple[float, Array]:
+) -> tuple[float, float, Array]:
     """One update from a prepared batch: forward, fused loss, backward, optimizer.
 
     Does nothing to the weights when the loss or a gradient is not finite.
 
     Returns:
-        ``(loss, logits)``; the loss is NaN/inf when the step was skipped.
+        ``(loss, grad_norm, logits)``; the update was applied only if both numbers are finite
+        (grad_norm is NaN when the loss already was not).
     """
     logits = model.forward(xb, training=True)
     value = loss.forward_prepared(logits, yb)
     if not math.isfinite(value):
-        return value, logits
+        return value, math.nan, logits
     model.backward_params(loss.backward())
     norm = optimizer.grad_norm()
-    if not math.isfinite(norm):
-        return math.inf, logits
-    optimizer.step(grad_norm=norm)
-    return value, logits
+    if math.isfinite(norm):
+        optimizer.step(grad_norm=norm)
+    return value, norm, logits
 
 
 def fit(
@@ -404,12 +405,13 @@ def fit(
         X=X_all,
         train_index=train_index,
         rng=rng,
+        val_index=val_index,
+        callbacks=callbacks,
         epoch=start_epoch,
     )
-    run.extra["val_index"] = val_index
-    run.extra["callbacks"] = callbacks
-    batches = _Batches(X_all, y_all, batch_size)
+    batches = _Batches(X_all, y_all)
     last_finite = model.flat_values.copy()  # the weights to fall back on after a blow-up
+    last_finite_epoch = start_epoch  # ... and the number of epochs they had trained
     n_train = len(train_index)
     y_train_reference = y_all if len(train_index) == len(y_all) else y_all[train_index]
     blew_up = False
@@ -428,9 +430,11 @@ def fit(
                 lr = optimizer.current_lr()
                 for batch, start in enumerate(range(0, n_train, batch_size)):
                     xb, yb = batches.gather(order[start : start + batch_size])
-                    value, logits = train_step(model, loss, optimizer, xb, yb)
-                    if not math.isfinite(value):
-                        _stop_on_non_finite(run, value, epoch, batch, last_finite)
+                    value, norm, logits = train_step(model, loss, optimizer, xb, yb)
+                    if not (math.isfinite(value) and math.isfinite(norm)):
+                        _stop_on_non_finite(
+                            run, value, norm, epoch, batch, last_finite, last_finite_epoch
+                        )
                         blew_up = True
                         break
                     metrics.update(logits, yb, value)
@@ -447,6 +451,7 @@ def fit(
                     callback.on_epoch_end(run, epoch, logs)
                 history.append(logs)
                 np.copyto(last_finite, model.flat_values)
+                last_finite_epoch = epoch + 1
                 run.epoch = epoch + 1
                 for callback in callbacks:
                     callback.after_epoch(run)
@@ -473,17 +478,31 @@ def _restore_callbacks(callbacks: list[Callback], saved: list[tuple[str, dict[st
 
 
 def _stop_on_non_finite(
-    run: TrainingRun, value: float, epoch: int, batch: int, last_finite: Array
+    run: TrainingRun,
+    value: float,
+    norm: float,
+    epoch: int,
+    batch: int,
+    last_finite: Array,
+    last_finite_epoch: int,
 ) -> None:
     weights = run.model.flat_values
     if np.isfinite(weights).all():
         kept = "the network keeps its weights from before that batch"
     else:
         np.copyto(weights, last_finite)
-        kept = f"the network was restored to its weights after epoch {epoch} (the last finite ones)"
+        when = (
+            f"after epoch {last_finite_epoch}" if last_finite_epoch else "at the start of training"
+        )
+        kept = f"the network was restored to its weights {when} (the last finite ones)"
+    what = (
+        f"non-finite loss ({value})"
+        if not math.isfinite(value)
+        else f"non-finite gradient (norm {norm}, loss {value:.6g})"
+    )
     reason = (
-        f"non-finite loss ({value}) at epoch {epoch + 1}, batch {batch + 1}: training "
-        f"stopped and {kept}. Try a smaller learning rate or gradient clipping (clip_norm)."
+        f"{what} at epoch {epoch + 1}, batch {batch + 1}: training stopped and {kept}. "
+        "Try a smaller learning rate or gradient clipping (clip_norm)."
     )
     run.stop(reason)
     warnings.warn(reason, RuntimeWarning, stacklevel=3)
@@ -534,6 +553,18 @@ def _mode_for(monitor: str, mode: str) -> str:
     return "max" if any(k in monitor for k in ("accuracy", "r2")) else "min"
 
 
+def _worst(mode: str) -> float:
+    """The starting 'best' of a monitored metric: anything finite improves on it."""
+    return math.inf if mode == "min" else -math.inf
+
+
+def _improves(value: float, best: float, mode: str, min_delta: float = 0.0) -> bool:
+    """Whether ``value`` beats ``best`` by more than ``min_delta`` (NaN and inf never do)."""
+    if not math.isfinite(value):
+        return False
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
 def _monitored(logs: dict[str, float], monitor: str, owner: str) -> float:
     if monitor not in logs:
         raise ValueError(
@@ -575,20 +606,14 @@ class EarlyStopping(Callback):
         self.min_delta = float(min_delta)
         self.mode = _mode_for(monitor, mode)
         self.restore_best_weights = restore_best_weights
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = _worst(self.mode)
         self.best_epoch = -1
         self.wait = 0
         self.best_weights: Array | None = None
-        self.stopped_epoch: int | None = None
-
-    def _improved(self, value: float) -> bool:
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
 
     def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
         value = _monitored(logs, self.monitor, "EarlyStopping")
-        if math.isfinite(value) and self._improved(value):
+        if _improves(value, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
                 if self.best_weights is None:
@@ -598,7 +623,6 @@ class EarlyStopping(Callback):
             return
         self.wait += 1
         if self.wait >= self.patience:
-            self.stopped_epoch = epoch
             run.stop(
                 f"early stopping: {self.monitor} did not improve by more than "
                 f"{self.min_delta:g} for {self.wait} epochs; best {self.best:.6g} at epoch "
@@ -656,17 +680,13 @@ class ReduceLROnPlateau(Callback):
         self.cooldown = _check_int("ReduceLROnPlateau: cooldown", cooldown, 0)
         self.min_lr = float(min_lr)
         self.mode = _mode_for(monitor, mode)
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = _worst(self.mode)
         self.wait = 0
         self.cooldown_left = 0
 
     def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
         value = _monitored(logs, self.monitor, "ReduceLROnPlateau")
-        better = (
-            value < self.best - self.min_delta
-            if self.mode == "min"
-            else value > self.best + self.min_delta
-        )
+        better = _improves(value, self.best, self.mode, self.min_delta)
         if self.cooldown_left > 0:
             self.cooldown_left -= 1
             self.wait = 0
@@ -889,15 +909,14 @@ class ModelCheckpoint(Callback):
         self.save_best_only = save_best_only
         self.monitor = monitor
         self.mode = _mode_for(monitor, mode)
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = _worst(self.mode)
 
     def after_epoch(self, run: TrainingRun) -> None:
         if self.save_best_only:
             value = _monitored(
                 {k: v[-1] for k, v in run.history.items()}, self.monitor, "ModelCheckpoint"
             )
-            better = value < self.best if self.mode == "min" else value > self.best
-            if not better:
+            if not _improves(value, self.best, self.mode):
                 return
             self.best = value
         path = self.path.format(epoch=run.epoch)
@@ -909,8 +928,8 @@ class ModelCheckpoint(Callback):
             epoch=run.epoch,
             history=dict(run.history),
             rng_state=dict(run.rng.bit_generator.state),
-            val_index=run.extra.get("val_index"),
-            callbacks=[(type(c).__name__, c.state_dict()) for c in run.extra["callbacks"]],
+            val_index=run.val_index,
+            callbacks=[(type(c).__name__, c.state_dict()) for c in run.callbacks],
         )
 
     def state_dict(self) -> dict[str, Any]:
