@@ -331,10 +331,46 @@ def test_resume_in_another_process_equals_uninterrupted_run(kind, tmp_path):
     assert info.kind == "checkpoint" and info.epoch == 3
 
 
-def test_resume_with_a_different_model_or_optimizer_is_refused(tmp_path, rng):
+def _widths(rng, hidden):
+    return dp.Sequential(dp.Dense(4, hidden, rng=rng), dp.ReLU(), dp.Dense(hidden, 3, rng=rng))
+
+
+@pytest.mark.parametrize(
+    ("hidden", "make_optimizer", "loss", "message"),
+    [
+        (
+            9,
+            dp.Adam,
+            dp.SoftmaxCrossEntropy(),
+            r"different architecture: layer 0: file has Dense\(4, 8, bias=True.*model has "
+            r"Dense\(4, 9",
+        ),
+        (
+            8,
+            dp.SGD,
+            dp.SoftmaxCrossEntropy(),
+            r"different optimizer: type: file has 'Adam', given 'SGD'",
+        ),
+        (
+            8,
+            lambda params: dp.Adam(params, lr=0.01),
+            dp.SoftmaxCrossEntropy(),
+            r"lr: file has 0.001, given 0.01",
+        ),
+        (
+            8,
+            dp.Adam,
+            dp.MeanSquaredError(),
+            r"trained with loss SoftmaxCrossEntropy, not MeanSquaredError",
+        ),
+    ],
+    ids=["architecture", "optimizer", "lr", "loss"],
+)
+def test_resume_with_a_different_setup_is_refused(tmp_path, hidden, make_optimizer, loss, message):
+    rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 4)).astype(np.float32)
     y = rng.integers(0, 3, 40)
-    net = dp.Sequential(dp.Dense(4, 8, rng=rng), dp.ReLU(), dp.Dense(8, 3, rng=rng))
+    net = _widths(rng, 8)
     ckpt = tmp_path / "c.safetensors"
     dp.fit(
         net,
@@ -347,48 +383,19 @@ def test_resume_with_a_different_model_or_optimizer_is_refused(tmp_path, rng):
         verbose=0,
         callbacks=[dp.ModelCheckpoint(ckpt)],
     )
-    other = dp.Sequential(dp.Dense(4, 9, rng=rng), dp.ReLU(), dp.Dense(9, 3, rng=rng))
-    with pytest.raises(
-        dp.ModelFileError,
-        match=r"different architecture: layer 0: file has "
-        r"Dense\(4, 8, bias=True.*model has Dense\(4, 9",
-    ):
+    other = _widths(rng, hidden)
+    targets = np.eye(3)[y] if isinstance(loss, dp.MeanSquaredError) else y
+    before = other.flat_values.copy()
+    with pytest.raises(dp.ModelFileError, match=message):
         dp.fit(
             other,
-            dp.SoftmaxCrossEntropy(),
-            dp.Adam(other.parameters()),
+            loss,
+            make_optimizer(other.parameters()),
             X,
-            y,
+            targets,
             epochs=2,
             rng=rng,
             verbose=0,
             resume_from=ckpt,
         )
-    with pytest.raises(
-        dp.ModelFileError,
-        match=r"different optimizer: type: file has 'Adam', "
-        r"given 'SGD'",
-    ):
-        dp.fit(
-            net,
-            dp.SoftmaxCrossEntropy(),
-            dp.SGD(net.parameters()),
-            X,
-            y,
-            epochs=2,
-            rng=rng,
-            verbose=0,
-            resume_from=ckpt,
-        )
-    with pytest.raises(dp.ModelFileError, match=r"lr: file has 0.001, given 0.01"):
-        dp.fit(
-            net,
-            dp.SoftmaxCrossEntropy(),
-            dp.Adam(net.parameters(), lr=0.01),
-            X,
-            y,
-            epochs=2,
-            rng=rng,
-            verbose=0,
-            resume_from=ckpt,
-        )
+    np.testing.assert_array_equal(other.flat_values, before)  # nothing was loaded

@@ -106,14 +106,23 @@ def _data(rng, n=200, d=5, k=3):
     return X, y
 
 
-def _train(seed, epochs=3, **kwargs):
+def _train(seed, epochs=3, *, batch_size=16, verbose=0, **kwargs):
     rng = np.random.default_rng(seed)
     X, y = _data(np.random.default_rng(1))
     net = mlp(rng, [5, 16, 3])
     loss = dp.SoftmaxCrossEntropy()
     opt = kwargs.pop("opt", None) or dp.Adam(net.parameters(), lr=1e-2)
     history = dp.fit(
-        net, loss, opt, X, y, epochs=epochs, batch_size=16, rng=rng, verbose=0, **kwargs
+        net,
+        loss,
+        opt,
+        X,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        rng=rng,
+        verbose=verbose,
+        **kwargs,
     )
     return net, history
 
@@ -407,40 +416,23 @@ def test_bad_input_is_refused_before_training(change, kwargs, message):
 
 
 def test_verbose_two_prints_one_line_per_epoch(capsys):
-    rng = np.random.default_rng(0)
-    X, y = _data(rng)
-    net = mlp(rng, [5, 16, 3])
-    dp.fit(
-        net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, epochs=2, rng=rng, verbose=2
-    )
+    _train(0, epochs=2, verbose=2)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[1].startswith("epoch 2/2 - loss: ")
 
 
 def test_progress_bar_is_quiet_off_a_terminal(capsys):
-    rng = np.random.default_rng(0)
-    X, y = _data(rng)
-    net = mlp(rng, [5, 16, 3])
-    dp.fit(
-        net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, epochs=2, rng=rng, verbose=1
-    )
+    _train(0, epochs=2, verbose=1)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
 
 def test_progress_bar_shows_batches_loss_and_epoch_summary(capsys):
-    rng = np.random.default_rng(0)
-    X, y = _data(rng)
-    net = mlp(rng, [5, 16, 3])
-    dp.fit(
-        net,
-        dp.SoftmaxCrossEntropy(),
-        dp.Adam(net.parameters()),
-        X,
-        y,
+    _train(
+        0,
         epochs=2,
         batch_size=50,
-        rng=rng,
+        verbose=1,
         validation_split=0.2,
         callbacks=[dp.ProgressBar(force=True)],
     )

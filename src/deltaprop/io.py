@@ -212,8 +212,13 @@ def write_file(
     """Write tensors and the metadata document ``info`` as a deltaprop safetensors file."""
     tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
     info = dict(info)
-    info["tensor_sha256"] = {name: _sha256(a.tobytes()) for name, a in sorted(tensors.items())}
-    info["payload_sha256"] = _sha256(b"".join(tensors[n].tobytes() for n in sorted(tensors)))
+    # Loading checks each tensor's hash, so a damaged file names the tensor; the payload hash
+    # (the tensors' bytes in name order) is there for tools that check the file as a whole.
+    info["tensor_sha256"] = {name: _sha256(a.data) for name, a in sorted(tensors.items())}
+    payload = hashlib.sha256()
+    for name in sorted(tensors):
+        payload.update(tensors[name].data)
+    info["payload_sha256"] = payload.hexdigest()
     document = json.dumps(info, sort_keys=True)
     metadata = {
         "format": FORMAT_NAME,
