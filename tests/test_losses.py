@@ -119,3 +119,12 @@ def test_bad_targets_get_clear_errors():
         dp.MeanSquaredError().forward(z, [1.0, np.inf, 3.0])
     with pytest.raises(dp.ForwardNotCalledError):
         dp.MeanSquaredError().backward()
+
+
+def test_float_class_indices_must_be_whole_numbers():
+    z = np.zeros((3, 3))
+    assert dp.SoftmaxCrossEntropy().forward(z, np.array([0.0, 2.0, 1.0])) > 0
+    with pytest.raises(ValueError, match=r"class indices must be integers, got 1.5 at row 1"):
+        dp.SoftmaxCrossEntropy().forward(z, np.array([0.0, 1.5, 1.0]))
+    with pytest.raises(ValueError, match=r"y contains 1 NaN or inf values \(first in row 2\)"):
+        dp.SoftmaxCrossEntropy().forward(z, np.array([0.0, 1.0, np.nan]))

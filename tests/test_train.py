@@ -256,32 +256,28 @@ def test_restore_best_weights_also_when_training_runs_to_the_end():
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-def test_non_finite_loss_stops_and_keeps_last_finite_weights():
-    rng = np.random.default_rng(0)
-    X, y = _data(rng)
-    net = mlp(rng, [5, 16, 3])
-    loss = dp.SoftmaxCrossEntropy()
-    opt = dp.SGD(net.parameters(), lr=1e30)  # the first update overflows the weights
-    with pytest.warns(RuntimeWarning, match=r"non-finite loss .* at epoch 1, batch 2"):
-        history = dp.fit(net, loss, opt, X, y, epochs=3, batch_size=16, rng=rng, verbose=0)
-    assert np.all(np.isfinite(net.flat_values))
-    assert "epoch 1, batch 2" in history.stop_reason and history.epochs == 0
-
-
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-def test_weights_that_overflow_are_rolled_back_to_the_last_finite_ones():
+@pytest.mark.parametrize(
+    ("lr", "kept"),
+    [
+        # huge but finite weights: the next batch's logits overflow, its update is not applied
+        (1e30, "keeps its weights from before that batch"),
+        # beyond float32: the first update makes the weights inf, so they are rolled back
+        (1e39, "restored to its weights at the start of training"),
+    ],
+)
+def test_non_finite_loss_stops_and_keeps_last_finite_weights(lr, kept):
     rng = np.random.default_rng(0)
     X, y = _data(rng)
     net = mlp(rng, [5, 16, 3])
     start = net.flat_values.copy()
-    opt = dp.SGD(net.parameters(), lr=1e39)  # beyond float32: the update makes the weights inf
-    with pytest.warns(RuntimeWarning, match="restored to its weights at the start of training"):
+    opt = dp.SGD(net.parameters(), lr=lr)
+    with pytest.warns(RuntimeWarning, match=rf"non-finite loss .* at epoch 1, batch 2: .*{kept}"):
         history = dp.fit(
-            net, dp.SoftmaxCrossEntropy(), opt, X, y, epochs=2, batch_size=16, rng=rng, verbose=0
+            net, dp.SoftmaxCrossEntropy(), opt, X, y, epochs=3, batch_size=16, rng=rng, verbose=0
         )
-    np.testing.assert_array_equal(net.flat_values, start)
-    assert "epoch 1, batch 2" in history.stop_reason
+    assert np.all(np.isfinite(net.flat_values))
+    assert history.epochs == 0 and "epoch 1, batch 2" in history.stop_reason
+    assert np.array_equal(net.flat_values, start) == kept.startswith("restored")
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")

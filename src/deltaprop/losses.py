@@ -196,9 +196,10 @@ class SoftmaxCrossEntropy(Loss):
         y = np.asarray(y)
         if y.ndim == 1:
             if y.dtype.kind == "f":
-                if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-                    _check_finite_targets(name, y)
-                    bad = int(np.argwhere(y != np.round(y))[0][0])
+                _check_finite_targets(name, y)
+                fractional = y != np.round(y)
+                if fractional.any():
+                    bad = int(np.argmax(fractional))
                     raise ValueError(
                         f"{name}: class indices must be integers, got {y[bad]} at row {bad}"
                     )
@@ -218,10 +219,9 @@ class SoftmaxCrossEntropy(Loss):
                 f"but the logits have {n_outputs} classes"
             )
         y = _as_2d_targets(name, y, n_outputs, np.dtype(np.float64))
-        if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, atol=1e-6):
-            row = int(
-                np.argwhere((y < 0).any(axis=1) | ~np.isclose(y.sum(axis=1), 1.0, atol=1e-6))[0][0]
-            )
+        bad_rows = (y < 0).any(axis=1) | ~np.isclose(y.sum(axis=1), 1.0, atol=1e-6)
+        if bad_rows.any():
+            row = int(np.argmax(bad_rows))
             raise ValueError(
                 f"{name}: probability targets must be non-negative rows summing to 1; "
                 f"row {row} is {y[row].tolist()} (sum {y[row].sum():g})"
