@@ -6,6 +6,7 @@ alike; every figure that matters is reported as a ratio measured in the same run
 
     python benchmarks/fashion_mnist.py               # the table (about 2 minutes)
     python benchmarks/fashion_mnist.py --sweep       # also batch-size and width sweeps (CSV, PNG)
+    python benchmarks/fashion_mnist.py --profile     # the parts of deltaprop's training step, timed
     python benchmarks/fashion_mnist.py --tiny        # a few batches of everything: a smoke test
 
 PyTorch is optional (``pip install -e '.[bench]'``); without it its columns are left out.
@@ -14,6 +15,7 @@ PyTorch is optional (``pip install -e '.[bench]'``); without it its columns are 
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import statistics
 import subprocess
@@ -214,6 +216,65 @@ def memory_child(name: str, tiny: bool) -> None:
     print((_rss_kib("VmHWM:") - baseline) * 1024 / data)
 
 
+def profile(X: np.ndarray, y: np.ndarray, epochs: int = 3) -> str:
+    """Where deltaprop's training step spends its time, each part timed inside the real loop.
+
+    Wraps the layers', the loss's and the optimizer's methods and the batch gather with timers,
+    trains ``epochs`` epochs and reports the last one (the first pays for compilation).
+    """
+    model = Deltaprop(seed=0)
+    spent: collections.Counter[str] = collections.Counter()
+
+    def timer(owner, method: str, part: str) -> None:
+        inner = getattr(owner, method)
+
+        def timed_call(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[part] += time.perf_counter() - started
+
+        setattr(owner, method, timed_call)
+
+    for i, layer in enumerate(model.net):
+        kind = type(layer).__name__
+        timer(layer, "forward", f"{kind} forward ({i})")
+        # the training loop calls backward_params on the first layer and backward on the others
+        timer(layer, "backward_params" if i == 0 else "backward", f"{kind} backward ({i})")
+    timer(model.loss, "forward_prepared", "softmax cross-entropy forward")
+    timer(model.loss, "backward", "softmax cross-entropy backward (the delta)")
+    timer(model.opt, "grad_norm", "gradient norm (finiteness check)")
+    timer(model.opt, "_update", "Adam update (one compiled pass)")
+    gather = dp.train._Batches.gather
+    timer(dp.train._Batches, "gather", "batch gather")
+    try:
+        for _ in range(epochs):
+            spent.clear()
+            total = timed(model.epoch, X, y)
+    finally:
+        dp.train._Batches.gather = gather  # type: ignore[method-assign]
+    steps = -(-len(X) // model.batch_size)
+    floor = gemm_floor(X)
+    lines = [
+        f"deltaprop training step, batch {model.batch_size}, {steps} steps; ms per step "
+        f"(epoch {total:.3f} s)",
+        "",
+        "| part | ms/step |",
+        "|---|---|",
+    ]
+    for part, seconds in spent.items():
+        lines.append(f"| {part} | {seconds / steps * 1e3:.3f} |")
+    rest = total - sum(spent.values())
+    lines += [
+        f"| loop, metrics and callbacks | {rest / steps * 1e3:.3f} |",
+        f"| **total** | **{total / steps * 1e3:.3f}** |",
+        "",
+        f"The matrix products alone (GEMM floor, same run): {floor / steps * 1e3:.3f} ms/step.",
+    ]
+    return "\n".join(lines)
+
+
 # --- the report -------------------------------------------------------------------------------
 
 
@@ -334,6 +395,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--tiny", action="store_true", help="a few batches only (smoke test)")
     parser.add_argument("--sweep", action="store_true", help="also run the sweeps")
+    parser.add_argument(
+        "--profile", action="store_true", help="only time the parts of deltaprop's step"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--memory", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -341,6 +405,12 @@ def main() -> None:
         memory_child(args.memory, args.tiny)
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        X_train, _, y_train, _ = load(args.tiny)
+        report = profile(X_train, y_train, epochs=2 if args.tiny else 3)
+        print(report)
+        (args.out / ("tiny-profile.md" if args.tiny else "profile.md")).write_text(report + "\n")
+        return
     table = main_table(2 if args.tiny else args.epochs, args.tiny)
     print(table)
     (args.out / ("tiny.md" if args.tiny else "latest.md")).write_text(table + "\n")

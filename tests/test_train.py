@@ -384,6 +384,11 @@ def unchanged(X, y):
             {},
             r"y contains 1 NaN or inf values in 1 rows \(first in row 3\)",
         ),
+        (
+            lambda X, y: (np.where(np.arange(200)[:, None] == 11, -np.inf, X), y),
+            {},
+            r"X contains 5 NaN or inf values in 1 rows \(first in row 11\)",
+        ),
         (lambda X, y: (X[:0], y[:0]), {}, "X is empty"),
         (lambda X, y: (X[:, :4], y), {}, r"X has 4 features .* expects 5"),
         (lambda X, y: (X, y + 1), {}, r"class indices must lie in \[0, 3\)"),
@@ -409,6 +414,18 @@ def test_bad_input_is_refused_before_training(change, kwargs, message):
             **kwargs,
         )
     np.testing.assert_array_equal(net.flat_values, before)
+
+
+def test_huge_finite_inputs_are_not_taken_for_inf():
+    """The finiteness check multiplies rows by 0: values near float32's max are not inf."""
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    X[:, 0] = np.finfo(np.float32).max  # their sum would overflow float32
+    net = mlp(rng, [5, 16, 3])
+    history = dp.fit(
+        net, dp.SoftmaxCrossEntropy(), dp.SGD(net.parameters(), lr=0.1), X, y, epochs=0
+    )
+    assert len(history) == 0
 
 
 def test_verbose_two_prints_one_line_per_epoch(capsys):

@@ -43,10 +43,10 @@ class ReLU(Layer):
     def forward(self, x: Array, *, training: bool = False) -> Array:
         check_input(x, layer="ReLU")
         A = self._buffer("A", x.shape, x.dtype)
-        F.relu(x, out=A)
-        if training:
-            self._gate = F.relu_prime(x, out=self._buffer("gate", x.shape, np.bool_))
+        if training:  # a = max(z, 0) and its gate 1[z > 0], in one pass
+            A, self._gate = F.relu_and_gate(x, out=A, gate=self._buffer("gate", x.shape, np.bool_))
         else:
+            F.relu(x, out=A)
             self._gate = None
         return A
 
@@ -55,7 +55,7 @@ class ReLU(Layer):
         assert self._gate is not None
         D = self._buffer("D", grad_out.shape, grad_out.dtype)
         # ReLU'(z) = 1[z > 0]: the gate passes the error where the unit fired, kills it elsewhere
-        return np.multiply(grad_out, self._gate, out=D)
+        return F.apply_gate(grad_out, self._gate, out=D)
 
 
 class LeakyReLU(Layer):

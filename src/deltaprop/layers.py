@@ -7,6 +7,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from . import functional as F
 from . import initializers
 from .backend import Array, float_dtype
 from .core import Layer, Parameter, check_input
@@ -114,7 +115,7 @@ class Dense(Layer):
             )
         np.matmul(D.T, self._x, out=self.W.grad)  # (out, in): Σ_n δ_n x_nᵀ
         if self.b is not None:
-            np.sum(D, axis=0, out=self.b.grad)  # (out,)
+            F.sum_over_batch(D, out=self.b.grad)  # (out,): Σ_n δ_n
 
     def parameters(self) -> list[Parameter]:
         return [self.W] if self.b is None else [self.W, self.b]

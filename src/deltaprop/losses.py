@@ -229,14 +229,12 @@ class SoftmaxCrossEntropy(Loss):
         return y
 
     def forward_prepared(self, logits: Array, y: Array) -> float:
-        N, K = logits.shape
-        P, log_norm = F.softmax_and_logsumexp(
-            logits, out=self.workspace.get("P", logits.shape, logits.dtype)
-        )  # ŷ = softmax(z) (N, K) and logsumexp(z) (N, 1)
-        if y.ndim == 1:  # class indices: Σ_k y_k z_k = z[n, y_n]
-            target_logit = np.take(logits.reshape(-1), np.arange(N) * K + y)  # (N,)
-            loss = float(np.mean(log_norm[:, 0] - target_logit))
+        N = logits.shape[0]
+        P = self.workspace.get("P", logits.shape, logits.dtype)  # ŷ = softmax(z) (N, K)
+        if y.ndim == 1:  # class indices: Σ_k y_k z_k = z[n, y_n], in one compiled pass
+            loss = F.softmax_cross_entropy_labels(logits, y, out=P) / N
         else:
+            P, log_norm = F.softmax_and_logsumexp(logits, out=P)  # logsumexp(z) (N, 1)
             loss = float(np.mean(log_norm[:, 0] - np.sum(y * logits, axis=1)))
         self._y_hat = P
         self._y = y
@@ -244,8 +242,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def _subtract_targets(self, D: Array, y: Array) -> None:
         if y.ndim == 1:  # one-hot implied: subtract 1 at each row's class
-            N, K = D.shape
-            np.subtract.at(D.reshape(-1), np.arange(N) * K + y, 1)
+            F.subtract_one_hot(D, y)
         else:
             D -= y
 

@@ -177,7 +177,7 @@ class Sequential(Layer):
         if self.layers:
             self.layers[0].backward_params(grad_out)
 
-    def predict(self, x: Any, batch_size: int = 1024) -> Array:
+    def predict(self, x: Any, batch_size: int = 2048) -> Array:
         """Logits for ``x``, computed in batches (no caches kept). Shapes: (N, in) -> (N, out).
 
         Batches reuse one set of intermediate arrays, small enough to stay in cache, and each
