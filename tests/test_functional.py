@@ -87,3 +87,15 @@ def test_relu_layer_takes_a_strided_view(rng):
     np.testing.assert_array_equal(layer.forward(x, training=True), np.maximum(x, 0))
     grad = rng.standard_normal(x.shape)
     np.testing.assert_array_equal(layer.backward(grad), grad * (x > 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_count_argmax_hits_equals_argmax_with_its_tie_and_nan_rules(rng, dtype):
+    z = rng.integers(0, 3, (200, 4)).astype(dtype)  # many ties: the first maximum wins
+    z[5, 2] = np.nan  # NaN wins, as in np.argmax
+    z[6, 0], z[6, 3] = np.nan, np.nan  # the first NaN wins
+    labels = rng.integers(0, 4, 200)
+    labels[5], labels[6] = 2, 0
+    expected = int(np.count_nonzero(np.argmax(z, axis=1) == labels))
+    assert F.count_argmax_hits(z, labels) == expected
+    assert F.count_argmax_hits(z, np.argmax(z, axis=1)) == 200

@@ -225,6 +225,26 @@ def _subtract_one_hot(D, labels):  # pragma: no cover - compiled
             D[n, label] -= 1
 
 
+def count_argmax_hits(z: Array, labels: Array) -> int:
+    """How many rows have their largest logit (the first, on ties, as np.argmax) at y_n.
+
+    Shapes: z (N, K), labels (N,) -> an int.
+    """
+    return int(_count_argmax_hits(z, labels))
+
+
+@_kernel
+def _count_argmax_hits(z, labels):  # pragma: no cover - compiled
+    hits = 0
+    for n in range(z.shape[0]):
+        best = 0
+        for k in range(1, z.shape[1]):
+            if z[n, k] > z[n, best] or (z[n, k] != z[n, k] and z[n, best] == z[n, best]):
+                best = k  # NaN counts as the largest, as it does for np.argmax
+        hits += best == labels[n]
+    return hits
+
+
 def softmax(z: Array, out: Array | None = None) -> Array:
     """softmax(z)_k = e^{z_k} / Σ_j e^{z_j}, row by row. Shapes: z (N, K) -> (N, K)."""
     return softmax_and_logsumexp(z, out)[0]

@@ -253,7 +253,7 @@ class SoftmaxCrossEntropy(Loss):
     def n_correct(self, logits: Array, y: Array) -> int:
         """Rows whose arg-max logit is the target class."""
         labels = y if y.ndim == 1 else np.argmax(y, axis=1)
-        return int(np.count_nonzero(np.argmax(logits, axis=1) == labels))
+        return F.count_argmax_hits(logits, labels)
 
 
 class MeanSquaredError(Loss):
