@@ -175,30 +175,42 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - started
 
 
-def inference_rates(models, X, repeats: int = 15) -> dict[str, float]:
-    """Samples per second of each model's fastest pass over X, the models taking turns.
+def inference_rate(name: str, tiny: bool) -> float:
+    """Samples per second on the test images, measured in a fresh process (see inference_child)."""
+    return float(_child("--inference", name, tiny))
 
-    A pass takes ~20 ms, so single passes swing with the machine's noise, and the state the
-    previous library left behind (its thread pools asleep or spinning) shifts the next one's
-    speed; taking turns gives every library the same conditions, and the fastest pass is the
-    library's own speed.
+
+def inference_child(name: str, tiny: bool, repeats: int = 15) -> None:
+    """The fastest of ``repeats`` passes over the test images, one library alone in a process.
+
+    Alone, because the libraries disturb one another: right after one library's matrix products
+    its thread pool still holds or has just released the second core, and the next library's
+    inference ran up to 2x slower or faster depending on which came before it. A pass takes
+    ~20 ms and single passes swing with the machine's noise; the fastest pass is the library's
+    own speed. The model trains one epoch on part of the data first (the speed of a forward
+    pass does not depend on the weights' values) and predicts for a second before the timing.
     """
-    best = {model.name: float("inf") for model in models}
-    for model in models:
-        model.predict(X)  # warm-up
-    for _ in range(repeats):
-        for model in models:
-            best[model.name] = min(best[model.name], timed(model.predict, X))
-    return {name: len(X) / seconds for name, seconds in best.items()}
+    cls = {c.name: c for c in contenders()}[name]
+    X_train, X_test, y_train, _ = load(tiny)
+    model = cls(seed=0)
+    model.epoch(X_train[:10000], y_train[:10000])
+    warm_up = time.perf_counter() + 1.0  # a second of passes first: the first are slower
+    while time.perf_counter() < warm_up:
+        model.predict(X_test)
+    print(len(X_test) / min(timed(model.predict, X_test) for _ in range(repeats)))
+
+
+def _child(flag: str, name: str, tiny: bool) -> str:
+    args = [sys.executable, __file__, flag, name] + (["--tiny"] if tiny else [])
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    return result.stdout.split()[-1]
 
 
 def peak_memory_ratio(name: str, tiny: bool) -> float:
     """Peak resident memory over the float32 data set's size, measured in a fresh process."""
-    args = [sys.executable, __file__, "--memory", name] + (["--tiny"] if tiny else [])
-    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr)
-    return float(result.stdout.split()[-1])
+    return float(_child("--memory", name, tiny))
 
 
 def _rss_kib(field: str) -> int:
@@ -302,7 +314,6 @@ def main_table(epochs: int, tiny: bool) -> str:
             times[model.name].append(timed(model.epoch, X_train, y_train))
     steady = slice(1, epochs) if epochs > 1 else slice(0, 1)
     floor = statistics.median(floors)
-    rates = inference_rates(models, X_test)
     rows = {}
     for model in models:
         t = times[model.name]
@@ -311,7 +322,7 @@ def main_table(epochs: int, tiny: bool) -> str:
             "median epochs 2-n (s)": statistics.median(t[steady]),
             "last epoch (s)": t[-1],
             "test accuracy": float(np.mean(model.predict(X_test) == y_test)),
-            "inference (samples/s)": rates[model.name],
+            "inference (samples/s)": inference_rate(model.name, tiny),
             "peak memory / data": peak_memory_ratio(model.name, tiny),
         }
     ours = rows["deltaprop"]["median epochs 2-n (s)"]
@@ -414,9 +425,13 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--memory", help=argparse.SUPPRESS)
+    parser.add_argument("--inference", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory:
         memory_child(args.memory, args.tiny)
+        return
+    if args.inference:
+        inference_child(args.inference, args.tiny)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     if args.profile:

@@ -209,6 +209,24 @@ def test_steady_state_step_allocates_nothing(rng):
     assert peak_growth < 1 << 20
 
 
+def test_a_smaller_last_batch_reuses_the_storage_of_the_full_ones(rng):
+    """The last batch of an epoch (or of a batched prediction) gets views, not new arrays."""
+    net = mlp(rng, [64, 128, 10])
+    workspace = net[0].workspace
+    x = rng.standard_normal((100, 64)).astype(np.float32)
+    with dp.core.reusing(*net.workspaces()):
+        full = net[0].forward(x, training=True)
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        small = net[0].forward(x[:37], training=True)
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        assert small.shape == (37, 128) and np.shares_memory(small, full)
+        assert np.shares_memory(workspace.get("Z", (100, 128), np.float32), full)
+    assert sum(stat.size_diff for stat in after.compare_to(before, "filename")) < 4096
+    np.testing.assert_allclose(small, x[:37] @ net[0].W.value.T + net[0].b.value, rtol=1e-6)
+
+
 # --- stopping, restoring, callbacks --------------------------------------------------------------
 
 

@@ -62,8 +62,9 @@ class Workspace:
     """Storage for intermediate results, optionally reused from one call to the next.
 
     Outside :meth:`reusing` every request returns a fresh array, so results a user keeps are
-    never overwritten. Inside it (the training loop), a request for the same key and shape returns
-    the array from the previous step, so a steady-state step allocates nothing.
+    never overwritten. Inside it (the training loop, batched prediction), a request for the same
+    key, trailing shape and dtype returns the array from the previous step — or, for fewer rows
+    (the last, smaller batch), a view of its first rows — so a steady-state step allocates nothing.
     """
 
     __slots__ = ("reuse", "_arrays")
@@ -76,12 +77,14 @@ class Workspace:
         """An array of ``shape`` and ``dtype`` for the intermediate named ``key``."""
         if not self.reuse:
             return np.empty(shape, dtype=dtype)
-        slot = (key, shape)
+        if not shape:
+            return np.empty(shape, dtype=dtype)
+        slot = (key, shape[1:])
         array = self._arrays.get(slot)
-        if array is None or array.dtype != dtype:
+        if array is None or array.dtype != dtype or len(array) < shape[0]:
             array = np.empty(shape, dtype=dtype)
             self._arrays[slot] = array
-        return array
+        return array[: shape[0]]
 
     def set_reuse(self, flag: bool) -> None:
         self.reuse = flag
