@@ -4,7 +4,7 @@ Task: 784-256-128-10 ReLU MLP, softmax cross-entropy, Adam (lr 1e-3), batch 128,
 Epochs of the three libraries are interleaved in one process so that machine noise hits them
 alike; every figure that matters is reported as a ratio measured in the same run.
 
-    python benchmarks/fashion_mnist.py               # the table (about 2 minutes)
+    python benchmarks/fashion_mnist.py               # the table (about 3 minutes)
     python benchmarks/fashion_mnist.py --sweep       # also batch-size and width sweeps (CSV, PNG)
     python benchmarks/fashion_mnist.py --profile     # the parts of deltaprop's training step, timed
     python benchmarks/fashion_mnist.py --tiny        # a few batches of everything: a smoke test
