@@ -75,9 +75,7 @@ class Workspace:
 
     def get(self, key: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> Array:
         """An array of ``shape`` and ``dtype`` for the intermediate named ``key``."""
-        if not self.reuse:
-            return np.empty(shape, dtype=dtype)
-        if not shape:
+        if not self.reuse or not shape:
             return np.empty(shape, dtype=dtype)
         slot = (key, shape[1:])
         array = self._arrays.get(slot)

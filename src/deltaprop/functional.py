@@ -21,7 +21,10 @@ INV_SQRT_2PI = 0.3989422804014327
 # A few formulas are also written as compiled loops (Numba): one pass over the batch in place of
 # several NumPy calls, each with its own temporary and its own trip through memory. They compute
 # the same numbers as the NumPy lines next to them, in the dtype of their input.
-_kernel = njit(cache=True, nogil=True, error_model="numpy")
+# ``error_model="numpy"`` drops Python's division-by-zero check from a loop, which is what lets
+# LLVM vectorise it; ``nogil`` lets other Python threads run meanwhile. The optimizers' update
+# rules are compiled the same way.
+compiled = njit(cache=True, nogil=True, error_model="numpy")
 
 
 # --- ReLU: a = max(z, 0), a' = 1[z > 0] (the seed's gate) ------------------------------------
@@ -55,7 +58,7 @@ def apply_gate(grad: Array, gate: Array, out: Array) -> Array:
     return out
 
 
-@_kernel
+@compiled
 def _relu_and_gate(z, a, gate, zero):  # pragma: no cover - compiled
     for n in range(z.shape[0]):
         for j in range(z.shape[1]):
@@ -64,7 +67,7 @@ def _relu_and_gate(z, a, gate, zero):  # pragma: no cover - compiled
             a[n, j] = zero if zj <= zero else zj
 
 
-@_kernel
+@compiled
 def _gate(grad, gate, out, zero):  # pragma: no cover - compiled
     for n in range(grad.shape[0]):
         for j in range(grad.shape[1]):
@@ -83,7 +86,7 @@ def sum_over_batch(D: Array, out: Array) -> Array:
     return out
 
 
-@_kernel
+@compiled
 def _sum_over_batch(D, out, zero):  # pragma: no cover - compiled
     for j in range(D.shape[1]):
         out[j] = zero
@@ -194,7 +197,7 @@ def subtract_one_hot(D: Array, labels: Array) -> Array:
     return D
 
 
-@_kernel
+@compiled
 def _softmax_cross_entropy_labels(z, labels, P, zero):  # pragma: no cover - compiled
     N, K = z.shape
     total = 0.0
@@ -216,7 +219,7 @@ def _softmax_cross_entropy_labels(z, labels, P, zero):  # pragma: no cover - com
     return total
 
 
-@_kernel
+@compiled
 def _subtract_one_hot(D, labels):  # pragma: no cover - compiled
     K = D.shape[1]
     for n in range(D.shape[0]):
@@ -233,7 +236,7 @@ def count_argmax_hits(z: Array, labels: Array) -> int:
     return int(_count_argmax_hits(z, labels))
 
 
-@_kernel
+@compiled
 def _count_argmax_hits(z, labels):  # pragma: no cover - compiled
     hits = 0
     for n in range(z.shape[0]):

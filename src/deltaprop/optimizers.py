@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import numpy as np
-from numba import njit
 
 from .backend import Array
 from .core import Parameter, flat_buffers
+from .functional import compiled
 
 LearningRate = float | Callable[[int], float]
 
@@ -153,15 +153,13 @@ class Optimizer(ABC):
 # --- SGD ----------------------------------------------------------------------------------
 #
 # Kernels take their scalars already cast to the parameters' dtype (see Optimizer._scalars), so
-# float32 parameters are updated in float32 arithmetic, as PyTorch does. ``error_model="numpy"``
-# drops Python's division-by-zero check from the loop, which is what lets LLVM vectorise it
-# (without it the Adam pass was 4x slower). One thread: the pass sits between BLAS calls, and a
-# parallel version on two threads made Fashion-MNIST epochs 4x slower.
-
-_kernel = njit(cache=True, nogil=True, error_model="numpy")
+# float32 parameters are updated in float32 arithmetic, as PyTorch does. They are compiled as the
+# loops in functional.py are (without ``error_model="numpy"`` the Adam pass was 4x slower: LLVM
+# could not vectorise it). One thread: the pass sits between BLAS calls, and a parallel version on
+# two threads made Fashion-MNIST epochs 4x slower.
 
 
-@_kernel
+@compiled
 def _sgd_kernel(
     p,
     g,
@@ -251,7 +249,7 @@ class SGD(Optimizer):
 # --- Adam and AdamW -----------------------------------------------------------------------
 
 
-@_kernel
+@compiled
 def _adam_kernel(
     p,
     g,
@@ -382,7 +380,7 @@ class AdamW(Adam):
 # --- RMSprop -------------------------------------------------------------------------------
 
 
-@_kernel
+@compiled
 def _rmsprop_kernel(
     p,
     g,
@@ -490,7 +488,7 @@ class RMSprop(Optimizer):
 # --- Adagrad -------------------------------------------------------------------------------
 
 
-@_kernel
+@compiled
 def _adagrad_kernel(p, g, total, lr, eps, weight_decay, grad_scale):  # pragma: no cover
     for i in range(p.size):
         gi = g[i] * grad_scale + weight_decay * p[i]
