@@ -77,7 +77,7 @@ class Deltaprop:
         )
 
     def predict(self, X) -> np.ndarray:
-        return np.argmax(self.net.predict(X), axis=1)
+        return np.argmax(self.net.predict_logits(X), axis=1)
 
 
 class Torch:

@@ -10,7 +10,7 @@ import pytest
 import safetensors.numpy
 
 import deltaprop as dp
-from deltaprop import io
+from deltaprop import fileformat
 
 
 def network(rng, dtype=np.float32):
@@ -75,12 +75,12 @@ def test_weights_load_into_pytorch(saved):
 
 def test_inspect_reports_without_building(saved):
     _, path = saved
-    info = dp.inspect(path)
+    info = dp.inspect_file(path)
     assert info.kind == "model" and info.format_version == 1 and info.loss == "SoftmaxCrossEntropy"
     assert info.n_parameters == 4 * 8 + 8 + 8 * 6 + 6 + 6 * 3 + 3
     assert info.tensors["0.weight"] == ((8, 4), "float32")
     text = str(info)
-    assert "(0) Dense(4, 8, bias=True, dtype=float32)" in text
+    assert "(0) Dense(4, 8, bias=True, dtype='float32')" in text
     assert "LeakyReLU(negative_slope=0.2)" in text
 
 
@@ -138,7 +138,7 @@ def _rewrite(path, target, edit):
     for key in ("tensor_sha256", "payload_sha256"):
         info.pop(key)
     tensors, info = edit(tensors, info)
-    io.write_file(target, tensors, info)
+    fileformat.write_file(target, tensors, info)
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,7 @@ def _rewrite(path, target, edit):
                     },
                 },
             ),
-            r"unknown layer type 'os.system'",
+            r"unknown layer 'os.system'",
         ),
         (lambda t, i: (t, {**i, "loss": {"type": "Evil"}}), r"unknown loss"),
         (
@@ -190,7 +190,7 @@ def test_semantic_faults(saved, tmp_path, edit, message):
 
 def test_newer_format_version_is_refused(saved, tmp_path, monkeypatch):
     _, path = saved
-    monkeypatch.setattr(io, "FORMAT_VERSION", io.FORMAT_VERSION + 1)
+    monkeypatch.setattr(fileformat, "FORMAT_VERSION", fileformat.FORMAT_VERSION + 1)
     newer = tmp_path / "newer.safetensors"
     dp.save(dp.load(path)[0], newer)
     monkeypatch.undo()
@@ -214,7 +214,7 @@ def test_pickle_is_never_executed(tmp_path):
     with pytest.raises(dp.ModelFileError, match="is a Python pickle.*never unpickles"):
         dp.load(bad)
     with pytest.raises(dp.ModelFileError):
-        dp.inspect(bad)
+        dp.inspect_file(bad)
     assert not marker.exists()
 
 
@@ -247,7 +247,7 @@ def test_directory_and_oversized_header(tmp_path):
     with pytest.raises(dp.ModelFileError, match="is a directory"):
         dp.load(tmp_path)
     big = tmp_path / "big.safetensors"
-    size = io.HEADER_CAP + 1
+    size = fileformat.HEADER_CAP + 1
     big.write_bytes(size.to_bytes(8, "little") + b"{" + b" " * (size - 1))
     with pytest.raises(dp.ModelFileError, match="over the cap"):
         dp.load(big)
@@ -265,7 +265,7 @@ def test_crash_mid_write_leaves_the_old_file_intact(saved, tmp_path, monkeypatch
         file.write(chunk[: len(chunk) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(io, "_write_chunk", failing_write)
+    monkeypatch.setattr(fileformat, "_write_chunk", failing_write)
     with pytest.raises(OSError, match="disk full"):
         dp.save(network(rng), path)
     assert calls and path.read_bytes() == before
@@ -327,7 +327,7 @@ def test_resume_in_another_process_equals_uninterrupted_run(kind, tmp_path):
     resumed = run(8, tmp_path / "resumed.npy", tmp_path / "part.npy.ckpt.safetensors")
     assert full == resumed  # same number of epochs and same last validation loss
     np.testing.assert_array_equal(np.load(tmp_path / "full.npy"), np.load(tmp_path / "resumed.npy"))
-    info = dp.inspect(tmp_path / "part.npy.ckpt.safetensors")
+    info = dp.inspect_file(tmp_path / "part.npy.ckpt.safetensors")
     assert info.kind == "checkpoint" and info.epoch == 3
 
 

@@ -1,8 +1,10 @@
 """The package's import levels: a module imports only from strictly lower levels.
 
-This refines ARCHITECTURE.md's table in two places: ``backend`` sits below ``functional`` and
-``initializers`` (they take its Array type and dtype checks), and model files (``io``) sit below
-training, because ``fit`` resumes from checkpoints and ``ModelCheckpoint`` writes them.
+The table is the authority; README.md's "Architecture" section draws the same picture in words.
+Tiers, bottom up: base (arrays, errors, pure math, argument checks, data in), memory, core
+contracts, blocks (layers, losses, optimizers, schedules — siblings that never import each other),
+the model, the registry of names, the work done with a model (gradient checks, traces, files,
+checkpoints, callbacks, the loop), and the faces a user meets (command line).
 """
 
 import ast
@@ -11,26 +13,43 @@ from pathlib import Path
 import deltaprop
 
 LEVELS = {
+    # base
+    "errors": 0,
     "backend": 0,
+    "validation": 1,
     "functional": 1,
+    "updates": 1,
     "initializers": 1,
-    "core": 2,
-    "layers": 3,
-    "activations": 3,
-    "losses": 3,
-    "optimizers": 3,
-    "schedules": 3,
-    "model": 4,
-    "io": 5,
-    "gradcheck": 5,
-    "explain": 5,
-    "datasets": 5,
-    "train": 6,
-    "estimators": 7,
-    "plots": 7,
-    "cli": 7,
-    "__main__": 8,
-    "__init__": 8,
+    "datasets": 1,
+    "fileformat": 1,
+    # core
+    "memory": 2,
+    "core": 3,
+    # blocks
+    "layers": 4,
+    "activations": 4,
+    "losses": 4,
+    "optimizers": 4,
+    "schedules": 4,
+    # model
+    "model": 5,
+    # registry
+    "registry": 6,
+    # work
+    "gradcheck": 7,
+    "explain": 7,
+    "metrics": 7,
+    "files": 7,
+    "checkpoints": 8,
+    "callbacks": 9,
+    "display": 10,
+    "train": 11,
+    # faces
+    "estimators": 12,
+    "plots": 12,
+    "cli": 12,
+    "__main__": 13,
+    "__init__": 13,
 }
 PACKAGE = Path(deltaprop.__file__).parent
 

@@ -154,7 +154,7 @@ def test_widths_that_do_not_chain_name_both_layers(rng):
 
 
 def test_constructor_arguments_are_validated(rng):
-    with pytest.raises(ValueError, match="in_features must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="Dense: in_features must be >= 1, got 0"):
         dp.Dense(0, 3, rng=rng)
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
         dp.Dense(2, 3, rng=42)

@@ -113,9 +113,11 @@ def test_bad_targets_get_clear_errors():
         dp.SoftmaxCrossEntropy().forward(z3, np.full((3, 3), 0.5))
     with pytest.raises(dp.ShapeError, match=r"y has 2 rows.*logits have 3"):
         dp.MeanSquaredError().forward(z, [1.0, 2.0])
-    with pytest.raises(ValueError, match=r"logits contain 1 NaN or inf values \(first at \(1, 0\)"):
+    with pytest.raises(
+        ValueError, match=r"NaN or inf in logits: 1 value in 1 row \(first in row 1\)"
+    ):
         dp.MeanSquaredError().forward(np.array([[0.0], [np.nan], [1.0]]), [1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match="y contains 1 NaN or inf"):
+    with pytest.raises(ValueError, match="NaN or inf in y: 1 value"):
         dp.MeanSquaredError().forward(z, [1.0, np.inf, 3.0])
     with pytest.raises(dp.ForwardNotCalledError):
         dp.MeanSquaredError().backward()
@@ -126,5 +128,5 @@ def test_float_class_indices_must_be_whole_numbers():
     assert dp.SoftmaxCrossEntropy().forward(z, np.array([0.0, 2.0, 1.0])) > 0
     with pytest.raises(ValueError, match=r"class indices must be integers, got 1.5 at row 1"):
         dp.SoftmaxCrossEntropy().forward(z, np.array([0.0, 1.5, 1.0]))
-    with pytest.raises(ValueError, match=r"y contains 1 NaN or inf values \(first in row 2\)"):
+    with pytest.raises(ValueError, match=r"NaN or inf in y: 1 value in 1 row \(first in row 2\)"):
         dp.SoftmaxCrossEntropy().forward(z, np.array([0.0, 1.0, np.nan]))

@@ -33,7 +33,7 @@ def build(widths, activations, dtype, seed):
 def test_predict_on_a_batch_equals_row_by_row(arch, n):
     net, rng = build(*arch)
     X = rng.standard_normal((n, arch[0][0])).astype(arch[2])
-    batch = net.predict(X, batch_size=5)
+    batch = net.predict_logits(X, batch_size=5)
     rows = np.concatenate([net.forward(X[i : i + 1]) for i in range(n)])
     tolerance = 1e-5 if arch[2] == np.float32 else 1e-12
     np.testing.assert_allclose(batch, rows, rtol=tolerance, atol=tolerance)

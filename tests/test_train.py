@@ -7,6 +7,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop import datasets
+from deltaprop.memory import reusing
 from deltaprop.train import _Batches, train_step
 
 
@@ -137,7 +138,7 @@ def test_same_seed_gives_bit_identical_weights():
 
 def test_history_has_one_value_per_epoch():
     _, history = _train(0, epochs=4, validation_split=0.25)
-    assert history.epochs == 4
+    assert history.n_epochs == 4
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_time"):
         assert len(history[key]) == 4, key
     assert history["loss"][-1] < history["loss"][0]
@@ -193,7 +194,7 @@ def test_steady_state_step_allocates_nothing(rng):
     y = loss.prepare_targets(rng.integers(0, 10, 1000), 10)
     batches = _Batches(X, y)
     order = rng.permutation(1000)
-    with dp.core.reusing(*net.workspaces(), loss.workspace):
+    with reusing(*net.workspaces(), loss.workspace):
         for start in (0, 100):  # warm up: storage is created on the first batches
             train_step(net, loss, opt, *batches.gather(order[start : start + 100]))
         tracemalloc.start()
@@ -214,7 +215,7 @@ def test_a_smaller_last_batch_reuses_the_storage_of_the_full_ones(rng):
     net = mlp(rng, [64, 128, 10])
     workspace = net[0].workspace
     x = rng.standard_normal((100, 64)).astype(np.float32)
-    with dp.core.reusing(*net.workspaces()):
+    with reusing(*net.workspaces()):
         full = net[0].forward(x, training=True)
         tracemalloc.start()
         before = tracemalloc.take_snapshot()
@@ -257,7 +258,7 @@ def test_early_stopping_restores_best_weights_and_says_why():
         callbacks=[stopper, Snapshot()],
     )
     best = int(np.argmin(history["val_loss"]))
-    assert history.epochs == best + 3 < 50
+    assert history.n_epochs == best + 3 < 50
     assert "did not improve" in history.stop_reason and f"epoch {best + 1}" in history.stop_reason
     np.testing.assert_array_equal(net.flat_values, saved[best])
 
@@ -269,7 +270,7 @@ def test_restore_best_weights_also_when_training_runs_to_the_end():
         validation_split=0.2,
         callbacks=[dp.EarlyStopping(patience=10, restore_best_weights=True)],
     )
-    assert history.epochs == 5 and "restored the weights" in history.stop_reason
+    assert history.n_epochs == 5 and "restored the weights" in history.stop_reason
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
@@ -294,7 +295,7 @@ def test_non_finite_loss_stops_and_keeps_last_finite_weights(lr, kept):
             net, dp.SoftmaxCrossEntropy(), opt, X, y, epochs=3, batch_size=16, rng=rng, verbose=0
         )
     assert np.all(np.isfinite(net.flat_values))
-    assert history.epochs == 0 and "epoch 1, batch 2" in history.stop_reason
+    assert history.n_epochs == 0 and "epoch 1, batch 2" in history.stop_reason
     assert np.array_equal(net.flat_values, start) == kept.startswith("restored")
 
 
@@ -395,17 +396,17 @@ def unchanged(X, y):
         (
             lambda X, y: (np.where(np.arange(200)[:, None] == 7, np.nan, X), y),
             {},
-            r"X contains 5 NaN or inf values in 1 rows \(first in row 7\)",
+            r"NaN or inf in X: 5 values in 1 row \(first in row 7\)",
         ),
         (
             lambda X, y: (X, np.where(np.arange(200) == 3, np.inf, y.astype(float))),
             {},
-            r"y contains 1 NaN or inf values in 1 rows \(first in row 3\)",
+            r"NaN or inf in y: 1 value in 1 row \(first in row 3\)",
         ),
         (
             lambda X, y: (np.where(np.arange(200)[:, None] == 11, -np.inf, X), y),
             {},
-            r"X contains 5 NaN or inf values in 1 rows \(first in row 11\)",
+            r"NaN or inf in X: 5 values in 1 row \(first in row 11\)",
         ),
         (lambda X, y: (X[:0], y[:0]), {}, "X is empty"),
         (lambda X, y: (X[:, :4], y), {}, r"X has 4 features .* expects 5"),

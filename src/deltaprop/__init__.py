@@ -4,32 +4,39 @@ Every gradient follows the seed's derivation: δ_L = ŷ − y at a fused output,
 (W_{l+1}ᵀ δ_{l+1}) ⊙ f'(z_l) below it, ∂L/∂W_l = δ_l a_{l−1}ᵀ and ∂L/∂b_l = δ_l.
 """
 
-from . import functional, gradcheck, initializers, schedules
+import warnings
+from typing import Any
+
+from . import functional, gradcheck, initializers, registry, schedules
 from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
-from .core import DeltapropError, ForwardNotCalledError, Layer, Parameter, ShapeError
-from .explain import LayerTrace, Trace, trace
-from .io import FileInfo, ModelFileError, inspect, load, save
-from .layers import Dense
-from .losses import Loss, MeanSquaredError, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
-from .model import Sequential
-from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
-from .schedules import Constant, CosineDecay, ExponentialDecay, InverseScaling, Schedule, StepDecay
-from .train import (
+from .callbacks import (
     Callback,
     CSVLogger,
     Diagnostics,
     EarlyStopping,
-    EpochLogger,
     History,
     ModelCheckpoint,
-    ProgressBar,
     ReduceLROnPlateau,
     TerminateOnNaN,
     TrainingRun,
-    evaluate,
-    fit,
-    predict,
 )
+from .core import Layer, Parameter
+from .display import EpochLogger, ProgressBar
+from .errors import (
+    DeltapropError,
+    ForwardNotCalledError,
+    ModelFileError,
+    ShapeError,
+    UnknownNameError,
+)
+from .explain import LayerTrace, Trace, trace
+from .files import FileInfo, inspect_file, load, save
+from .layers import Dense
+from .losses import Loss, MeanSquaredError, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from .model import Sequential, mlp
+from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .schedules import Constant, CosineDecay, ExponentialDecay, InverseScaling, Schedule, StepDecay
+from .train import evaluate, fit, predict
 
 __version__ = "0.1.0"
 
@@ -39,12 +46,19 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "CSVLogger",
+    "Callback",
     "Constant",
     "CosineDecay",
     "Dense",
     "DeltapropError",
+    "Diagnostics",
+    "EarlyStopping",
+    "EpochLogger",
     "ExponentialDecay",
+    "FileInfo",
     "ForwardNotCalledError",
+    "History",
     "Identity",
     "InverseScaling",
     "Layer",
@@ -52,10 +66,14 @@ __all__ = [
     "LeakyReLU",
     "Loss",
     "MeanSquaredError",
+    "ModelCheckpoint",
+    "ModelFileError",
     "Optimizer",
     "Parameter",
+    "ProgressBar",
     "RMSprop",
     "ReLU",
+    "ReduceLROnPlateau",
     "Schedule",
     "Sequential",
     "ShapeError",
@@ -66,30 +84,41 @@ __all__ = [
     "Softplus",
     "StepDecay",
     "Tanh",
-    "Trace",
-    "functional",
-    "Callback",
-    "CSVLogger",
-    "Diagnostics",
-    "EarlyStopping",
-    "EpochLogger",
-    "History",
-    "ModelCheckpoint",
-    "ProgressBar",
-    "ReduceLROnPlateau",
     "TerminateOnNaN",
+    "Trace",
     "TrainingRun",
+    "UnknownNameError",
+    "__version__",
     "evaluate",
     "fit",
-    "predict",
-    "FileInfo",
-    "ModelFileError",
-    "inspect",
-    "load",
-    "save",
+    "functional",
     "gradcheck",
     "initializers",
+    "inspect_file",
+    "load",
+    "mlp",
+    "predict",
+    "registry",
+    "save",
     "schedules",
     "trace",
-    "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Old names kept for one release, with a DeprecationWarning: ``inspect`` and ``io``."""
+    if name == "inspect":
+        from .files import inspect
+
+        return inspect
+    if name == "io":
+        from . import files
+
+        warnings.warn(
+            "deltaprop.io is now deltaprop.files (models), deltaprop.checkpoints and "
+            "deltaprop.fileformat (bytes); deltaprop.io goes away in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return files
+    raise AttributeError(f"module 'deltaprop' has no attribute {name!r}")

@@ -7,11 +7,14 @@ Each layer caches the least it needs: the gate for ReLU, the output for Sigmoid 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import functional as F
 from .backend import Array
-from .core import Layer, check_input
+from .core import Layer
+from .validation import check_fraction, check_input
 
 
 class Identity(Layer):
@@ -34,7 +37,7 @@ class Identity(Layer):
 class ReLU(Layer):
     """a = max(z, 0); a' = 1[z > 0], the seed's gate. Shapes: (N, D) -> (N, D)."""
 
-    init_rule = "he"
+    relu_like = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -54,20 +57,19 @@ class ReLU(Layer):
         self._require_cache(self._gate)
         assert self._gate is not None
         D = self._buffer("D", grad_out.shape, grad_out.dtype)
-        # ReLU'(z) = 1[z > 0]: the gate passes the error where the unit fired, kills it elsewhere
+        # the seed's Step 4: δ = (Wᵀ δ_next) ⊙ ReLU'(z), with ReLU'(z) = 1[z > 0] the gate that
+        # passes the error where the unit fired and kills it elsewhere
         return F.apply_gate(grad_out, self._gate, out=D)
 
 
 class LeakyReLU(Layer):
     """a = z if z > 0 else slope·z; a' = 1 or slope. Shapes: (N, D) -> (N, D)."""
 
-    init_rule = "he"
+    relu_like = True
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        if not 0 <= negative_slope < 1:
-            raise ValueError(f"LeakyReLU: negative_slope must be in [0, 1), got {negative_slope}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_fraction("negative_slope", negative_slope, owner="LeakyReLU")
         self._z: Array | None = None
 
     def forward(self, x: Array, *, training: bool = False) -> Array:
@@ -80,8 +82,8 @@ class LeakyReLU(Layer):
         assert self._z is not None
         return grad_out * F.leaky_relu_prime(self._z, self.negative_slope)
 
-    def __repr__(self) -> str:
-        return f"LeakyReLU(negative_slope={self.negative_slope})"
+    def config(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope}
 
 
 class Sigmoid(Layer):
@@ -129,7 +131,7 @@ class Tanh(Layer):
 class GELU(Layer):
     """a = z Φ(z) (exact, erf form); a' = Φ(z) + z φ(z). Shapes: (N, D) -> (N, D)."""
 
-    init_rule = "he"
+    relu_like = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -149,7 +151,7 @@ class GELU(Layer):
 class Softplus(Layer):
     """a = log(1 + e^z); a' = σ(z). Shapes: (N, D) -> (N, D)."""
 
-    init_rule = "he"
+    relu_like = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -188,5 +190,4 @@ class Softmax(Layer):
     def backward(self, grad_out: Array) -> Array:
         self._require_cache(self._a)
         assert self._a is not None
-        a = self._a
-        return a * (grad_out - np.sum(grad_out * a, axis=1, keepdims=True))
+        return F.softmax_jvp(self._a, grad_out)

@@ -9,14 +9,13 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from . import datasets, gradcheck
-from .activations import ReLU
-from .io import ModelFileError, inspect, save
-from .layers import Dense
+from . import gradcheck, registry
+from .callbacks import EarlyStopping
+from .errors import ModelFileError
+from .files import inspect_file, save
 from .losses import Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
-from .model import Sequential
-from .optimizers import OPTIMIZERS
-from .train import EarlyStopping, evaluate, fit
+from .model import mlp
+from .train import evaluate, fit
 
 app = typer.Typer(
     add_completion=False,
@@ -25,61 +24,58 @@ app = typer.Typer(
 )
 
 
-def build_mlp(
-    in_features: int,
-    hidden: list[int],
-    n_classes: int,
-    rng: np.random.Generator,
-    dtype: str = "float32",
-) -> tuple[Sequential, Loss]:
-    """A ReLU MLP ending in logits, with the fused loss for ``n_classes``."""
-    widths = [in_features, *hidden]
-    layers: list = []
-    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
-        layers += [Dense(fan_in, fan_out, rng=rng, dtype=dtype), ReLU()]
-    binary = n_classes == 2
-    layers.append(Dense(widths[-1], 1 if binary else n_classes, rng=rng, dtype=dtype))
-    loss: Loss = SigmoidBinaryCrossEntropy() if binary else SoftmaxCrossEntropy()
-    return Sequential(*layers), loss
+def loss_for(n_classes: int) -> Loss:
+    """The fused loss for ``n_classes``: sigmoid + BCE for two, softmax cross-entropy above."""
+    return SigmoidBinaryCrossEntropy() if n_classes == 2 else SoftmaxCrossEntropy()
+
+
+def _parse_widths(hidden: str) -> list[int]:
+    try:
+        widths = [int(w) for w in hidden.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or any(w <= 0 for w in widths):
+        raise typer.BadParameter(
+            f"expected comma-separated positive integers (such as 64,32), got {hidden!r}",
+            param_hint="--hidden",
+        )
+    return widths
 
 
 @app.command()
 def train(
     dataset: Annotated[
-        str, typer.Option(help=f"one of {sorted(datasets.LOADERS)}")
+        str, typer.Option(help=f"one of {registry.DATASETS.names()}")
     ] = "breast-cancer",
     hidden: Annotated[str, typer.Option(help="hidden widths, comma-separated")] = "16",
     epochs: Annotated[int, typer.Option(min=0)] = 50,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    optimizer: Annotated[str, typer.Option(help=f"one of {sorted(OPTIMIZERS)}")] = "Adam",
-    lr: Annotated[float, typer.Option(min=0.0)] = 3e-3,
+    optimizer: Annotated[str, typer.Option(help=f"one of {registry.OPTIMIZERS.names()}")] = "Adam",
+    lr: Annotated[float, typer.Option(help="learning rate, > 0")] = 3e-3,
     patience: Annotated[int, typer.Option(min=0, help="early-stopping patience (epochs)")] = 5,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(min=0, help="seed of every random draw")] = 0,
     save_to: Annotated[Path | None, typer.Option("--save", help="write the model here")] = None,
     verbose: Annotated[int, typer.Option(min=0, max=2)] = 2,
 ) -> None:
     """Train an MLP (ReLU hidden layers, fused output loss) and report test loss and accuracy."""
-    if dataset not in datasets.LOADERS:
-        raise typer.BadParameter(
-            f"unknown data set {dataset!r}; choose from {sorted(datasets.LOADERS)}",
-            param_hint="--dataset",
-        )
-    if optimizer not in OPTIMIZERS:
-        raise typer.BadParameter(
-            f"unknown optimizer {optimizer!r}; choose from {sorted(OPTIMIZERS)}",
-            param_hint="--optimizer",
-        )
     try:
-        widths = [int(w) for w in hidden.split(",") if w.strip()]
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected comma-separated integers, got {hidden!r}", param_hint="--hidden"
-        ) from None
-    X_train, X_test, y_train, y_test = datasets.LOADERS[dataset]()
+        load_data = registry.DATASETS.get(dataset)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--dataset") from None
+    try:
+        optimizer_class = registry.OPTIMIZERS.get(optimizer)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--optimizer") from None
+    widths = _parse_widths(hidden)
+    X_train, X_test, y_train, y_test = load_data()
     rng = np.random.default_rng(seed)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    model, loss = build_mlp(X_train.shape[1], widths, n_classes, rng)
-    opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
+    model = mlp([X_train.shape[1], *widths, 1 if n_classes == 2 else n_classes], rng=rng)
+    loss = loss_for(n_classes)
+    try:
+        opt = optimizer_class(model.parameters(), lr=lr)
+    except (TypeError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--lr") from None
     typer.echo(
         f"{dataset}: {len(X_train)} training and {len(X_test)} test samples, "
         f"{X_train.shape[1]} features, {n_classes} classes"
@@ -111,17 +107,19 @@ def train(
 def info(path: Path) -> None:
     """Show what a deltaprop model or checkpoint file holds, without building the model."""
     try:
-        typer.echo(str(inspect(path)))
+        typer.echo(str(inspect_file(path)))
     except (ModelFileError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
 
 
 @app.command("gradcheck")
-def gradcheck_command(seed: int = 0) -> None:
+def gradcheck_command(
+    seed: Annotated[int, typer.Option(min=0, help="seed of every random draw")] = 0,
+) -> None:
     """Check the seed's two-layer network (ReLU hidden, sigmoid + BCE) by finite differences."""
     rng = np.random.default_rng(seed)
-    model = Sequential(Dense(3, 4, rng=rng), ReLU(), Dense(4, 1, rng=rng))
+    model = mlp([3, 4, 1], rng=rng)
     X = rng.standard_normal((8, 3))
     y = (rng.random(8) > 0.5).astype(np.float64)
     report = gradcheck.check_model(model, SigmoidBinaryCrossEntropy(), X, y)

@@ -1,37 +1,29 @@
-"""Parameters, the abstract Layer, shape checks and the library's exception types.
-
-Contracts (see ARCHITECTURE.md):
+"""The contracts: :class:`Parameter` and the :class:`Layer` protocol.
 
 - A :class:`Parameter` holds ``value`` (updated in place by optimizers), ``grad`` (same shape,
   always an array) and ``name``.
 - A :class:`Layer` caches in ``forward(x, training=True)`` exactly what ``backward`` needs;
   ``backward(grad_out)`` *sets* each parameter's ``grad`` and returns the gradient for its input.
   A layer never divides by N (the loss owns the batch mean) and never updates itself.
+- Everything a caller needs to know about a layer it asks the layer — its configuration, its
+  tensors' names, its dtype, its widths, how it behaves in training, what it needs from ``fit`` —
+  never ``isinstance``. Adding a layer type is one class and a registry entry
+  (:mod:`deltaprop.registry`).
 """
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
 
 from .backend import Array, float_dtype
-
-
-class DeltapropError(Exception):
-    """Base class of the errors raised by deltaprop itself."""
-
-
-class ForwardNotCalledError(DeltapropError, RuntimeError):
-    """``backward`` was called without a preceding ``forward(..., training=True)``."""
-
-
-class ShapeError(DeltapropError, ValueError):
-    """An array's shape does not fit where it is used."""
+from .errors import ForwardNotCalledError
+from .memory import Workspace
 
 
 class Parameter:
@@ -58,64 +50,39 @@ class Parameter:
         return f"Parameter(name={self.name!r}, shape={self.shape}, dtype={self.value.dtype})"
 
 
-class Workspace:
-    """Storage for intermediate results, optionally reused from one call to the next.
+def format_call(name: str, config: Mapping[str, Any], positional: Sequence[str] = ()) -> str:
+    """``Dense(4, 8, bias=True, dtype='float32')``: a constructor call from a configuration.
 
-    Outside :meth:`reusing` every request returns a fresh array, so results a user keeps are
-    never overwritten. Inside it (the training loop, batched prediction), a request for the same
-    key, trailing shape and dtype returns the array from the previous step — or, for fewer rows
-    (the last, smaller batch), a view of its first rows — so a steady-state step allocates nothing.
+    The ``positional`` keys come first, as bare values; the rest as ``key=value``.
     """
-
-    __slots__ = ("reuse", "_arrays")
-
-    def __init__(self) -> None:
-        self.reuse: bool = False
-        self._arrays: dict[tuple[str, tuple[int, ...]], Array] = {}
-
-    def get(self, key: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> Array:
-        """An array of ``shape`` and ``dtype`` for the intermediate named ``key``."""
-        if not self.reuse or not shape:
-            return np.empty(shape, dtype=dtype)
-        slot = (key, shape[1:])
-        array = self._arrays.get(slot)
-        if array is None or array.dtype != dtype or len(array) < shape[0]:
-            array = np.empty(shape, dtype=dtype)
-            self._arrays[slot] = array
-        return array[: shape[0]]
-
-    def set_reuse(self, flag: bool) -> None:
-        self.reuse = flag
-        if not flag:
-            self._arrays.clear()
-
-
-@contextmanager
-def reusing(*workspaces: Workspace) -> Iterator[None]:
-    """Reuse the storage of ``workspaces`` inside the block (see :class:`Workspace`)."""
-    previous = [ws.reuse for ws in workspaces]
-    for ws in workspaces:
-        ws.set_reuse(True)
-    try:
-        yield
-    finally:
-        for ws, flag in zip(workspaces, previous, strict=True):
-            ws.set_reuse(flag)
+    args = [repr(config[key]) for key in positional if key in config]
+    args += [f"{key}={value!r}" for key, value in config.items() if key not in positional]
+    return f"{name}({', '.join(args)})"
 
 
 class Layer(ABC):
     """A differentiable function of a batch, with optional parameters.
 
-    Subclasses implement :meth:`forward` and :meth:`backward` as a facing pair.
+    Subclasses implement :meth:`forward` and :meth:`backward` as a facing pair, and override the
+    protocol methods below where the defaults do not fit. The defaults suit a parameter-free,
+    deterministic, width-preserving layer (an activation).
 
-    ``init_rule`` tells a preceding Dense layer (with ``init="auto"``) which variance rule suits
-    this layer: ``"he"`` for ReLU-like activations, ``"glorot"`` for saturating or linear ones.
+    Class attributes:
+        relu_like: the layer passes positive inputs and flattens negative ones (ReLU, GELU, ...):
+            a Dense layer before it starts with He initialization (``init="auto"``), and
+            :class:`~deltaprop.Diagnostics` reports the fraction of its units whose gate
+            1[z > 0] never opens.
+        positional_config: configuration keys shown as bare values in ``repr``.
     """
 
-    init_rule: ClassVar[str] = "glorot"
+    relu_like: ClassVar[bool] = False
+    positional_config: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.workspace = Workspace()
+        self.dtype: np.dtype[Any] | None = None  # of the parameters; None without any
+
+    # --- forward and backward, a facing pair -------------------------------------------------
 
     @abstractmethod
     def forward(self, x: Array, *, training: bool = False) -> Array:
@@ -132,13 +99,96 @@ class Layer(ABC):
         """
         self.backward(grad_out)
 
+    # --- parameters and tensors ----------------------------------------------------------------
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        """``(local name, parameter)`` pairs in a stable order.
+
+        By default the layer's :class:`Parameter` attributes, in the order ``__init__`` set them
+        (``W`` then ``b``); containers prefix their children's names (``"0.W"``).
+        """
+        return [(key, value) for key, value in vars(self).items() if isinstance(value, Parameter)]
+
     def parameters(self) -> list[Parameter]:
         """The layer's trainable parameters, in a stable order."""
-        return []
+        return [p for _, p in self.named_parameters()]
+
+    def state_dict(self) -> dict[str, Array]:
+        """Every tensor a model file holds for this layer, by state-dict name.
+
+        Parameters' values, and buffers such as running statistics — the arrays themselves, not
+        copies: saving reads them, loading writes into them in place. Names follow PyTorch's
+        modules where one exists (Dense: ``"weight"``, ``"bias"``), so files load into the
+        equivalent ``torch.nn.Sequential``. The default: each parameter under its local name.
+        """
+        return {name: p.value for name, p in self.named_parameters()}
+
+    def astype(self, dtype: npt.DTypeLike) -> Self:
+        """Convert parameters (and buffers) to float32 or float64, in place; returns the layer.
+
+        The parameters become new arrays: an optimizer built before must be built again.
+        """
+        dtype = float_dtype(dtype)
+        for p in self.parameters():
+            p.value = p.value.astype(dtype)
+            p.grad = np.zeros_like(p.value)
+        if self.dtype is not None:
+            self.dtype = dtype
+        return self
+
+    # --- configuration -------------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that define the function (JSON-able; for files and repr).
+
+        Not the weights, and not how they were first drawn (``rng``, ``init``). Layers inside
+        a container appear as Layer objects; the registry writes them as nested configurations.
+        """
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        """Build the layer from :meth:`config` (its weights are then loaded or drawn anew)."""
+        return cls(**config)
+
+    # --- widths and composition ----------------------------------------------------------------
+
+    def input_features(self) -> int | None:
+        """The input width this layer requires, or None if it takes any width."""
+        return None
 
     def output_features(self, in_features: int) -> int:
         """Width of the output for an input of width ``in_features`` (activations keep it)."""
         return in_features
+
+    def adapt_to_following(self, following: Layer | None) -> None:
+        """Called by Sequential with the layer that follows this one (None at the end).
+
+        Dense uses it to resolve ``init="auto"``; the default does nothing.
+        """
+        return None
+
+    # --- training behaviour --------------------------------------------------------------------
+
+    def differs_in_training(self) -> bool:
+        """Whether ``forward(x, training=True)`` computes something other than evaluation does
+        (dropout's random mask, batch statistics). Gradient checks then differentiate the training
+        function, with its randomness held fixed (see :meth:`generators`).
+        """
+        return False
+
+    def offer_rng(self, rng: np.random.Generator) -> None:
+        """What the layer needs from ``fit``: fit offers its generator before training, and a
+        layer that draws random numbers in training (dropout) and was given none keeps it.
+        The default needs nothing."""
+        return None
+
+    def generators(self) -> list[np.random.Generator]:
+        """The generators the layer draws from in training; gradient checks restore their
+        states before every evaluation, so the randomness is the same each time."""
+        return []
+
+    # --- storage -------------------------------------------------------------------------------
 
     def workspaces(self) -> list[Workspace]:
         """The storage of this layer (and of any layers inside it)."""
@@ -155,74 +205,32 @@ class Layer(ABC):
             )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return format_call(type(self).__name__, self.config(), self.positional_config)
 
 
-def check_input(x: Any, *, layer: str, in_features: int | None = None) -> Array:
-    """Validate a layer input: a 2-D float array of the expected width.
-
-    Raises:
-        TypeError: for a non-array or non-float input.
-        ShapeError: for a wrong number of dimensions or width.
-    """
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{layer}: input must be a NumPy array, got {type(x).__name__}")
-    if x.ndim != 2:
-        raise ShapeError(f"{layer}: input must be 2-D (N, features), got shape {x.shape}")
-    if in_features is not None and x.shape[1] != in_features:
-        raise ShapeError(
-            f"{layer}: input has {x.shape[1]} features (shape {x.shape}), expected {in_features}"
-        )
-    if x.dtype.kind != "f":
-        raise TypeError(f"{layer}: input must be float32 or float64, got {x.dtype}")
-    return x
+_MOVED = {
+    "Workspace": "memory",
+    "reusing": "memory",
+    "flatten_into": "memory",
+    "flat_buffers": "memory",
+    "check_input": "validation",
+    "DeltapropError": "errors",
+    "ForwardNotCalledError": "errors",
+    "ShapeError": "errors",
+}
 
 
-def flatten_into(parameters: Sequence[Parameter], dtype: npt.DTypeLike) -> tuple[Array, Array]:
-    """Move the parameters' values and grads into two flat contiguous buffers.
+def __getattr__(name: str) -> Any:
+    """Names that moved out of this module keep working for one release, with a warning."""
+    if name not in _MOVED:
+        raise AttributeError(f"module 'deltaprop.core' has no attribute {name!r}")
+    import importlib
 
-    Afterwards each ``p.value`` and ``p.grad`` is a view into the returned buffers, in order, so an
-    optimizer can update every parameter of a model in one pass over one array.
-
-    Returns:
-        ``(values, grads)``, each of shape (total_size,).
-    """
-    dtype = float_dtype(dtype)
-    total = sum(p.value.size for p in parameters)
-    values = np.empty(total, dtype=dtype)
-    grads = np.zeros(total, dtype=dtype)
-    offset = 0
-    for p in parameters:
-        size = p.value.size
-        values[offset : offset + size] = p.value.ravel()
-        p.value = values[offset : offset + size].reshape(p.value.shape)
-        p.grad = grads[offset : offset + size].reshape(p.value.shape)
-        offset += size
-    return values, grads
-
-
-def flat_buffers(parameters: Sequence[Parameter]) -> tuple[Array, Array] | None:
-    """Return the flat ``(values, grads)`` buffers that ``parameters`` tile exactly, if any.
-
-    ``None`` when the parameters are separate arrays (then callers loop over them).
-    """
-    if not parameters:
-        return None
-    first_v, first_g = parameters[0].value, parameters[0].grad
-    base_v, base_g = first_v.base, first_g.base
-    if base_v is None or base_g is None or base_v.ndim != 1 or base_g.ndim != 1:
-        return None
-    if base_v.size != sum(p.value.size for p in parameters) or base_g.size != base_v.size:
-        return None
-    offset = 0
-    for p in parameters:
-        if p.value.base is not base_v or p.grad.base is not base_g:
-            return None
-        start_v = p.value.__array_interface__["data"][0] - base_v.__array_interface__["data"][0]
-        start_g = p.grad.__array_interface__["data"][0] - base_g.__array_interface__["data"][0]
-        if start_v != offset * base_v.itemsize or start_g != offset * base_g.itemsize:
-            return None
-        if not (p.value.flags.c_contiguous and p.grad.flags.c_contiguous):
-            return None
-        offset += p.value.size
-    return base_v, base_g
+    module = _MOVED[name]
+    warnings.warn(
+        f"deltaprop.core.{name} moved to deltaprop.{module}.{name}; the old name goes away in "
+        "the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(f"deltaprop.{module}"), name)

@@ -1,13 +1,18 @@
 """The seed's derivation replayed on live numbers: one forward and backward, every quantity kept.
 
-``trace(model, loss, X, y)`` records, for each Dense layer l (numbered from 1 as in the seed):
+``trace(model, loss, X, y)`` records, for each layer with parameters l (numbered from 1 as in the
+seed; for a Dense layer the seed's ``z = W a + b``):
 
-- ``z``      = a_{l−1} W_lᵀ + b_l                     (N, out)
-- ``a``      = f(z), the activation that follows (ŷ for the output layer)
+- ``a_prev`` = its input a_{l−1}                                         (N, in)
+- ``z``      = its output, e.g. a_{l−1} W_lᵀ + b_l                       (N, out)
+- ``a``      = f(z): the output after the parameter-free layers that follow (the activation), or
+  ŷ from the loss's output activation for the last layer
 - ``delta``  = ∂L/∂z_l: ŷ − y (over N) at the output, (δ_{l+1} W_{l+1}) ⊙ f'(z_l) below
-- ``dW``     = δ_lᵀ a_{l−1}, the sum of the N outer products δ aᵀ     (out, in)
-- ``db``     = Σ_n δ_l                                                (out,)
-- ``grad_a_prev`` = δ_l W_l, the seed's W_lᵀ δ_l for every row          (N, in)
+- ``grads``  = each parameter's gradient by name; for Dense ``dW`` = δ_lᵀ a_{l−1}, the sum of the
+  N outer products δ aᵀ (out, in), and ``db`` = Σ_n δ_l (out,)
+- ``grad_a_prev`` = ∂L/∂a_{l−1}; for Dense δ_l W_l, the seed's W_lᵀ δ_l for every row (N, in)
+
+Every layer is asked only what the Layer protocol offers, so a new layer type is traced as is.
 """
 
 from __future__ import annotations
@@ -17,31 +22,47 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array
+from .backend import Array, as_float_array
 from .core import Layer
-from .layers import Dense
 from .losses import Loss
-from .model import Sequential, layers_of
+from .model import Sequential
 
 
 @dataclass
 class LayerTrace:
-    """The quantities of one Dense layer in one forward and backward pass."""
+    """The quantities of one layer with parameters in one forward and backward pass."""
 
-    index: int  # the seed's l, counting Dense layers from 1
-    position: int  # index of the Dense layer inside the Sequential
-    activation: str  # the function f after z (the loss's output activation for the last layer)
+    index: int  # the seed's l, counting layers with parameters from 1
+    position: int  # index of the layer inside the Sequential
+    layer: str  # the layer's class name
+    activation: str  # f after z: the following parameter-free layers, or the loss's output
     a_prev: Array
     z: Array
     a: Array
     delta: Array
-    dW: Array
-    db: Array | None
+    grads: dict[str, Array]  # ∂L/∂θ for each of the layer's parameters, by local name
     grad_a_prev: Array
 
+    @property
+    def dW(self) -> Array | None:
+        """∂L/∂W = δ a_prevᵀ (summed over the batch), for a layer with a weight ``W``."""
+        return self.grads.get("W")
+
+    @property
+    def db(self) -> Array | None:
+        """∂L/∂b = Σ_n δ_n, for a layer with a bias ``b``."""
+        return self.grads.get("b")
+
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        names = ("a_prev", "z", "a", "delta", "dW", "db", "grad_a_prev")
-        return {n: tuple(getattr(self, n).shape) for n in names if getattr(self, n) is not None}
+        arrays = {
+            "a_prev": self.a_prev,
+            "z": self.z,
+            "a": self.a,
+            "delta": self.delta,
+            **{f"d{name}": grad for name, grad in self.grads.items()},
+            "grad_a_prev": self.grad_a_prev,
+        }
+        return {name: tuple(array.shape) for name, array in arrays.items()}
 
 
 @dataclass
@@ -57,8 +78,8 @@ class Trace:
         lines = [f"loss L = {self.loss:.6g}    (mean over N = {self.y_hat.shape[0]} samples)"]
         for t in self.layers:
             lines.append(
-                f"layer {t.index}: z({t.index}) = W({t.index}) a({t.index - 1}) + "
-                f"b({t.index}),  a({t.index}) = {t.activation}(z({t.index}))"
+                f"layer {t.index} ({t.layer}): z({t.index}) from a({t.index - 1}),  "
+                f"a({t.index}) = {t.activation}(z({t.index}))"
             )
             for name, shape in t.shapes().items():
                 lines.append(f"    {name:<12} shape {shape}")
@@ -72,14 +93,14 @@ def trace(model: Layer, loss: Loss, X: Any, y: Any) -> Trace:
 
     Shapes: X (N, in); y as ``loss`` takes it.
     """
-    layers = list(layers_of(model))
-    x = model._check_model_input(X) if isinstance(model, Sequential) else np.asarray(X)
+    layers = list(model) if isinstance(model, Sequential) else [model]
+    x = as_float_array(X, model.dtype or np.float64, name="X")
     inputs: list[Array] = []
     outputs: list[Array] = []
     for layer in layers:
         inputs.append(x)
-        x = layer.forward(x, training=True)
-        outputs.append(x.copy())
+        x = layer.forward(x, training=True).copy()
+        outputs.append(x)
     value = loss.forward(x, y)
     y_hat = loss.predict(x)
     grads_out: list[Array] = [np.empty(0)] * len(layers)  # ∂L/∂(output of layer i)
@@ -91,28 +112,27 @@ def trace(model: Layer, loss: Loss, X: Any, y: Any) -> Trace:
         grads_in[i] = grad
 
     record = Trace(loss=value, y_hat=y_hat, y=np.asarray(y))
-    dense_positions = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
-    for number, i in enumerate(dense_positions, start=1):
-        dense = layers[i]
-        assert isinstance(dense, Dense)
-        follower = layers[i + 1] if i + 1 < len(layers) else None
-        if follower is None or isinstance(follower, Dense):
-            activation = type(loss).__name__ if follower is None else "identity"
-            a = y_hat if follower is None else outputs[i]
+    with_parameters = [i for i, layer in enumerate(layers) if layer.parameters()]
+    for number, i in enumerate(with_parameters, start=1):
+        end = with_parameters[number] if number < len(with_parameters) else len(layers)
+        followers = layers[i + 1 : end]
+        if end == len(layers) and not followers:
+            activation, a = type(loss).__name__, y_hat
+        elif followers:
+            activation, a = " → ".join(type(f).__name__ for f in followers), outputs[end - 1]
         else:
-            activation = type(follower).__name__
-            a = outputs[i + 1]
+            activation, a = "identity", outputs[i]
         record.layers.append(
             LayerTrace(
                 index=number,
                 position=i,
+                layer=type(layers[i]).__name__,
                 activation=activation,
                 a_prev=inputs[i],
                 z=outputs[i],
                 a=a,
                 delta=grads_out[i],
-                dW=dense.W.grad.copy(),
-                db=None if dense.b is None else dense.b.grad.copy(),
+                grads={name: p.grad.copy() for name, p in layers[i].named_parameters()},
                 grad_a_prev=grads_in[i],
             )
         )

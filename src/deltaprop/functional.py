@@ -1,8 +1,15 @@
 """Pure math: activations, their derivatives and the stable building blocks of the losses.
 
-Each forward function ``f`` sits next to its derivative ``f_prime`` so the chain rule reads at a
-glance. Functions accept an optional ``out`` so the training loop can reuse storage; every one
-keeps the dtype of its input.
+Ordered simple to complex: element-wise activations, each forward ``f`` next to its derivative
+``f_prime`` so the chain rule reads at a glance; the sum over the batch (the bias gradient); then
+the softmax family. Every function keeps the dtype of its input, and those the training loop calls
+on every batch take ``out=`` so it can reuse storage.
+
+A few formulas are also written as compiled loops (:data:`~deltaprop.backend.compiled`): one pass
+over the batch in place of several NumPy calls, each with its own temporary and its own trip
+through memory. Each compiled twin sits right after the formula it equals, checks its arguments'
+shapes before it runs (a loop trusts its bounds), and is called with keyword arguments;
+``tests/test_functional.py`` checks each against its formula.
 """
 
 from __future__ import annotations
@@ -10,21 +17,29 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 from scipy import special
 
-from .backend import Array
+from .backend import Array, compiled
+from .errors import ShapeError
 
 SQRT_HALF = 0.7071067811865476
 INV_SQRT_2PI = 0.3989422804014327
 
-# A few formulas are also written as compiled loops (Numba): one pass over the batch in place of
-# several NumPy calls, each with its own temporary and its own trip through memory. They compute
-# the same numbers as the NumPy lines next to them, in the dtype of their input.
-# ``error_model="numpy"`` drops Python's division-by-zero check from a loop, which is what lets
-# LLVM vectorise it; ``nogil`` lets other Python threads run meanwhile. The optimizers' update
-# rules are compiled the same way.
-compiled = njit(cache=True, nogil=True, error_model="numpy")
+
+def _same_shapes(kernel: str, **arrays: Array) -> None:
+    """Refuse arrays of different shapes, or not 2-D, before a compiled loop indexes them."""
+    shapes = {name: a.shape for name, a in arrays.items()}
+    first = next(iter(shapes.values()))
+    if len(first) != 2 or any(s != first for s in shapes.values()):
+        raise ShapeError(f"{kernel}: arguments must be 2-D arrays of one shape, got {shapes}")
+
+
+def _rows_and_labels(kernel: str, z: Array, labels: Array) -> None:
+    if z.ndim != 2 or labels.shape != (z.shape[0],):
+        raise ShapeError(
+            f"{kernel}: needs a 2-D array (N, K) and N labels, got shapes {z.shape} and "
+            f"{labels.shape}"
+        )
 
 
 # --- ReLU: a = max(z, 0), a' = 1[z > 0] (the seed's gate) ------------------------------------
@@ -41,21 +56,13 @@ def relu_prime(z: Array, out: Array | None = None) -> Array:
 
 
 def relu_and_gate(z: Array, out: Array, gate: Array) -> tuple[Array, Array]:
-    """ReLU(z) into ``out`` and ReLU'(z) = 1[z > 0] into ``gate``, in one pass.
+    """:func:`relu` into ``out`` and :func:`relu_prime` into ``gate``, in one pass.
 
     NaN passes through as ``np.maximum`` lets it (its gate is closed). Shapes: all (N, D).
     """
-    _relu_and_gate(z, out, gate, z.dtype.type(0))
+    _same_shapes("relu_and_gate", z=z, out=out, gate=gate)
+    _relu_and_gate(z=z, a=out, gate=gate, zero=z.dtype.type(0))
     return out, gate
-
-
-def apply_gate(grad: Array, gate: Array, out: Array) -> Array:
-    """grad ⊙ gate: the seed's δ = (Wᵀ δ_next) ⊙ ReLU'(z) for a boolean gate. Shapes: (N, D).
-
-    A closed gate gives grad · 0, so NaN or inf in ``grad`` still shows up (as NaN).
-    """
-    _gate(grad, gate, out, grad.dtype.type(0))
-    return out
 
 
 @compiled
@@ -67,6 +74,16 @@ def _relu_and_gate(z, a, gate, zero):  # pragma: no cover - compiled
             a[n, j] = zero if zj <= zero else zj
 
 
+def apply_gate(grad: Array, gate: Array, out: Array) -> Array:
+    """grad ⊙ gate: the seed's δ = (Wᵀ δ_next) ⊙ ReLU'(z) for a boolean gate. Shapes: (N, D).
+
+    A closed gate gives grad · 0, so NaN or inf in ``grad`` still shows up (as NaN).
+    """
+    _same_shapes("apply_gate", grad=grad, gate=gate, out=out)
+    _gate(grad=grad, gate=gate, out=out, zero=grad.dtype.type(0))
+    return out
+
+
 @compiled
 def _gate(grad, gate, out, zero):  # pragma: no cover - compiled
     for n in range(grad.shape[0]):
@@ -74,32 +91,11 @@ def _gate(grad, gate, out, zero):  # pragma: no cover - compiled
             out[n, j] = grad[n, j] if gate[n, j] else grad[n, j] * zero
 
 
-# --- Sums over the batch -------------------------------------------------------------------
-
-
-def sum_over_batch(D: Array, out: Array) -> Array:
-    """Σ_n D_n: the column sums of D, row after row as ``np.sum(D, axis=0)`` adds them.
-
-    The bias gradient ∂L/∂b = Σ_n δ_n. Shapes: D (N, K) -> out (K,).
-    """
-    _sum_over_batch(D, out, out.dtype.type(0))
-    return out
-
-
-@compiled
-def _sum_over_batch(D, out, zero):  # pragma: no cover - compiled
-    for j in range(D.shape[1]):
-        out[j] = zero
-    for n in range(D.shape[0]):
-        for j in range(D.shape[1]):
-            out[j] += D[n, j]
-
-
-# --- Leaky ReLU: a = z if z > 0 else slope * z -----------------------------------------------
+# --- Leaky ReLU: a = z if z > 0 else slope · z, a' = 1 or slope ----------------------------
 
 
 def leaky_relu(z: Array, slope: float) -> Array:
-    """LeakyReLU(z) = z for z > 0, slope * z otherwise."""
+    """LeakyReLU(z) = z for z > 0, slope · z otherwise."""
     return np.where(z > 0, z, z * z.dtype.type(slope))
 
 
@@ -162,6 +158,31 @@ def gelu_prime(z: Array) -> Array:
     return (cdf + z * pdf).astype(z.dtype, copy=False)
 
 
+# --- Sums over the batch -------------------------------------------------------------------
+
+
+def sum_over_batch(D: Array, out: Array) -> Array:
+    """Σ_n D_n: the column sums of D, row after row as ``np.sum(D, axis=0)`` adds them.
+
+    The bias gradient ∂L/∂b = Σ_n δ_n. Shapes: D (N, K) -> out (K,).
+    """
+    if D.ndim != 2 or out.shape != (D.shape[1],):
+        raise ShapeError(
+            f"sum_over_batch: needs D (N, K) and out (K,), got shapes {D.shape} and {out.shape}"
+        )
+    _sum_over_batch(D=D, out=out, zero=out.dtype.type(0))
+    return out
+
+
+@compiled
+def _sum_over_batch(D, out, zero):  # pragma: no cover - compiled
+    for j in range(D.shape[1]):
+        out[j] = zero
+    for n in range(D.shape[0]):
+        for j in range(D.shape[1]):
+            out[j] += D[n, j]
+
+
 # --- Softmax family --------------------------------------------------------------------------
 
 
@@ -180,6 +201,22 @@ def softmax_and_logsumexp(z: Array, out: Array | None = None) -> tuple[Array, Ar
     return out, np.log(total) + shift
 
 
+def softmax(z: Array, out: Array | None = None) -> Array:
+    """softmax(z)_k = e^{z_k} / Σ_j e^{z_j}, row by row. Shapes: z (N, K) -> (N, K)."""
+    return softmax_and_logsumexp(z, out)[0]
+
+
+def softmax_jvp(a: Array, g: Array) -> Array:
+    """J g for the softmax Jacobian J = diag(a) − a aᵀ at output a, row by row.
+
+    ``J g = a ⊙ (g − (g · a))``: the backward pass of a standalone softmax, with g = ∂L/∂a
+    (J is symmetric, so this Jacobian-vector product is also the vector-Jacobian product).
+
+    Shapes: a (N, K), g (N, K) -> (N, K).
+    """
+    return a * (g - np.sum(g * a, axis=1, keepdims=True))
+
+
 def softmax_cross_entropy_labels(z: Array, labels: Array, out: Array) -> float:
     """Σ_n [logsumexp(z_n) − z_n[y_n]] for class indices, with softmax(z) written into ``out``.
 
@@ -188,13 +225,9 @@ def softmax_cross_entropy_labels(z: Array, labels: Array, out: Array) -> float:
 
     Shapes: z (N, K), labels (N,) integers, out (N, K) -> a float (the sum, not the mean).
     """
-    return float(_softmax_cross_entropy_labels(z, labels, out, z.dtype.type(0)))
-
-
-def subtract_one_hot(D: Array, labels: Array) -> Array:
-    """D[n, y_n] −= 1 in place: Ŷ − Y for one-hot Y given by class indices. Shapes: D (N, K)."""
-    _subtract_one_hot(D, labels)
-    return D
+    _rows_and_labels("softmax_cross_entropy_labels", z, labels)
+    _same_shapes("softmax_cross_entropy_labels", z=z, out=out)
+    return float(_softmax_cross_entropy_labels(z=z, labels=labels, P=out, zero=z.dtype.type(0)))
 
 
 @compiled
@@ -219,6 +252,16 @@ def _softmax_cross_entropy_labels(z, labels, P, zero):  # pragma: no cover - com
     return total
 
 
+def subtract_one_hot(D: Array, labels: Array) -> Array:
+    """D[n, y_n] −= 1 in place: Ŷ − Y for one-hot Y given by class indices. Shapes: D (N, K).
+
+    A label outside [0, K) leaves its row alone.
+    """
+    _rows_and_labels("subtract_one_hot", D, labels)
+    _subtract_one_hot(D=D, labels=labels)
+    return D
+
+
 @compiled
 def _subtract_one_hot(D, labels):  # pragma: no cover - compiled
     K = D.shape[1]
@@ -229,11 +272,14 @@ def _subtract_one_hot(D, labels):  # pragma: no cover - compiled
 
 
 def count_argmax_hits(z: Array, labels: Array) -> int:
-    """How many rows have their largest logit (the first, on ties, as np.argmax) at y_n.
+    """How many rows have their largest logit at y_n: ``np.sum(np.argmax(z, 1) == labels)``.
+
+    Ties go to the first maximum and NaN counts as the largest, as in ``np.argmax``.
 
     Shapes: z (N, K), labels (N,) -> an int.
     """
-    return int(_count_argmax_hits(z, labels))
+    _rows_and_labels("count_argmax_hits", z, labels)
+    return int(_count_argmax_hits(z=z, labels=labels))
 
 
 @compiled
@@ -246,8 +292,3 @@ def _count_argmax_hits(z, labels):  # pragma: no cover - compiled
                 best = k  # NaN counts as the largest, as it does for np.argmax
         hits += best == labels[n]
     return hits
-
-
-def softmax(z: Array, out: Array | None = None) -> Array:
-    """softmax(z)_k = e^{z_k} / Σ_j e^{z_j}, row by row. Shapes: z (N, K) -> (N, K)."""
-    return softmax_and_logsumexp(z, out)[0]

@@ -10,6 +10,10 @@ and reports, per parameter and for the input, the relative error
 
 For a layer the scalar checked is ``f = Σ G ⊙ layer(x)`` with a fixed random G (so every output
 contributes); for a loss it is the loss itself; for a model it is ``loss(model(X), y)``.
+
+A layer that computes differently in training (:meth:`~deltaprop.core.Layer.differs_in_training`:
+dropout, batch statistics) is checked in training mode — the function its backward differentiates —
+with its random generators reset before every evaluation, so each sees the same randomness.
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ from typing import Any
 import numpy as np
 
 from .backend import Array
-from .core import Layer, flatten_into
-from .layers import Dense
+from .core import Layer
 from .losses import Loss
-from .model import Sequential
+from .validation import check_positive
 
 DEFAULT_EPS = 1e-6
 DEFAULT_TOLERANCE = 1e-6
@@ -92,24 +95,26 @@ def numeric_gradient(f: Callable[[], float], x: Array, eps: float = DEFAULT_EPS)
 
 def float64_copy(layer: Layer) -> Layer:
     """A deep copy of ``layer`` whose parameters (and computations) are float64."""
-    clone = copy.deepcopy(layer)
-    _cast(clone)
-    return clone
+    return copy.deepcopy(layer).astype(np.float64)
 
 
-def _cast(layer: Layer) -> None:
-    if isinstance(layer, Sequential):
-        for inner in layer.layers:
-            _cast(inner)
-        layer.dtype = np.dtype(np.float64)
-        layer.flat_values, layer.flat_grads = flatten_into(layer._parameters, np.float64)
-        layer._share_spans_with_nested()
-        return
-    for p in layer.parameters():
-        p.value = p.value.astype(np.float64)
-        p.grad = np.zeros_like(p.value)
-    if isinstance(layer, Dense):
-        layer.dtype = np.dtype(np.float64)
+def _training_function(clone: Layer) -> tuple[bool, Callable[[], None]]:
+    """Whether to evaluate ``clone`` in training mode, and how to reset its randomness."""
+    generators = clone.generators()
+    states = [g.bit_generator.state for g in generators]
+
+    def reset() -> None:
+        for generator, state in zip(generators, states, strict=True):
+            generator.bit_generator.state = state
+
+    return clone.differs_in_training(), reset
+
+
+def _check_arguments(eps: float, tolerance: float, n_rows: int) -> None:
+    check_positive("eps", eps)
+    check_positive("tolerance", tolerance)
+    if n_rows == 0:
+        raise ValueError("gradient check needs at least one row of input, got 0")
 
 
 def _compare(
@@ -140,11 +145,19 @@ def check_layer(
     """Check ``layer.backward`` against finite differences at input ``x``. Shapes: x (N, in)."""
     clone = float64_copy(layer)
     x = np.array(x, dtype=np.float64)
-    G = np.random.default_rng(seed).standard_normal(clone.forward(x).shape)
+    _check_arguments(eps, tolerance, len(x))
+    training, reset = _training_function(clone)
+
+    def output() -> Array:
+        reset()
+        return clone.forward(x, training=training)
+
+    G = np.random.default_rng(seed).standard_normal(output().shape)
 
     def f() -> float:
-        return float(np.sum(G * clone.forward(x)))
+        return float(np.sum(G * output()))
 
+    reset()
     clone.forward(x, training=True)
     grad_x = clone.backward(G)
     return _compare(_one_line(layer), clone, f, x, grad_x, eps, tolerance)
@@ -161,6 +174,7 @@ def check_loss(
     """Check the fused delta ``loss.backward()`` = (ŷ − y)/N against finite differences."""
     clone = copy.deepcopy(loss)
     z = np.array(logits, dtype=np.float64)
+    _check_arguments(eps, tolerance, len(z))
     clone.forward(z, y)
     delta = clone.backward().copy()
     numeric = numeric_gradient(lambda: clone.forward(z, y), z, eps)
@@ -180,10 +194,14 @@ def check_model(
     clone = float64_copy(model)
     loss_clone = copy.deepcopy(loss)
     X = np.array(X, dtype=np.float64)
+    _check_arguments(eps, tolerance, len(X))
+    training, reset = _training_function(clone)
 
     def f() -> float:
-        return loss_clone.forward(clone.forward(X), y)
+        reset()
+        return loss_clone.forward(clone.forward(X, training=training), y)
 
+    reset()
     loss_clone.forward(clone.forward(X, training=True), y)
     grad_X = clone.backward(loss_clone.backward())
     return _compare(_one_line(model), clone, f, X, grad_X, eps, tolerance)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -10,7 +12,8 @@ import numpy.typing as npt
 from . import functional as F
 from . import initializers
 from .backend import Array, float_dtype
-from .core import Layer, Parameter, check_input
+from .core import Layer, Parameter
+from .validation import check_bool, check_input, check_int, check_rng
 
 
 class Dense(Layer):
@@ -33,7 +36,11 @@ class Dense(Layer):
             the layer is placed in a :class:`~deltaprop.Sequential`).
         bias: whether to learn b (zeros at start).
         dtype: float32 (default) or float64.
+
+    In model files its tensors are ``weight`` and ``bias``, as ``torch.nn.Linear``'s.
     """
+
+    positional_config = ("in_features", "out_features")
 
     def __init__(
         self,
@@ -46,30 +53,39 @@ class Dense(Layer):
         dtype: npt.DTypeLike = np.float32,
     ) -> None:
         super().__init__()
-        for arg, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-                raise ValueError(f"Dense: {arg} must be a positive integer, got {value!r}")
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(
-                f"Dense: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
-                f"got {type(rng).__name__}"
-            )
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = check_int("in_features", in_features, 1, owner="Dense")
+        self.out_features = check_int("out_features", out_features, 1, owner="Dense")
+        check_rng("rng", rng, owner="Dense")
         self.init = init
-        self.bias = bias
         self.dtype = float_dtype(dtype)
         rule = initializers.glorot_uniform if init == "auto" else initializers.get(init)
         self.W = Parameter(rule(rng, self.in_features, self.out_features, self.dtype), "W")
         self.b: Parameter | None = (
-            Parameter(np.zeros(self.out_features, dtype=self.dtype), "b") if bias else None
+            Parameter(np.zeros(self.out_features, dtype=self.dtype), "b")
+            if check_bool("bias", bias, owner="Dense")
+            else None
         )
         # the Glorot draw, kept until Sequential resolves "auto" (weights a user set are kept)
         self._auto_draw: Array | None = self.W.value.copy() if init == "auto" else None
         self._x: Array | None = None  # the input, cached for dW = D.T @ X
 
-    def adapt_init(self, following: Layer | None) -> None:
-        """Resolve ``init="auto"`` once the following layer is known (called by Sequential).
+    @property
+    def has_bias(self) -> bool:
+        """Whether the layer learns a bias b."""
+        return self.b is not None
+
+    @property
+    def bias(self) -> bool:
+        """Deprecated: use :attr:`has_bias` (``b`` is the bias parameter itself)."""
+        warnings.warn(
+            "Dense.bias is deprecated: use Dense.has_bias (and Dense.b for the parameter)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.has_bias
+
+    def adapt_to_following(self, following: Layer | None) -> None:
+        """Resolve ``init="auto"`` once the following layer is known.
 
         The weights were drawn Glorot-uniform; for a ReLU-like follower they are rescaled to
         He-uniform, which is the same draw times sqrt(fan_in + fan_out) / sqrt(fan_in). Weights
@@ -78,18 +94,21 @@ class Dense(Layer):
         draw, self._auto_draw = self._auto_draw, None
         if draw is None or not np.array_equal(draw, self.W.value):
             return
-        if following is not None and following.init_rule == "he":
+        if following is not None and following.relu_like:
             fan_in, fan_out = self.in_features, self.out_features
-            self.W.value *= self.dtype.type(math.sqrt((fan_in + fan_out) / fan_in))
+            self.W.value *= self.W.value.dtype.type(math.sqrt((fan_in + fan_out) / fan_in))
+
+    # --- forward and backward, a facing pair -------------------------------------------------
 
     def forward(self, x: Array, *, training: bool = False) -> Array:
         """Z = X @ W.T + b. Shapes: X (N, in) -> Z (N, out)."""
         check_input(
             x, layer=f"Dense({self.in_features}, {self.out_features})", in_features=self.in_features
         )
-        if x.dtype != self.dtype:  # compute in the layer's dtype: no silent up-cast
-            x = x.astype(self.dtype)
-        Z = self._buffer("Z", (x.shape[0], self.out_features), self.dtype)
+        dtype = self.W.value.dtype
+        if x.dtype != dtype:  # compute in the layer's dtype: no silent up-cast
+            x = x.astype(dtype)
+        Z = self._buffer("Z", (x.shape[0], self.out_features), dtype)
         np.matmul(x, self.W.value.T, out=Z)  # (N, out)
         if self.b is not None:
             Z += self.b.value
@@ -99,32 +118,52 @@ class Dense(Layer):
     def backward(self, grad_out: Array) -> Array:
         """dW = D.T @ X, db = Σ_n D_n, dX = D @ W. Shapes: D (N, out) -> dX (N, in)."""
         self.backward_params(grad_out)
-        D = grad_out.astype(self.dtype, copy=False)
-        dX = self._buffer("dX", (D.shape[0], self.in_features), self.dtype)
-        return np.matmul(D, self.W.value, out=dX)  # (N, in): the seed's Wᵀ δ per row
+        dtype = self.W.value.dtype
+        D = grad_out.astype(dtype, copy=False)
+        dX = self._buffer("dX", (D.shape[0], self.in_features), dtype)
+        # the seed's Step 3: ∂L/∂a_prev = Wᵀ δ, one row per sample: (N, out) @ (out, in)
+        return np.matmul(D, self.W.value, out=dX)  # (N, in)
 
     def backward_params(self, grad_out: Array) -> None:
         """Set dW and db only (the input gradient of a first layer is never used)."""
         self._require_cache(self._x)
         assert self._x is not None
-        D = grad_out.astype(self.dtype, copy=False)
+        D = grad_out.astype(self.W.value.dtype, copy=False)
         if D.shape != (self._x.shape[0], self.out_features):
             raise ValueError(
                 f"Dense({self.in_features}, {self.out_features}).backward: grad_out has shape "
                 f"{D.shape}, expected {(self._x.shape[0], self.out_features)}"
             )
+        # the seed's Steps 2 and 5: ∂L/∂W = δ a_prevᵀ, summed over the batch's N outer products,
+        # and ∂L/∂b = δ, summed over the batch
         np.matmul(D.T, self._x, out=self.W.grad)  # (out, in): Σ_n δ_n x_nᵀ
         if self.b is not None:
             F.sum_over_batch(D, out=self.b.grad)  # (out,): Σ_n δ_n
 
-    def parameters(self) -> list[Parameter]:
-        return [self.W] if self.b is None else [self.W, self.b]
+    # --- the protocol ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Array]:
+        tensors = {"weight": self.W.value}
+        if self.b is not None:
+            tensors["bias"] = self.b.value
+        return tensors
+
+    def config(self) -> dict[str, Any]:
+        assert self.dtype is not None
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.has_bias,
+            "dtype": self.dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        # the weights are loaded from the file right after: any generator will do
+        return cls(**config, rng=np.random.default_rng(0))
+
+    def input_features(self) -> int:
+        return self.in_features
 
     def output_features(self, in_features: int) -> int:
         return self.out_features
-
-    def __repr__(self) -> str:
-        return (
-            f"Dense({self.in_features}, {self.out_features}, init={self.init!r}, "
-            f"bias={self.bias}, dtype={self.dtype.name})"
-        )

@@ -13,13 +13,16 @@ of outputs.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from . import functional as F
 from .backend import Array
-from .core import ForwardNotCalledError, ShapeError, Workspace
+from .core import format_call
+from .errors import ForwardNotCalledError, ShapeError
+from .memory import Workspace
+from .validation import check_finite
 
 
 class Loss(ABC):
@@ -62,13 +65,7 @@ class Loss(ABC):
             raise ShapeError(f"{name}: logits must be a 2-D array (N, K), got {shape}")
         if logits.dtype.kind != "f":
             raise TypeError(f"{name}: logits must be float32 or float64, got {logits.dtype}")
-        bad = ~np.isfinite(logits)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"{name}: logits contain {int(bad.sum())} NaN or inf values "
-                f"(first at {first}: {logits[first]})"
-            )
+        check_finite("logits", logits, owner=name)
         n_rows = np.shape(y)[0] if np.ndim(y) > 0 else None
         if n_rows != logits.shape[0]:
             raise ShapeError(
@@ -92,6 +89,8 @@ class Loss(ABC):
             )
         D = self.workspace.get("D", self._y_hat.shape, self._y_hat.dtype)
         np.copyto(D, self._y_hat)
+        # the seed's Step 1: δ = ∂L/∂ŷ · ∂ŷ/∂z = ŷ − y, the output activation's derivative
+        # cancelled by the loss's (each subclass derives it in its docstring)
         self._subtract_targets(D, self._y)  # Ŷ − Y
         D *= D.dtype.type(1.0 / D.shape[0])  # the batch mean, owned here and nowhere else
         return D
@@ -107,17 +106,18 @@ class Loss(ABC):
         """Rows whose predicted class (or label set) is right; classification losses only."""
         raise TypeError(f"{type(self).__name__} is not a classification loss")
 
+    # --- configuration -----------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-able), for files and repr; none for the built-in losses."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        return cls(**config)
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-
-def _check_finite_targets(name: str, y: Array) -> None:
-    bad = ~np.isfinite(y)
-    if bad.any():
-        first = int(np.argwhere(bad)[0][0])
-        raise ValueError(
-            f"{name}: y contains {int(bad.sum())} NaN or inf values (first in row {first})"
-        )
+        return format_call(type(self).__name__, self.config())
 
 
 def _as_2d_targets(name: str, y: Any, n_outputs: int, dtype: np.dtype[Any]) -> Array:
@@ -132,7 +132,7 @@ def _as_2d_targets(name: str, y: Any, n_outputs: int, dtype: np.dtype[Any]) -> A
             f"{n_outputs}" + (" (or (N,) for a single output)" if n_outputs == 1 else "")
         )
     y = np.ascontiguousarray(y, dtype=dtype)
-    _check_finite_targets(name, y)
+    check_finite("y", y, owner=name)
     return y
 
 
@@ -196,7 +196,7 @@ class SoftmaxCrossEntropy(Loss):
         y = np.asarray(y)
         if y.ndim == 1:
             if y.dtype.kind == "f":
-                _check_finite_targets(name, y)
+                check_finite("y", y, owner=name)
                 fractional = y != np.round(y)
                 if fractional.any():
                     bad = int(np.argmax(fractional))

@@ -1,16 +1,22 @@
-"""Sequential: layers composed in order, with all parameters in one flat buffer."""
+"""Sequential: layers composed in order, with all parameters in one flat buffer; and ``mlp``."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
-from typing import Any, overload
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Self, overload
 
 import numpy as np
+import numpy.typing as npt
 
-from .backend import Array, as_float_array
-from .core import Layer, Parameter, ShapeError, Workspace, flatten_into, reusing
+from .activations import ReLU
+from .backend import DEFAULT_DTYPE, Array, as_float_array, float_dtype
+from .core import Layer, Parameter
+from .errors import ShapeError
 from .layers import Dense
+from .memory import Workspace, flatten_into, reusing
+from .validation import check_int, check_rng
 
 
 class Sequential(Layer):
@@ -22,12 +28,14 @@ class Sequential(Layer):
     contiguous buffers (:attr:`flat_values`, :attr:`flat_grads`) so an optimizer updates the whole
     model in one pass. Layers still see ordinary ``W`` and ``b`` arrays.
 
-    Shapes: X (N, in_features of the first Dense) -> logits (N, out_features of the last).
+    Shapes: X (N, input_features()) -> logits (N, output width of the last layer).
 
     Raises:
-        ShapeError: if the widths of consecutive Dense layers do not chain (names both layers).
-        TypeError: if an element is not a Layer, or Dense layers disagree on dtype.
+        ShapeError: if the widths of consecutive layers do not chain (names both layers).
+        TypeError: if an element is not a Layer, or the layers' parameters mix dtypes.
     """
+
+    dtype: np.dtype[Any]  # of every parameter; float32 for a model without parameters
 
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
@@ -40,19 +48,15 @@ class Sequential(Layer):
                 )
         self.layers: list[Layer] = list(layers)
         self._check_widths_chain()
-        self.dtype = self._common_dtype()
         for index, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                following = self.layers[index + 1] if index + 1 < len(self.layers) else None
-                layer.adapt_init(following)
+            layer.adapt_to_following(
+                self.layers[index + 1] if index + 1 < len(self.layers) else None
+            )
         self._parameters: list[Parameter] = []
-        for index, layer in enumerate(self.layers):
-            for p in layer.parameters():
-                if isinstance(layer, Sequential):
-                    p.name = f"{index}.{p.name}"
-                else:
-                    p.name = f"{index}.{p.name.rsplit('.', 1)[-1]}"
-                self._parameters.append(p)
+        for name, p in self.named_parameters():
+            p.name = name
+            self._parameters.append(p)
+        self.dtype = self._common_dtype()
         self.flat_values, self.flat_grads = flatten_into(self._parameters, self.dtype)
         self._share_spans_with_nested()
 
@@ -67,7 +71,7 @@ class Sequential(Layer):
         width: int | None = None
         previous: tuple[int, Layer] | None = None
         for index, layer in enumerate(self.layers):
-            in_features = _in_features(layer)
+            in_features = layer.input_features()
             if in_features is not None:
                 if width is not None and previous is not None and in_features != width:
                     prev_index, prev_layer = previous
@@ -76,19 +80,18 @@ class Sequential(Layer):
                         f"but layer {index} ({layer!r}) expects {in_features}"
                     )
                 width = in_features
+                previous = (index, layer)
             if width is not None:
                 width = layer.output_features(width)
-            if _in_features(layer) is not None:
-                previous = (index, layer)
 
     def _common_dtype(self) -> np.dtype[Any]:
-        dtypes = {layer.dtype for layer in self.layers if isinstance(layer, Dense | Sequential)}
+        dtypes = {p.value.dtype for p in self._parameters}
         if len(dtypes) > 1:
             raise TypeError(
                 f"Sequential: layers mix dtypes {sorted(d.name for d in dtypes)}; "
-                "build every Dense with the same dtype"
+                "build every layer with the same dtype"
             )
-        return dtypes.pop() if dtypes else np.dtype(np.float32)
+        return dtypes.pop() if dtypes else DEFAULT_DTYPE
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Sequential:
         # numpy copies views as independent arrays: rebuild the flat buffers in the copy
@@ -96,9 +99,12 @@ class Sequential(Layer):
         memo[id(self)] = clone
         for key, value in self.__dict__.items():
             setattr(clone, key, copy.deepcopy(value, memo))
-        clone.flat_values, clone.flat_grads = flatten_into(clone._parameters, clone.dtype)
-        clone._share_spans_with_nested()
+        clone._reflatten()
         return clone
+
+    def _reflatten(self) -> None:
+        self.flat_values, self.flat_grads = flatten_into(self._parameters, self.dtype)
+        self._share_spans_with_nested()
 
     # --- container protocol ---------------------------------------------------------------
 
@@ -115,10 +121,18 @@ class Sequential(Layer):
     def __getitem__(self, index: slice) -> Sequential: ...
 
     def __getitem__(self, index: int | slice) -> Layer | Sequential:
-        """A layer, or for a slice a new Sequential that *shares* those layers' parameters."""
+        """A layer, or for a slice a new Sequential that *shares* those layers' parameters.
+
+        Raises:
+            ValueError: for a slice with a step other than 1 (its parameters would not be one
+                contiguous span of this model's flat buffers).
+        """
         if isinstance(index, slice):
             if index.step not in (None, 1):
-                raise ValueError(f"Sequential: slices must be contiguous (step 1), got {index}")
+                raise ValueError(
+                    f"Sequential: slices must be contiguous (step 1), got {index}; to compose "
+                    "other layers into a new model, build it from fresh layers"
+                )
             view = Sequential.__new__(Sequential)
             Layer.__init__(view)
             view.layers = self.layers[index]
@@ -128,33 +142,10 @@ class Sequential(Layer):
             return view
         return self.layers[index]
 
-    @property
-    def in_features(self) -> int | None:
-        """Width of the input the first Dense expects (None without Dense layers)."""
-        for layer in self.layers:
-            width = _in_features(layer)
-            if width is not None:
-                return width
-        return None
-
-    @property
-    def out_features(self) -> int | None:
-        width = self.in_features
-        if width is None:
-            return None
-        for layer in self.layers:
-            width = layer.output_features(width)
-        return width
-
-    def output_features(self, in_features: int) -> int:
-        for layer in self.layers:
-            in_features = layer.output_features(in_features)
-        return in_features
-
     # --- forward and backward, a facing pair ---------------------------------------------
 
     def forward(self, x: Any, *, training: bool = False) -> Array:
-        """Run every layer in order. Shapes: (N, in_features) -> (N, out_features).
+        """Run every layer in order. Shapes: (N, input_features()) -> (N, out).
 
         ``x`` is converted to the network's dtype once, here (float64 data into a float32 network
         computes in float32, as the network asks).
@@ -177,14 +168,14 @@ class Sequential(Layer):
         if self.layers:
             self.layers[0].backward_params(grad_out)
 
-    def predict(self, x: Any, batch_size: int = 2048) -> Array:
-        """Logits for ``x``, computed in batches (no caches kept). Shapes: (N, in) -> (N, out).
+    def predict_logits(self, x: Any, batch_size: int = 2048) -> Array:
+        """The last layer's output for ``x`` (logits, before the loss's output activation),
+        computed in batches with no caches kept. Shapes: (N, in) -> (N, out).
 
         Batches reuse one set of intermediate arrays, small enough to stay in cache, and each
-        batch's logits are copied into one output array.
+        batch's output is copied into one array that belongs to the caller.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_int("batch_size", batch_size, 1)
         x = self._check_model_input(x)
         if x.shape[0] <= batch_size:
             return self.forward(x)
@@ -194,23 +185,89 @@ class Sequential(Layer):
                 out[start : start + batch_size] = self.forward(x[start : start + batch_size])
         return out
 
+    def predict(self, x: Any, batch_size: int = 2048) -> Array:
+        """Deprecated: use :meth:`predict_logits` (``dp.predict`` gives probabilities)."""
+        warnings.warn(
+            "Sequential.predict is deprecated: it returns logits, so it is now called "
+            "predict_logits; dp.predict(model, loss, X) gives the loss's probabilities or values",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.predict_logits(x, batch_size)
+
     def _check_model_input(self, x: Any) -> Array:
         if not isinstance(x, np.ndarray) or x.dtype != self.dtype or x.ndim != 2:
             x = as_float_array(x, self.dtype, name="X")
             if x.ndim != 2:
                 raise ShapeError(f"Sequential: X must be 2-D (N, features), got shape {x.shape}")
-        width = self.in_features
+        width = self.input_features()
         if width is not None and x.shape[1] != width:
             raise ShapeError(
                 f"Sequential: X has {x.shape[1]} features (shape {x.shape}), "
-                f"but the first Dense layer expects {width}"
+                f"but the first layer expects {width}"
             )
         return x
 
-    # --- parameters and storage -----------------------------------------------------------
+    # --- the Layer protocol, asked of every layer inside -----------------------------------
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        return [
+            (f"{index}.{name}", p)
+            for index, layer in enumerate(self.layers)
+            for name, p in layer.named_parameters()
+        ]
 
     def parameters(self) -> list[Parameter]:
         return list(self._parameters)
+
+    def state_dict(self) -> dict[str, Array]:
+        """The tensors of every layer under ``"<index>.<name>"``, as PyTorch's ``nn.Sequential``."""
+        return {
+            f"{index}.{name}": tensor
+            for index, layer in enumerate(self.layers)
+            for name, tensor in layer.state_dict().items()
+        }
+
+    def astype(self, dtype: npt.DTypeLike) -> Self:
+        dtype = float_dtype(dtype)
+        for layer in self.layers:
+            layer.astype(dtype)
+        self.dtype = dtype
+        self._reflatten()
+        return self
+
+    def config(self) -> dict[str, Any]:
+        return {"layers": list(self.layers)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        return cls(*config["layers"])
+
+    def input_features(self) -> int | None:
+        """Width of the input the first width-bound layer expects (None if no layer has one)."""
+        for layer in self.layers:
+            width = layer.input_features()
+            if width is not None:
+                return width
+        return None
+
+    def output_features(self, in_features: int) -> int:
+        for layer in self.layers:
+            in_features = layer.output_features(in_features)
+        return in_features
+
+    def differs_in_training(self) -> bool:
+        return any(layer.differs_in_training() for layer in self.layers)
+
+    def offer_rng(self, rng: np.random.Generator) -> None:
+        for layer in self.layers:
+            layer.offer_rng(rng)
+
+    def generators(self) -> list[np.random.Generator]:
+        found: list[np.random.Generator] = []
+        for layer in self.layers:
+            found += [g for g in layer.generators() if all(g is not f for f in found)]
+        return found
 
     def workspaces(self) -> list[Workspace]:
         return [ws for layer in self.layers for ws in layer.workspaces()]
@@ -218,14 +275,6 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)" if self.layers else "Sequential()"
-
-
-def _in_features(layer: Layer) -> int | None:
-    if isinstance(layer, Dense):
-        return layer.in_features
-    if isinstance(layer, Sequential):
-        return layer.in_features
-    return None
 
 
 def _shared_span(parameters: list[Parameter], parent: Sequential) -> tuple[Array, Array]:
@@ -238,6 +287,40 @@ def _shared_span(parameters: list[Parameter], parent: Sequential) -> tuple[Array
     return parent.flat_values[start : start + size], parent.flat_grads[start : start + size]
 
 
-def layers_of(model: Layer) -> Iterable[Layer]:
-    """The layers of a model, or the layer itself if it is not a Sequential."""
-    return model.layers if isinstance(model, Sequential) else [model]
+def mlp(
+    widths: Sequence[int],
+    *,
+    rng: np.random.Generator,
+    activation: Callable[[], Layer] = ReLU,
+    dtype: npt.DTypeLike = np.float32,
+) -> Sequential:
+    """A multi-layer perceptron: Dense layers of the given widths, ``activation`` between them.
+
+    The last Dense layer emits logits (no activation after it): the loss fuses the output
+    activation. ``mlp([784, 256, 128, 10], rng=rng)`` is
+    ``Sequential(Dense(784, 256), ReLU(), Dense(256, 128), ReLU(), Dense(128, 10))``.
+
+    Args:
+        widths: input width, hidden widths, output width; at least two, each > 0.
+        rng: the generator that draws the initial weights.
+        activation: a Layer class or a function returning a new Layer (``lambda:
+            dp.LeakyReLU(0.1)``), called once per hidden layer.
+        dtype: float32 (default) or float64.
+    """
+    widths = list(widths)
+    if len(widths) < 2:
+        raise ValueError(f"mlp: widths needs an input and an output width, got {widths}")
+    widths = [check_int(f"widths[{i}]", w, 1, owner="mlp") for i, w in enumerate(widths)]
+    check_rng("rng", rng, owner="mlp")
+    layers: list[Layer] = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layers.append(Dense(fan_in, fan_out, rng=rng, dtype=dtype))
+        if i < len(widths) - 2:
+            hidden = activation()
+            if not isinstance(hidden, Layer):
+                raise TypeError(
+                    f"mlp: activation must make a Layer (a class such as dp.ReLU), got "
+                    f"{type(hidden).__name__} from {activation!r}"
+                )
+            layers.append(hidden)
+    return Sequential(*layers)

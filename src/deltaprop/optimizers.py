@@ -1,15 +1,10 @@
 """Optimizers: each is its update rule plus a small state record.
 
 The base class validates, resolves the learning rate (a float or a schedule ``step -> lr``),
-clips gradients by global norm and loops; each subclass is one update formula. The formula is
-written twice: as math in the class docstring, and as the scalar loop of a compiled kernel (Numba)
-that applies it to every parameter of the model in *one* pass over the flat buffers — instead of a
-dozen separate array passes, each reading and writing all of memory.
-
-The kernels also keep optimizer state out of the subnormal range: a moment that decays below the
-smallest normal float (≈1.2e-38 in float32) is set to 0. Subnormal arithmetic is 10-100× slower
-on x86 and would otherwise slow training down after a few epochs, for weights whose gradients are
-always zero (the edge pixels of an image). The floating-point environment is left untouched.
+clips gradients by global norm and loops over parameter groups; each subclass names its state and
+hands its hyperparameters to one update rule of :mod:`deltaprop.updates` — the formula as math in
+the class docstring, as NumPy in ``<rule>_reference`` and as the one compiled pass that runs over
+the whole model's flat buffers.
 
 Every rule matches the algorithm PyTorch documents for the same hyperparameters.
 """
@@ -17,34 +12,20 @@ Every rule matches the algorithm PyTorch documents for the same hyperparameters.
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 
+from . import updates
 from .backend import Array
-from .core import Parameter, flat_buffers
-from .functional import compiled
+from .core import Parameter, format_call
+from .memory import flat_buffers
+from .validation import check_bool, check_fraction, check_positive
 
 LearningRate = float | Callable[[int], float]
-
-
-def _check_positive(owner: str, name: str, value: float, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{owner}: {name} must be {bound}, got {value}")
-    return value
-
-
-def _check_unit_interval(owner: str, name: str, value: float) -> float:
-    value = float(value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}: {name} must be in [0, 1), got {value}")
-    return value
 
 
 class Optimizer(ABC):
@@ -75,11 +56,9 @@ class Optimizer(ABC):
         for p in self.parameters:
             if not isinstance(p, Parameter):
                 raise TypeError(f"{name}: parameters must be Parameters, got {type(p).__name__}")
-        if not callable(lr):
-            lr = _check_positive(name, "lr", lr)
-        self.lr: LearningRate = lr
+        self.lr: LearningRate = lr if callable(lr) else check_positive("lr", lr, owner=name)
         self.clip_norm = (
-            None if clip_norm is None else _check_positive(name, "clip_norm", clip_norm)
+            None if clip_norm is None else check_positive("clip_norm", clip_norm, owner=name)
         )
         self.lr_scale = 1.0
         self.step_count = 0
@@ -96,14 +75,24 @@ class Optimizer(ABC):
         self.state: dict[str, Array] = {
             key: np.zeros(size, dtype=dtype) for key in self.state_names
         }
-        self._tiny = float(np.finfo(dtype).tiny)
 
     # --- learning rate ----------------------------------------------------------------------
 
     def current_lr(self) -> float:
-        """The learning rate of the next update: schedule(step_count) × lr_scale."""
+        """The learning rate of the next update: schedule(step_count) × lr_scale.
+
+        Raises:
+            ValueError: if a schedule gives a negative or non-finite rate (training would
+                ascend or blow up).
+        """
         base = self.lr(self.step_count) if callable(self.lr) else self.lr
-        return float(base) * self.lr_scale
+        lr = float(base) * self.lr_scale
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(
+                f"{type(self).__name__}: the learning rate for step {self.step_count + 1} is {lr} "
+                f"(from lr={self.lr!r}); it must be finite and >= 0"
+            )
+        return lr
 
     # --- the update -----------------------------------------------------------------------
 
@@ -132,56 +121,33 @@ class Optimizer(ABC):
         for values, grads in self._groups:
             size = values.size
             views = [self.state[key][offset : offset + size] for key in self.state_names]
-            self._update(values, grads, views, lr, grad_scale)
+            self._update(values, grads, views, lr=lr, grad_scale=grad_scale)
             offset += size
 
     @abstractmethod
-    def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
-        """Update flat parameters ``p`` in place from gradients ``g`` (scaled by grad_scale)."""
+    def _update(
+        self, p: Array, g: Array, state: list[Array], *, lr: float, grad_scale: float
+    ) -> None:
+        """Update flat parameters ``p`` in place from gradients ``g`` (scaled by grad_scale),
+        with this optimizer's rule from :mod:`deltaprop.updates`."""
 
     # --- description ----------------------------------------------------------------------
 
     @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments other than ``parameters`` (for checkpoints and repr)."""
+
     def hyperparameters(self) -> dict[str, Any]:
-        """The constructor arguments other than parameters and lr, for files and repr."""
+        """Deprecated: :meth:`config` without ``lr``."""
+        warnings.warn(
+            "Optimizer.hyperparameters() is deprecated: use config()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return {k: v for k, v in self.config().items() if k != "lr"}
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
-        return f"{type(self).__name__}(lr={self.lr!r}, {args})"
-
-
-# --- SGD ----------------------------------------------------------------------------------
-#
-# Kernels take their scalars already cast to the parameters' dtype (see Optimizer._scalars), so
-# float32 parameters are updated in float32 arithmetic, as PyTorch does. They are compiled as the
-# loops in functional.py are (without ``error_model="numpy"`` the Adam pass was 4x slower: LLVM
-# could not vectorise it). One thread: the pass sits between BLAS calls, and a parallel version on
-# two threads made Fashion-MNIST epochs 4x slower.
-
-
-@compiled
-def _sgd_kernel(
-    p,
-    g,
-    buf,
-    lr,
-    momentum,
-    one_minus_dampening,
-    nesterov,
-    weight_decay,
-    grad_scale,
-    first_step,
-    tiny,
-):  # pragma: no cover - compiled
-    zero = tiny - tiny
-    for i in range(p.size):
-        gi = g[i] * grad_scale + weight_decay * p[i]
-        if momentum != zero:
-            b = gi if first_step else momentum * buf[i] + one_minus_dampening * gi
-            b = b if abs(b) >= tiny else zero  # keep the state out of the subnormal range
-            buf[i] = b
-            gi = gi + momentum * b if nesterov else b
-        p[i] -= lr * gi
+        return format_call(type(self).__name__, self.config())
 
 
 class SGD(Optimizer):
@@ -210,77 +176,43 @@ class SGD(Optimizer):
         clip_norm: float | None = None,
     ) -> None:
         super().__init__(parameters, lr, clip_norm=clip_norm)
-        self.momentum = _check_unit_interval("SGD", "momentum", momentum)
-        self.dampening = _check_unit_interval("SGD", "dampening", dampening)
-        self.weight_decay = _check_positive("SGD", "weight_decay", weight_decay, allow_zero=True)
-        if nesterov and (self.momentum == 0 or self.dampening != 0):
+        self.momentum = check_fraction("momentum", momentum, owner="SGD")
+        self.dampening = check_fraction("dampening", dampening, owner="SGD")
+        self.weight_decay = check_positive(
+            "weight_decay", weight_decay, owner="SGD", allow_zero=True
+        )
+        self.nesterov = check_bool("nesterov", nesterov, owner="SGD")
+        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise ValueError(
                 f"SGD: nesterov needs momentum > 0 and dampening = 0, got momentum={momentum}, "
                 f"dampening={dampening}"
             )
-        self.nesterov = bool(nesterov)
 
-    def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
-        f = p.dtype.type
-        _sgd_kernel(
+    def _update(
+        self, p: Array, g: Array, state: list[Array], *, lr: float, grad_scale: float
+    ) -> None:
+        updates.sgd(
             p,
             g,
-            state[0],
-            f(lr),
-            f(self.momentum),
-            f(1.0 - self.dampening),
-            self.nesterov,
-            f(self.weight_decay),
-            f(grad_scale),
-            self.step_count == 1,
-            f(self._tiny),
+            momentum_buffer=state[0],
+            lr=lr,
+            momentum=self.momentum,
+            dampening=self.dampening,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+            grad_scale=grad_scale,
+            step=self.step_count,
         )
 
-    def hyperparameters(self) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         return {
+            "lr": self.lr,
             "momentum": self.momentum,
             "dampening": self.dampening,
             "nesterov": self.nesterov,
             "weight_decay": self.weight_decay,
             "clip_norm": self.clip_norm,
         }
-
-
-# --- Adam and AdamW -----------------------------------------------------------------------
-
-
-@compiled
-def _adam_kernel(
-    p,
-    g,
-    m,
-    v,
-    beta1,
-    beta2,
-    step_size,
-    inv_bias2_sqrt,
-    eps,
-    weight_decay,
-    shrink,
-    decoupled,
-    grad_scale,
-    tiny,
-):  # pragma: no cover - compiled
-    zero = tiny - tiny
-    one = tiny / tiny
-    for i in range(p.size):
-        gi = g[i] * grad_scale
-        if decoupled:
-            p[i] *= shrink
-        else:
-            gi += weight_decay * p[i]
-        mi = beta1 * m[i] + (one - beta1) * gi
-        vi = beta2 * v[i] + (one - beta2) * gi * gi
-        mi = mi if abs(mi) >= tiny else zero  # keep the moments out of the subnormal range
-        vi = vi if vi >= tiny else zero
-        m[i] = mi
-        v[i] = vi
-        p[i] -= step_size * mi / (math.sqrt(vi) * inv_bias2_sqrt + eps)
 
 
 class Adam(Optimizer):
@@ -311,38 +243,38 @@ class Adam(Optimizer):
     ) -> None:
         super().__init__(parameters, lr, clip_norm=clip_norm)
         name = type(self).__name__
-        if len(betas) != 2:
+        if not isinstance(betas, tuple | list) or len(betas) != 2:
             raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (
-            _check_unit_interval(name, "betas[0]", betas[0]),
-            _check_unit_interval(name, "betas[1]", betas[1]),
+            check_fraction("betas[0]", betas[0], owner=name),
+            check_fraction("betas[1]", betas[1], owner=name),
         )
-        self.eps = _check_positive(name, "eps", eps, allow_zero=True)
-        self.weight_decay = _check_positive(name, "weight_decay", weight_decay, allow_zero=True)
+        self.eps = check_positive("eps", eps, owner=name, allow_zero=True)
+        self.weight_decay = check_positive(
+            "weight_decay", weight_decay, owner=name, allow_zero=True
+        )
 
-    def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
-        f = p.dtype.type
-        beta1, beta2 = self.betas
-        t = self.step_count
-        _adam_kernel(
+    def _update(
+        self, p: Array, g: Array, state: list[Array], *, lr: float, grad_scale: float
+    ) -> None:
+        updates.adam(
             p,
             g,
-            state[0],
-            state[1],
-            f(beta1),
-            f(beta2),
-            f(lr / (1.0 - beta1**t)),
-            f(1.0 / math.sqrt(1.0 - beta2**t)),
-            f(self.eps),
-            f(self.weight_decay),
-            f(1.0 - lr * self.weight_decay),
-            self.decoupled_weight_decay,
-            f(grad_scale),
-            f(self._tiny),
+            exp_avg=state[0],
+            exp_avg_sq=state[1],
+            lr=lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            decoupled=self.decoupled_weight_decay,
+            grad_scale=grad_scale,
+            step=self.step_count,
         )
 
-    def hyperparameters(self) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         return {
+            "lr": self.lr,
             "betas": list(self.betas),
             "eps": self.eps,
             "weight_decay": self.weight_decay,
@@ -377,48 +309,6 @@ class AdamW(Adam):
         )
 
 
-# --- RMSprop -------------------------------------------------------------------------------
-
-
-@compiled
-def _rmsprop_kernel(
-    p,
-    g,
-    square_avg,
-    grad_avg,
-    buf,
-    lr,
-    alpha,
-    eps,
-    weight_decay,
-    momentum,
-    centered,
-    grad_scale,
-    tiny,
-):  # pragma: no cover - compiled
-    zero = tiny - tiny
-    one = tiny / tiny
-    for i in range(p.size):
-        gi = g[i] * grad_scale + weight_decay * p[i]
-        s = alpha * square_avg[i] + (one - alpha) * gi * gi
-        s = s if s >= tiny else zero
-        square_avg[i] = s
-        if centered:
-            a = alpha * grad_avg[i] + (one - alpha) * gi
-            a = a if abs(a) >= tiny else zero
-            grad_avg[i] = a
-            avg = math.sqrt(max(s - a * a, zero)) + eps
-        else:
-            avg = math.sqrt(s) + eps
-        if momentum > zero:
-            b = momentum * buf[i] + gi / avg
-            b = b if abs(b) >= tiny else zero
-            buf[i] = b
-            p[i] -= lr * b
-        else:
-            p[i] -= lr * gi / avg
-
-
 class RMSprop(Optimizer):
     r"""RMSprop (Hinton, 2012), as ``torch.optim.RMSprop``.
 
@@ -448,34 +338,36 @@ class RMSprop(Optimizer):
         clip_norm: float | None = None,
     ) -> None:
         super().__init__(parameters, lr, clip_norm=clip_norm)
-        self.alpha = _check_unit_interval("RMSprop", "alpha", alpha)
-        self.eps = _check_positive("RMSprop", "eps", eps, allow_zero=True)
-        self.weight_decay = _check_positive(
-            "RMSprop", "weight_decay", weight_decay, allow_zero=True
+        self.alpha = check_fraction("alpha", alpha, owner="RMSprop")
+        self.eps = check_positive("eps", eps, owner="RMSprop", allow_zero=True)
+        self.weight_decay = check_positive(
+            "weight_decay", weight_decay, owner="RMSprop", allow_zero=True
         )
-        self.momentum = _check_unit_interval("RMSprop", "momentum", momentum)
-        self.centered = bool(centered)
+        self.momentum = check_fraction("momentum", momentum, owner="RMSprop")
+        self.centered = check_bool("centered", centered, owner="RMSprop")
 
-    def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
-        f = p.dtype.type
-        _rmsprop_kernel(
+    def _update(
+        self, p: Array, g: Array, state: list[Array], *, lr: float, grad_scale: float
+    ) -> None:
+        updates.rmsprop(
             p,
             g,
-            state[0],
-            state[1],
-            state[2],
-            f(lr),
-            f(self.alpha),
-            f(self.eps),
-            f(self.weight_decay),
-            f(self.momentum),
-            self.centered,
-            f(grad_scale),
-            f(self._tiny),
+            square_avg=state[0],
+            grad_avg=state[1],
+            momentum_buffer=state[2],
+            lr=lr,
+            alpha=self.alpha,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            centered=self.centered,
+            grad_scale=grad_scale,
+            step=self.step_count,
         )
 
-    def hyperparameters(self) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         return {
+            "lr": self.lr,
             "alpha": self.alpha,
             "eps": self.eps,
             "weight_decay": self.weight_decay,
@@ -483,18 +375,6 @@ class RMSprop(Optimizer):
             "centered": self.centered,
             "clip_norm": self.clip_norm,
         }
-
-
-# --- Adagrad -------------------------------------------------------------------------------
-
-
-@compiled
-def _adagrad_kernel(p, g, total, lr, eps, weight_decay, grad_scale):  # pragma: no cover
-    for i in range(p.size):
-        gi = g[i] * grad_scale + weight_decay * p[i]
-        s = total[i] + gi * gi
-        total[i] = s
-        p[i] -= lr * gi / (math.sqrt(s) + eps)
 
 
 class Adagrad(Optimizer):
@@ -506,7 +386,7 @@ class Adagrad(Optimizer):
         s_t &= s_{t-1} + g_t^2 \quad (s_0 = \text{initial\_accumulator\_value}) \\
         \theta_t &= \theta_{t-1} - \tilde\gamma \, g_t / (\sqrt{s_t} + \epsilon)
 
-    with lr γ, lr_decay η, eps ε and weight decay λ. (The sum only grows: no subnormal risk.)
+    with lr γ, lr_decay η, eps ε and weight decay λ.
     """
 
     state_names = ("sum",)
@@ -523,33 +403,37 @@ class Adagrad(Optimizer):
         clip_norm: float | None = None,
     ) -> None:
         super().__init__(parameters, lr, clip_norm=clip_norm)
-        self.lr_decay = _check_positive("Adagrad", "lr_decay", lr_decay, allow_zero=True)
-        self.weight_decay = _check_positive(
-            "Adagrad", "weight_decay", weight_decay, allow_zero=True
+        self.lr_decay = check_positive("lr_decay", lr_decay, owner="Adagrad", allow_zero=True)
+        self.weight_decay = check_positive(
+            "weight_decay", weight_decay, owner="Adagrad", allow_zero=True
         )
-        self.initial_accumulator_value = _check_positive(
-            "Adagrad", "initial_accumulator_value", initial_accumulator_value, allow_zero=True
+        self.initial_accumulator_value = check_positive(
+            "initial_accumulator_value", initial_accumulator_value, owner="Adagrad", allow_zero=True
         )
-        self.eps = _check_positive("Adagrad", "eps", eps, allow_zero=True)
+        self.eps = check_positive("eps", eps, owner="Adagrad", allow_zero=True)
         self.state["sum"].fill(self.initial_accumulator_value)
 
-    def _update(self, p: Array, g: Array, state: list[Array], lr: float, grad_scale: float) -> None:
-        f = p.dtype.type
-        decayed_lr = lr / (1.0 + (self.step_count - 1) * self.lr_decay)
-        _adagrad_kernel(
-            p, g, state[0], f(decayed_lr), f(self.eps), f(self.weight_decay), f(grad_scale)
+    def _update(
+        self, p: Array, g: Array, state: list[Array], *, lr: float, grad_scale: float
+    ) -> None:
+        updates.adagrad(
+            p,
+            g,
+            sum_sq=state[0],
+            lr=lr,
+            lr_decay=self.lr_decay,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            grad_scale=grad_scale,
+            step=self.step_count,
         )
 
-    def hyperparameters(self) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         return {
+            "lr": self.lr,
             "lr_decay": self.lr_decay,
             "weight_decay": self.weight_decay,
             "initial_accumulator_value": self.initial_accumulator_value,
             "eps": self.eps,
             "clip_norm": self.clip_norm,
         }
-
-
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)
-}

@@ -12,31 +12,26 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any
 
-
-def _positive(owner: str, name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{owner}: {name} must be > 0, got {value}")
-    return value
+from .core import format_call
+from .validation import check_int, check_number, check_positive
 
 
 class Schedule(ABC):
     """A learning rate as a function of the optimizer's step count."""
 
     def __init__(self, lr: float) -> None:
-        self.lr = _positive(type(self).__name__, "lr", lr)
+        self.lr = check_positive("lr", lr, owner=type(self).__name__)
 
     @abstractmethod
     def __call__(self, step: int) -> float:
         """The learning rate for the update that follows ``step`` completed updates."""
 
     def config(self) -> dict[str, Any]:
-        """Constructor arguments, for model files."""
+        """Constructor arguments (JSON-able), for checkpoints and repr."""
         return {"lr": self.lr}
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
+        return format_call(type(self).__name__, self.config())
 
 
 class Constant(Schedule):
@@ -51,10 +46,8 @@ class StepDecay(Schedule):
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(lr)
-        if int(step_size) != step_size or step_size <= 0:
-            raise ValueError(f"StepDecay: step_size must be a positive integer, got {step_size}")
-        self.step_size = int(step_size)
-        self.gamma = _positive("StepDecay", "gamma", gamma)
+        self.step_size = check_int("step_size", step_size, 1, owner="StepDecay")
+        self.gamma = check_positive("gamma", gamma, owner="StepDecay")
 
     def __call__(self, step: int) -> float:
         return self.lr * self.gamma ** (step // self.step_size)
@@ -68,10 +61,8 @@ class ExponentialDecay(Schedule):
 
     def __init__(self, lr: float, gamma: float, every: int = 1) -> None:
         super().__init__(lr)
-        self.gamma = _positive("ExponentialDecay", "gamma", gamma)
-        if int(every) != every or every <= 0:
-            raise ValueError(f"ExponentialDecay: every must be a positive integer, got {every}")
-        self.every = int(every)
+        self.gamma = check_positive("gamma", gamma, owner="ExponentialDecay")
+        self.every = check_int("every", every, 1, owner="ExponentialDecay")
 
     def __call__(self, step: int) -> float:
         return self.lr * self.gamma ** (step / self.every)
@@ -92,20 +83,14 @@ class CosineDecay(Schedule):
         self, lr: float, total_steps: int, *, min_lr: float = 0.0, warmup_steps: int = 0
     ) -> None:
         super().__init__(lr)
-        if int(total_steps) != total_steps or total_steps <= 0:
-            raise ValueError(
-                f"CosineDecay: total_steps must be a positive integer, got {total_steps}"
-            )
-        if int(warmup_steps) != warmup_steps or not 0 <= warmup_steps < total_steps:
+        self.total_steps = check_int("total_steps", total_steps, 1, owner="CosineDecay")
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, 0, owner="CosineDecay")
+        if self.warmup_steps >= self.total_steps:
             raise ValueError(
                 f"CosineDecay: warmup_steps must be an integer in [0, total_steps={total_steps}), "
                 f"got {warmup_steps}"
             )
-        if not 0 <= min_lr <= lr:
-            raise ValueError(f"CosineDecay: min_lr must be in [0, lr={lr}], got {min_lr}")
-        self.total_steps = int(total_steps)
-        self.warmup_steps = int(warmup_steps)
-        self.min_lr = float(min_lr)
+        self.min_lr = check_number("min_lr", min_lr, owner="CosineDecay", low=0.0, high=self.lr)
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -129,18 +114,10 @@ class InverseScaling(Schedule):
 
     def __init__(self, lr: float, power_t: float = 0.5) -> None:
         super().__init__(lr)
-        self.power_t = float(power_t)
-        if not math.isfinite(self.power_t) or self.power_t < 0:
-            raise ValueError(f"InverseScaling: power_t must be >= 0, got {power_t}")
+        self.power_t = check_positive("power_t", power_t, owner="InverseScaling", allow_zero=True)
 
     def __call__(self, step: int) -> float:
         return self.lr / (step + 1) ** self.power_t
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "power_t": self.power_t}
-
-
-SCHEDULES: dict[str, type[Schedule]] = {
-    cls.__name__: cls
-    for cls in (Constant, StepDecay, ExponentialDecay, CosineDecay, InverseScaling)
-}

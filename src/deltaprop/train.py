@@ -1,205 +1,37 @@
-"""Training: ``fit``, ``evaluate``, ``predict``, the History and the callbacks.
+"""Training: ``fit``, ``evaluate`` and ``predict``.
 
 ``fit`` owns the loop: one permutation of the training rows per epoch, one gather per mini-batch
 into storage reused from the previous batch, forward, the fused loss delta, backward, one fused
 optimizer pass. Everything optional — early stopping, progress display, checkpoints, diagnostics —
-is a :class:`Callback`.
+is a :class:`~deltaprop.callbacks.Callback`.
+
+Thread safety: a ``fit`` call owns its model, loss, optimizer and callbacks until it returns.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
-import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
-from . import io
-from .activations import GELU, LeakyReLU, ReLU, Softplus
 from .backend import Array, as_float_array
-from .core import ShapeError, reusing
+from .callbacks import Callback, History, TrainingRun
+from .checkpoints import load_checkpoint
+from .display import EpochLogger, ProgressBar
+from .errors import ShapeError
 from .losses import Loss
+from .memory import reusing
+from .metrics import Metrics, true_labels
 from .model import Sequential
 from .optimizers import Optimizer
+from .validation import check_bool, check_finite, check_int, check_number, check_rng
 
-# --- History ------------------------------------------------------------------------------
-
-
-class History(dict[str, list[float]]):
-    """Metric name → one value per epoch (``history["loss"]``, ``history["val_accuracy"]``).
-
-    Attributes:
-        stop_reason: why training ended before ``epochs`` (early stopping, a non-finite loss),
-            or None when it ran to the end.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.stop_reason: str | None = None
-
-    @property
-    def epochs(self) -> int:
-        """Number of epochs recorded."""
-        return len(self.get("loss", []))
-
-    def append(self, logs: dict[str, float]) -> None:
-        """Record one epoch's logs; a metric first seen late is padded with NaN before it."""
-        done = self.epochs
-        for key, value in logs.items():
-            self.setdefault(key, [math.nan] * done).append(float(value))
-        for values in self.values():
-            if len(values) < done + 1:
-                values.append(math.nan)
-
-
-# --- the state a callback sees ----------------------------------------------------------------
-
-
-@dataclass
-class TrainingRun:
-    """What callbacks see of a running ``fit``.
-
-    Set ``stop_training = True`` (and ``stop_reason``) to end training after the current epoch.
-    """
-
-    model: Sequential
-    loss: Loss
-    optimizer: Optimizer
-    history: History
-    epochs: int
-    batch_size: int
-    X: Array
-    train_index: Array
-    rng: np.random.Generator
-    val_index: Array | None = None  # rows held out by validation_split (kept in checkpoints)
-    callbacks: list[Callback] = field(default_factory=list)
-    epoch: int = 0
-    stop_training: bool = False
-    stop_reason: str | None = None
-
-    def stop(self, reason: str) -> None:
-        self.stop_training = True
-        self.stop_reason = reason
-
-
-class Callback:
-    """Hooks into ``fit``; every hook is optional.
-
-    Callbacks with state that must survive a resume implement :meth:`state_dict` (JSON-able
-    values and NumPy arrays) and :meth:`load_state_dict`.
-    """
-
-    def on_train_begin(self, run: TrainingRun) -> None: ...
-
-    def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None: ...
-
-    def on_batch_end(self, run: TrainingRun, batch: int, loss: float) -> None: ...
-
-    def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
-        """``logs`` holds this epoch's metrics; a callback may add its own keys."""
-
-    def after_epoch(self, run: TrainingRun) -> None:
-        """Called once the epoch's logs are in the History and every callback has seen them."""
-
-    def on_train_end(self, run: TrainingRun) -> None: ...
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-# --- metrics ------------------------------------------------------------------------------
-
-
-class _Metrics:
-    """Running metrics over batches: accuracy for classification; MSE, MAE, R² for regression.
-
-    ``y_reference`` gives R² its baseline: the variance of the targets being scored.
-    """
-
-    def __init__(self, loss: Loss, y_reference: Array) -> None:
-        self.loss = loss
-        self.classification = loss.task == "classification"
-        self.loss_sum = 0.0
-        self.count = 0
-        self.correct = 0
-        self.sq = 0.0
-        self.abs = 0.0
-        self.n_outputs = 1 if y_reference.ndim == 1 else y_reference.shape[1]
-        self.variance_per_row = 0.0
-        if not self.classification:
-            centered = y_reference - y_reference.mean(axis=0)
-            self.variance_per_row = float(np.sum(centered * centered)) / len(y_reference)
-
-    def update(self, logits: Array, y: Array, batch_loss: float) -> None:
-        n = logits.shape[0]
-        self.loss_sum += batch_loss * n
-        self.count += n
-        if self.classification:
-            self.correct += self.loss.n_correct(logits, y)
-        else:
-            residual = logits - y
-            self.sq += float(np.sum(residual * residual))
-            self.abs += float(np.sum(np.abs(residual)))
-
-    def result(self, prefix: str = "") -> dict[str, float]:
-        if self.count == 0:
-            return {}
-        logs = {prefix + "loss": self.loss_sum / self.count}
-        if self.classification:
-            logs[prefix + "accuracy"] = self.correct / self.count
-        else:
-            elements = self.count * self.n_outputs
-            logs[prefix + "mse"] = self.sq / elements
-            logs[prefix + "mae"] = self.abs / elements
-            total = self.variance_per_row * self.count
-            logs[prefix + "r2"] = 1.0 - self.sq / total if total > 0 else math.nan
-        return logs
-
-
-def _true_labels(y: Array) -> Array:
-    if y.ndim == 1:
-        return y
-    if y.shape[1] == 1:
-        return (y[:, 0] > 0.5).astype(np.intp)
-    return np.argmax(y, axis=1)
-
-
-# --- validation of user input -------------------------------------------------------------
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_finite_rows(name: str, array: Array) -> None:
-    if array.dtype.kind != "f" or array.size == 0:
-        return
-    rows = array.reshape(len(array), -1)
-    # rows @ 0 is 0 for a finite row and NaN for a row holding NaN or inf (0 · inf = NaN): one
-    # BLAS pass over the data, with no mask the data's size
-    with np.errstate(invalid="ignore"):
-        flags = rows @ np.zeros(rows.shape[1], rows.dtype)  # (N,)
-    if not np.isnan(flags).any():
-        return
-    finite = np.isfinite(rows)
-    bad_rows = ~finite.all(axis=1)
-    raise ValueError(
-        f"{name} contains {int((~finite).sum())} NaN or inf values in "
-        f"{int(bad_rows.sum())} rows (first in row {int(np.argmax(bad_rows))})"
-    )
+# --- data in: checked once, converted once -----------------------------------------
 
 
 def _prepare_data(
@@ -219,15 +51,15 @@ def _prepare_data(
         )
     if len(X_arr) == 0:
         raise ValueError(f"{name} is empty: need at least one sample, got shape {X_arr.shape}")
-    if X_arr.shape[1] != model.in_features:
+    width = model.input_features()
+    if width is not None and X_arr.shape[1] != width:
         raise ShapeError(
             f"{name} has {X_arr.shape[1]} features (shape {X_arr.shape}), "
-            f"but the model's first Dense layer expects {model.in_features}"
+            f"but the model's first layer expects {width}"
         )
-    _check_finite_rows(name, X_arr)
-    if y_raw.dtype.kind in "fc":
-        _check_finite_rows(y_name, y_raw)
-    y_prepared = loss.prepare_targets(y_raw, model.out_features or 1)
+    check_finite(name, X_arr)
+    check_finite(y_name, y_raw)
+    y_prepared = loss.prepare_targets(y_raw, model.output_features(X_arr.shape[1]))
     if y_prepared.dtype.kind == "f":
         y_prepared = np.ascontiguousarray(y_prepared, dtype=model.dtype)
     return X_arr, y_prepared
@@ -239,7 +71,7 @@ def _split(
     """Shuffled train/validation split of row indices, stratified by class for classification."""
     n = len(y)
     if classification:
-        labels = _true_labels(y)
+        labels = true_labels(y)
         val_parts = []
         for label in np.unique(labels):
             members = rng.permutation(np.flatnonzero(labels == label))
@@ -298,6 +130,7 @@ def train_step(
     value = loss.forward_prepared(logits, yb)
     if not math.isfinite(value):
         return value, math.nan, logits
+    # the seed's backward pass: Step 1 in the loss (δ = ŷ − y), Steps 2-5 layer by layer
     model.backward_params(loss.backward())
     norm = optimizer.grad_norm()
     if math.isfinite(norm):
@@ -332,8 +165,9 @@ def fit(
         y: targets as ``loss`` takes them, N rows.
         epochs: total number of epochs (counting those of a resumed run), >= 0.
         batch_size: rows per update, > 0 (the last batch of an epoch may be smaller).
-        rng: the generator for the validation split and the per-epoch shuffles. The same seed
-            gives bit-identical weights.
+        rng: the generator for the validation split and the per-epoch shuffles, also offered
+            to layers that draw random numbers in training and have no generator of their own
+            (:meth:`~deltaprop.core.Layer.offer_rng`). The same seed gives bit-identical weights.
         validation_data: ``(X_val, y_val)`` evaluated after each epoch (``val_*`` metrics).
         validation_split: fraction of (X, y) held out instead, shuffled and stratified by class
             for classification. Ignored when validation_data is given.
@@ -352,17 +186,16 @@ def fit(
         ValueError / TypeError: bad arguments, mismatched lengths, NaN or inf in the data, before
             any training.
     """
-    epochs = _check_int("epochs", epochs, 0)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    epochs = check_int("epochs", epochs, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
-    if not 0.0 <= float(validation_split) < 1.0:
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-    if rng is None:
-        rng = np.random.default_rng()
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if verbose not in (0, 1, 2):
+    validation_split = check_number(
+        "validation_split", validation_split, low=0, high=1, high_open=True
+    )
+    rng = check_rng("rng", np.random.default_rng() if rng is None else rng)
+    shuffle = check_bool("shuffle", shuffle)
+    if check_int("verbose", verbose) not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     X_all, y_all = _prepare_data(model, loss, X, y)
     classification = loss.task == "classification"
@@ -372,12 +205,14 @@ def fit(
     val_index: Array | None = None
     callbacks = list(callbacks)
     if resume_from is not None:
-        state = io.load_checkpoint(resume_from, model, optimizer, loss=loss)
+        state = load_checkpoint(resume_from, model, optimizer, loss=loss)
         rng.bit_generator.state = state.rng_state
         history = History(state.history)
         start_epoch = state.epoch
         val_index = state.val_index
         _restore_callbacks(callbacks, state.callbacks)
+
+    model.offer_rng(rng)  # for layers that draw random numbers in training
 
     X_val: Array | None
     y_val: Array | None
@@ -431,7 +266,7 @@ def fit(
                     callback.on_epoch_begin(run, epoch)
                 started = time.perf_counter()
                 order = rng.permutation(train_index) if shuffle else train_index
-                metrics = _Metrics(loss, y_train_reference)
+                metrics = Metrics(loss, y_train_reference)
                 lr = optimizer.current_lr()
                 for batch, start in enumerate(range(0, n_train, batch_size)):
                     xb, yb = batches.gather(order[start : start + batch_size])
@@ -459,7 +294,7 @@ def fit(
                 last_finite_epoch = epoch + 1
                 run.epoch = epoch + 1
                 for callback in callbacks:
-                    callback.after_epoch(run)
+                    callback.on_epoch_recorded(run)
                 if run.stop_training:
                     break
     finally:
@@ -516,7 +351,7 @@ def _stop_on_non_finite(
 def _evaluate_prepared(
     model: Sequential, loss: Loss, X: Array, y: Array, *, prefix: str = "", batch_size: int = 2048
 ) -> dict[str, float]:
-    metrics = _Metrics(loss, y)
+    metrics = Metrics(loss, y)
     for start in range(0, len(X), batch_size):
         xb, yb = X[start : start + batch_size], y[start : start + batch_size]
         logits = model.forward(xb)
@@ -533,7 +368,7 @@ def evaluate(
         ``{"loss", "accuracy"}`` for classification, ``{"loss", "mse", "mae", "r2"}`` for
         regression.
     """
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     X_arr, y_arr = _prepare_data(model, loss, X, y)
     return _evaluate_prepared(model, loss, X_arr, y_arr, batch_size=batch_size)
 
@@ -543,402 +378,4 @@ def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 2048) ->
 
     Shapes: X (N, in) -> (N, K) probabilities (classification) or values (regression).
     """
-    batch_size = _check_int("batch_size", batch_size, 1)
-    return loss.predict(model.predict(X, batch_size=batch_size))
-
-
-# --- callbacks ----------------------------------------------------------------------------
-
-
-def _mode_for(monitor: str, mode: str) -> str:
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode != "auto":
-        return mode
-    return "max" if any(k in monitor for k in ("accuracy", "r2")) else "min"
-
-
-def _worst(mode: str) -> float:
-    """The starting 'best' of a monitored metric: anything finite improves on it."""
-    return math.inf if mode == "min" else -math.inf
-
-
-def _improves(value: float, best: float, mode: str, min_delta: float = 0.0) -> bool:
-    """Whether ``value`` beats ``best`` by more than ``min_delta`` (NaN and inf never do)."""
-    if not math.isfinite(value):
-        return False
-    return value < best - min_delta if mode == "min" else value > best + min_delta
-
-
-def _monitored(logs: dict[str, float], monitor: str, owner: str) -> float:
-    if monitor not in logs:
-        raise ValueError(
-            f"{owner}: monitor={monitor!r} is not a logged metric; available: {sorted(logs)}"
-            + (
-                " (val_* metrics need validation_data or validation_split)"
-                if monitor.startswith("val_")
-                else ""
-            )
-        )
-    return logs[monitor]
-
-
-class EarlyStopping(Callback):
-    """Stop when a monitored metric stops improving; optionally restore the best weights.
-
-    Args:
-        monitor: any logged metric (``"val_loss"``, ``"val_accuracy"``, ``"loss"``, ...).
-        patience: epochs without improvement before stopping.
-        min_delta: the smallest change that counts as an improvement.
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy and R², min otherwise).
-        restore_best_weights: at the end of training — however it ended — put back the weights
-            of the best epoch.
-    """
-
-    def __init__(
-        self,
-        monitor: str = "val_loss",
-        *,
-        patience: int = 0,
-        min_delta: float = 0.0,
-        mode: str = "auto",
-        restore_best_weights: bool = False,
-    ) -> None:
-        self.monitor = monitor
-        self.patience = _check_int("EarlyStopping: patience", patience, 0)
-        if min_delta < 0:
-            raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta}")
-        self.min_delta = float(min_delta)
-        self.mode = _mode_for(monitor, mode)
-        self.restore_best_weights = restore_best_weights
-        self.best = _worst(self.mode)
-        self.best_epoch = -1
-        self.wait = 0
-        self.best_weights: Array | None = None
-
-    def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
-        value = _monitored(logs, self.monitor, "EarlyStopping")
-        if _improves(value, self.best, self.mode, self.min_delta):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            if self.restore_best_weights:
-                if self.best_weights is None:
-                    self.best_weights = run.model.flat_values.copy()
-                else:
-                    np.copyto(self.best_weights, run.model.flat_values)
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
-            run.stop(
-                f"early stopping: {self.monitor} did not improve by more than "
-                f"{self.min_delta:g} for {self.wait} epochs; best {self.best:.6g} at epoch "
-                f"{self.best_epoch + 1}"
-            )
-
-    def on_train_end(self, run: TrainingRun) -> None:
-        if self.restore_best_weights and self.best_weights is not None:
-            np.copyto(run.model.flat_values, self.best_weights)
-            note = f"restored the weights of epoch {self.best_epoch + 1}"
-            run.stop_reason = f"{run.stop_reason}; {note}" if run.stop_reason else note
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "best": self.best,
-            "best_epoch": self.best_epoch,
-            "wait": self.wait,
-            "best_weights": self.best_weights,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best = float(state["best"])
-        self.best_epoch = int(state["best_epoch"])
-        self.wait = int(state["wait"])
-        weights = state.get("best_weights")
-        self.best_weights = None if weights is None else np.array(weights)
-
-
-class ReduceLROnPlateau(Callback):
-    """Multiply the learning rate by ``factor`` when a metric stops improving (as Keras/PyTorch).
-
-    Args:
-        monitor: the metric to watch; patience: epochs without improvement before reducing;
-        factor: in (0, 1); min_delta: smallest improvement; cooldown: epochs to wait after a
-        reduction; min_lr: the learning rate never goes below this.
-    """
-
-    def __init__(
-        self,
-        monitor: str = "val_loss",
-        *,
-        factor: float = 0.1,
-        patience: int = 10,
-        min_delta: float = 1e-4,
-        cooldown: int = 0,
-        min_lr: float = 0.0,
-        mode: str = "auto",
-    ) -> None:
-        if not 0 < factor < 1:
-            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
-        self.monitor = monitor
-        self.factor = float(factor)
-        self.patience = _check_int("ReduceLROnPlateau: patience", patience, 0)
-        self.min_delta = float(min_delta)
-        self.cooldown = _check_int("ReduceLROnPlateau: cooldown", cooldown, 0)
-        self.min_lr = float(min_lr)
-        self.mode = _mode_for(monitor, mode)
-        self.best = _worst(self.mode)
-        self.wait = 0
-        self.cooldown_left = 0
-
-    def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
-        value = _monitored(logs, self.monitor, "ReduceLROnPlateau")
-        better = _improves(value, self.best, self.mode, self.min_delta)
-        if self.cooldown_left > 0:
-            self.cooldown_left -= 1
-            self.wait = 0
-        if better:
-            self.best, self.wait = value, 0
-        elif self.cooldown_left == 0:
-            self.wait += 1
-            if self.wait >= self.patience:
-                opt = run.optimizer
-                current = opt.current_lr()
-                target = max(current * self.factor, self.min_lr)
-                if current > 0 and target < current:
-                    opt.lr_scale *= target / current
-                self.cooldown_left, self.wait = self.cooldown, 0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "wait": self.wait, "cooldown_left": self.cooldown_left}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best = float(state["best"])
-        self.wait = int(state["wait"])
-        self.cooldown_left = int(state["cooldown_left"])
-
-
-class TerminateOnNaN(Callback):
-    """Stop when any metric of an epoch (validation ones included) is NaN or inf.
-
-    (A non-finite *training* loss always stops ``fit`` at the batch where it appears.)
-    """
-
-    def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
-        bad = [k for k, v in logs.items() if not math.isfinite(v)]
-        if bad:
-            run.stop(f"non-finite metrics at epoch {epoch + 1}: {', '.join(bad)}")
-
-
-class CSVLogger(Callback):
-    """Append one row per epoch (epoch number and every logged metric) to a CSV file.
-
-    The file is flushed after every row, so it survives a crash.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, append: bool = False) -> None:
-        self.path = Path(path)
-        self.append = append
-        self._file: TextIO | None = None
-        self._writer: Any = None
-        self._keys: list[str] | None = None
-
-    def on_train_begin(self, run: TrainingRun) -> None:
-        resuming = run.epoch > 0 or self.append
-        exists = self.path.exists() and self.path.stat().st_size > 0
-        self._file = open(self.path, "a" if resuming and exists else "w", newline="")  # noqa: SIM115
-        self._keys = None
-        if resuming and exists:
-            with open(self.path, newline="") as existing:
-                header = next(csv.reader(existing), None)
-            self._keys = header[1:] if header else None
-
-    def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
-        assert self._file is not None
-        if self._keys is None:
-            self._keys = list(logs)
-            csv.writer(self._file).writerow(["epoch", *self._keys])
-        csv.writer(self._file).writerow([epoch + 1, *(logs.get(k, "") for k in self._keys)])
-        self._file.flush()
-
-    def on_train_end(self, run: TrainingRun) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-class EpochLogger(Callback):
-    """One line per epoch on a stream (``verbose=2``)."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream
-
-    def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
-        shown = [f"{k}: {v:.4g}" for k, v in logs.items() if "/" not in k and k != "epoch_time"]
-        took = logs.get("epoch_time", math.nan) * 1000
-        print(
-            f"epoch {epoch + 1}/{run.epochs} - {' - '.join(shown)} - {took:.1f} ms",
-            file=self.stream or sys.stdout,
-        )
-
-
-class ProgressBar(Callback):
-    """A rich progress bar: batches of the epoch, running loss, epoch time.
-
-    Quiet when the output is not a terminal (logs, CI, pipes), unless ``force=True``.
-    """
-
-    def __init__(self, *, force: bool = False) -> None:
-        self.force = force
-        self._progress: Any = None
-        self._task: Any = None
-        self._running = 0.0
-
-    def on_train_begin(self, run: TrainingRun) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        console = Console(stderr=True)
-        if not (console.is_terminal or self.force):
-            return
-        self._progress = Progress(
-            TextColumn("epoch {task.fields[epoch]}"),
-            BarColumn(bar_width=20),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-        )
-        self._progress.start()
-        self._batches = math.ceil(len(run.train_index) / run.batch_size)
-
-    def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None:
-        if self._progress is not None:
-            self._task = self._progress.add_task(
-                "train", total=self._batches, epoch=f"{epoch + 1}/{run.epochs}", info=""
-            )
-            self._running = 0.0
-
-    def on_batch_end(self, run: TrainingRun, batch: int, loss: float) -> None:
-        if self._progress is not None:
-            self._running += (loss - self._running) / (batch + 1)
-            self._progress.update(self._task, advance=1, info=f"loss {self._running:.4f}")
-
-    def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
-        if self._progress is not None:
-            shown = {
-                k.replace("accuracy", "acc"): v
-                for k, v in logs.items()
-                if k not in ("lr", "epoch_time") and "/" not in k
-            }
-            info = " ".join(f"{k} {v:.4f}" for k, v in shown.items())
-            self._progress.update(self._task, info=info)
-
-    def on_train_end(self, run: TrainingRun) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-
-class Diagnostics(Callback):
-    """Per layer and per epoch: gradient norms, dead ReLU units, activation mean and std.
-
-    Recorded in the History under ``"grad_norm/<param>"`` (mean over the epoch's batches),
-    ``"dead_fraction/<i>"`` for ReLU-like layer i (units whose gate — the seed's 1[z > 0] — stayed
-    closed for every probe sample), and ``"act_mean/<i>"``, ``"act_std/<i>"`` for every layer's
-    output, measured on a fixed probe of up to ``probe_size`` training rows.
-    """
-
-    def __init__(self, probe_size: int = 512) -> None:
-        self.probe_size = _check_int("Diagnostics: probe_size", probe_size, 1)
-        self._sums: Array | None = None
-        self._batches = 0
-        self._probe: Array | None = None
-
-    def on_train_begin(self, run: TrainingRun) -> None:
-        n = min(self.probe_size, len(run.train_index))
-        self._probe = run.X[np.sort(run.train_index[:n])]
-        self._params = run.model.parameters()
-        self._sums = np.zeros(len(self._params))
-
-    def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None:
-        assert self._sums is not None
-        self._sums[:] = 0
-        self._batches = 0
-
-    def on_batch_end(self, run: TrainingRun, batch: int, loss: float) -> None:
-        assert self._sums is not None
-        for i, p in enumerate(self._params):
-            self._sums[i] += math.sqrt(float(np.vdot(p.grad, p.grad)))
-        self._batches += 1
-
-    def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
-        assert self._sums is not None and self._probe is not None
-        for p, total in zip(self._params, self._sums, strict=True):
-            logs[f"grad_norm/{p.name}"] = total / max(self._batches, 1)
-        x = self._probe
-        for i, layer in enumerate(run.model.layers):
-            x = layer.forward(x).copy()
-            logs[f"act_mean/{i}"] = float(x.mean())
-            logs[f"act_std/{i}"] = float(x.std())
-            if isinstance(layer, ReLU | LeakyReLU | GELU | Softplus):
-                logs[f"dead_fraction/{i}"] = float(np.mean(np.all(x <= 0, axis=0)))
-
-
-class ModelCheckpoint(Callback):
-    """Write a checkpoint after every epoch (or only when a metric improves), atomically.
-
-    The file holds everything ``fit(..., resume_from=path)`` needs to continue exactly: weights,
-    optimizer state and step, learning-rate schedule position, random state, epoch, History and
-    the callbacks' state. A crash during a write leaves the previous checkpoint intact.
-
-    Args:
-        path: the file to write (``.safetensors``). ``{epoch}`` in the name is filled in.
-        save_best_only: write only when ``monitor`` improves.
-        monitor, mode: as in :class:`EarlyStopping`.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        save_best_only: bool = False,
-        monitor: str = "val_loss",
-        mode: str = "auto",
-    ) -> None:
-        self.path = str(path)
-        self.save_best_only = save_best_only
-        self.monitor = monitor
-        self.mode = _mode_for(monitor, mode)
-        self.best = _worst(self.mode)
-
-    def after_epoch(self, run: TrainingRun) -> None:
-        if self.save_best_only:
-            value = _monitored(
-                {k: v[-1] for k, v in run.history.items()}, self.monitor, "ModelCheckpoint"
-            )
-            if not _improves(value, self.best, self.mode):
-                return
-            self.best = value
-        path = self.path.format(epoch=run.epoch)
-        io.save_checkpoint(
-            path,
-            run.model,
-            run.loss,
-            run.optimizer,
-            epoch=run.epoch,
-            history=dict(run.history),
-            rng_state=dict(run.rng.bit_generator.state),
-            val_index=run.val_index,
-            callbacks=[(type(c).__name__, c.state_dict()) for c in run.callbacks],
-        )
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best = float(state["best"])
+    return loss.predict(model.predict_logits(X, batch_size=batch_size))

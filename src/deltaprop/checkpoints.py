@@ -1,0 +1,188 @@
+"""Training checkpoints: everything ``fit`` needs to continue exactly where it stopped.
+
+A checkpoint is a model file (:mod:`deltaprop.files`) whose document also holds the epoch reached,
+the History, the random generator's state, the optimizer's type, learning rate (or schedule) and
+hyperparameters, its step count and learning-rate scale, and the callbacks' state; its tensors
+also hold the optimizer's state arrays (``"optimizer.exp_avg"``, ...), the validation rows
+(``"split.val_index"``) and the callbacks' arrays (``"callbacks.<i>.<key>"``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import registry
+from .backend import Array
+from .errors import ModelFileError, UnknownNameError
+from .fileformat import read_file, write_file
+from .files import architecture_differences, base_info, fill_model
+from .losses import Loss
+from .model import Sequential
+from .optimizers import Optimizer
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NumPy scalars made Python numbers and tuples made lists, recursively."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def optimizer_config(optimizer: Optimizer) -> dict[str, Any]:
+    """``{"type", "lr", "hyperparameters"}``: the optimizer as a checkpoint describes it.
+
+    A schedule is written as ``{"schedule": <name>, **its config}``.
+
+    Raises:
+        ValueError: for a learning rate that is a plain function (it cannot be written down).
+    """
+    config = optimizer.config()
+    lr = config.pop("lr")
+    if callable(lr):
+        try:
+            described = registry.to_config(lr, registry.SCHEDULES)
+        except UnknownNameError:
+            raise ValueError(
+                "cannot checkpoint a learning rate given as a plain function; use a "
+                "deltaprop.schedules.Schedule (or register your schedule class in "
+                "deltaprop.registry.SCHEDULES)"
+            ) from None
+        lr = {"schedule": described.pop("type"), **described}
+    return {
+        "type": registry.OPTIMIZERS.name_of(type(optimizer)),
+        "lr": lr,
+        "hyperparameters": json_safe(config),
+    }
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: Sequential,
+    loss: Loss,
+    optimizer: Optimizer,
+    *,
+    epoch: int,
+    history: dict[str, list[float]],
+    rng_state: dict[str, Any],
+    val_index: Array | None = None,
+    callbacks: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+) -> None:
+    """Write everything needed to continue training exactly, atomically."""
+    tensors: dict[str, Array] = dict(model.state_dict())
+    for key, array in optimizer.state.items():
+        tensors[f"optimizer.{key}"] = array
+    if val_index is not None:
+        tensors["split.val_index"] = np.asarray(val_index, dtype=np.int64)
+    saved_callbacks = []
+    for i, (name, state) in enumerate(callbacks):
+        plain: dict[str, Any] = {}
+        for key, value in state.items():
+            if isinstance(value, np.ndarray):
+                tensors[f"callbacks.{i}.{key}"] = value
+                plain[key] = {"tensor": f"callbacks.{i}.{key}"}
+            else:
+                plain[key] = json_safe(value)
+        saved_callbacks.append({"type": name, "state": plain})
+    info = base_info(model, loss, "checkpoint")
+    info["checkpoint"] = {
+        "epoch": int(epoch),
+        "history": json_safe(history),
+        "rng": json_safe(rng_state),
+        "optimizer": {
+            **optimizer_config(optimizer),
+            "step_count": optimizer.step_count,
+            "lr_scale": optimizer.lr_scale,
+        },
+        "callbacks": saved_callbacks,
+    }
+    write_file(path, tensors, info)
+
+
+@dataclass
+class CheckpointState:
+    """What ``fit`` restores from a checkpoint besides weights and optimizer state."""
+
+    epoch: int
+    history: dict[str, list[float]]
+    rng_state: dict[str, Any]
+    val_index: Array | None
+    callbacks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    model: Sequential,
+    optimizer: Optimizer,
+    *,
+    loss: Loss | None = None,
+) -> CheckpointState:
+    """Restore weights and optimizer state from a checkpoint into ``model`` and ``optimizer``.
+
+    Raises:
+        ModelFileError: if the file is not an intact checkpoint, or was written for a different
+            architecture, loss or optimizer (the message says what differs).
+    """
+    shown = str(path)
+    file = read_file(path)
+    state = file.info.get("checkpoint")
+    if file.info.get("kind") != "checkpoint" or not isinstance(state, dict):
+        raise ModelFileError(f"{shown!r} is a model file, not a training checkpoint")
+    differences = architecture_differences(
+        file.info["architecture"], registry.to_config(model, registry.LAYERS)
+    )
+    if differences:
+        raise ModelFileError(
+            f"cannot resume from {shown!r}: it was written for a different architecture: "
+            + "; ".join(differences)
+        )
+    saved_loss = (file.info.get("loss") or {}).get("type")
+    if loss is not None and saved_loss != registry.LOSSES.name_of(type(loss)):
+        raise ModelFileError(
+            f"cannot resume from {shown!r}: it was trained with loss "
+            f"{saved_loss}, not {type(loss).__name__}"
+        )
+    saved_opt = state["optimizer"]
+    current_opt = optimizer_config(optimizer)
+    if saved_opt["type"] not in registry.OPTIMIZERS:
+        raise ModelFileError(f"{shown!r}: unknown optimizer {saved_opt['type']!r}")
+    notes = [
+        f"{key}: file has {saved_opt.get(key)!r}, given {current_opt[key]!r}"
+        for key in ("type", "lr", "hyperparameters")
+        if json_safe(saved_opt.get(key)) != json_safe(current_opt[key])
+    ]
+    if notes:
+        raise ModelFileError(
+            f"cannot resume from {shown!r} with a different optimizer: " + "; ".join(notes)
+        )
+    fill_model(shown, model, file.tensors)
+    for key, array in optimizer.state.items():
+        saved = file.tensors.get(f"optimizer.{key}")
+        if saved is None or saved.shape != array.shape:
+            raise ModelFileError(f"{shown!r}: optimizer state {key!r} is missing or mis-shaped")
+        np.copyto(array, saved)
+    optimizer.step_count = int(saved_opt["step_count"])
+    optimizer.lr_scale = float(saved_opt["lr_scale"])
+    callbacks = []
+    for entry in state.get("callbacks", []):
+        restored = {
+            key: file.tensors[value["tensor"]]
+            if isinstance(value, dict) and "tensor" in value
+            else value
+            for key, value in entry["state"].items()
+        }
+        callbacks.append((entry["type"], restored))
+    return CheckpointState(
+        epoch=int(state["epoch"]),
+        history=state["history"],
+        rng_state=state["rng"],
+        val_index=file.tensors.get("split.val_index"),
+        callbacks=callbacks,
+    )

@@ -1,0 +1,219 @@
+"""Model files: a network and its loss as data — tensors and a description, never code.
+
+The tensors are the model's :meth:`~deltaprop.core.Layer.state_dict`, named like PyTorch's
+``nn.Sequential`` state dict (``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ...), so a PyTorch user
+can load a deltaprop network's weights into the equivalent ``nn.Sequential`` with
+``load_state_dict``. The metadata document holds the library version, the architecture as registry
+names and constructor arguments (:func:`deltaprop.registry.to_config`) and the loss.
+
+Loading builds the architecture through the registry only — nothing named in a file is ever
+imported — and checks every tensor's name, shape, dtype and values before any is used.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import registry
+from .backend import Array
+from .errors import ModelFileError
+from .fileformat import read_file, write_file
+from .losses import Loss
+from .model import Sequential
+
+TRAINING_STATE_PREFIXES = ("optimizer.", "callbacks.", "split.")
+"""Tensors of a checkpoint that are not the model's own."""
+
+
+def _library_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deltaprop")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def base_info(model: Sequential, loss: Loss | None, kind: str) -> dict[str, Any]:
+    """The metadata every file holds: kind, library version, architecture and loss."""
+    return {
+        "kind": kind,
+        "library_version": _library_version(),
+        "architecture": registry.to_config(model, registry.LAYERS),
+        "loss": None if loss is None else registry.to_config(loss, registry.LOSSES),
+    }
+
+
+def save(model: Sequential, path: str | os.PathLike[str], *, loss: Loss | None = None) -> None:
+    """Save a network (and optionally its loss) to a safetensors file, atomically.
+
+    Raises:
+        TypeError: if ``model`` is not a Sequential.
+        UnknownNameError: if it holds a layer type the registry does not know.
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"save: model must be a Sequential, got {type(model).__name__}")
+    write_file(path, model.state_dict(), base_info(model, loss, "model"))
+
+
+def build_architecture(info: dict[str, Any], path: str) -> Sequential:
+    """The model a file's metadata describes, with freshly drawn weights."""
+    try:
+        model = registry.from_config(info.get("architecture"), registry.LAYERS, "architecture")
+    except ValueError as error:  # UnknownNameError included
+        raise ModelFileError(f"{path!r}: {error}") from None
+    if not isinstance(model, Sequential):
+        raise ModelFileError(f"{path!r}: the architecture is not a Sequential")
+    return model
+
+
+def fill_model(path: str, model: Sequential, tensors: dict[str, Array]) -> None:
+    """Copy a file's tensors into ``model``'s, after checking every one of them first."""
+    expected = model.state_dict()
+    extra = sorted(
+        n for n in tensors if n not in expected and not n.startswith(TRAINING_STATE_PREFIXES)
+    )
+    if extra:
+        raise ModelFileError(f"{path!r}: tensors {extra} do not belong to the architecture")
+    for name, target in expected.items():
+        if name not in tensors:
+            raise ModelFileError(
+                f"{path!r}: tensor {name!r} is missing (the architecture needs shape "
+                f"{target.shape})"
+            )
+        array = tensors[name]
+        if array.shape != target.shape:
+            raise ModelFileError(
+                f"{path!r}: tensor {name!r} has shape {array.shape}, but the architecture needs "
+                f"{target.shape}"
+            )
+        if array.dtype != target.dtype:
+            raise ModelFileError(
+                f"{path!r}: tensor {name!r} has dtype {array.dtype}, but the architecture needs "
+                f"{target.dtype}"
+            )
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise ModelFileError(
+                f"{path!r}: tensor {name!r} holds {bad} non-finite values (NaN or inf); refusing "
+                "to load a broken model"
+            )
+    for name, target in expected.items():
+        np.copyto(target, tensors[name])
+
+
+def _loss_from(info: dict[str, Any], path: str) -> Loss | None:
+    config = info.get("loss")
+    if config is None:
+        return None
+    try:
+        loss: Loss = registry.from_config(config, registry.LOSSES, "loss")
+    except ValueError as error:
+        raise ModelFileError(f"{path!r}: {error}") from None
+    return loss
+
+
+def load(path: str | os.PathLike[str]) -> tuple[Sequential, Loss | None]:
+    """Load a network (and its loss, if one was saved) from a deltaprop file.
+
+    Returns:
+        ``(model, loss)``; loss is None when the file was saved without one.
+
+    Raises:
+        ModelFileError: for anything but an intact deltaprop file.
+        FileNotFoundError: if ``path`` does not exist.
+    """
+    file = read_file(path)
+    model = build_architecture(file.info, str(path))
+    fill_model(str(path), model, file.tensors)
+    return model, _loss_from(file.info, str(path))
+
+
+def architecture_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs, layer by layer, between two architecture descriptions."""
+    saved_layers, current_layers = saved.get("layers", []), current.get("layers", [])
+    notes = []
+    if len(saved_layers) != len(current_layers):
+        notes.append(f"{len(saved_layers)} layers in the file, {len(current_layers)} in the model")
+    for i, (a, b) in enumerate(zip(saved_layers, current_layers, strict=False)):
+        if a != b:
+            notes.append(
+                f"layer {i}: file has {registry.describe(a)}, model has {registry.describe(b)}"
+            )
+    return notes
+
+
+@dataclass
+class FileInfo:
+    """What a deltaprop file holds, read without building the model."""
+
+    path: str
+    kind: str
+    format_version: int
+    library_version: str
+    architecture: dict[str, Any]
+    loss: str | None
+    tensors: dict[str, tuple[tuple[int, ...], str]]
+    epoch: int | None = None
+    optimizer: dict[str, Any] | None = None
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(
+            int(np.prod(shape))
+            for name, (shape, _) in self.tensors.items()
+            if not name.startswith(TRAINING_STATE_PREFIXES)
+        )
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.path}: deltaprop {self.kind} (format {self.format_version}, written by "
+            f"deltaprop {self.library_version})",
+            f"  loss: {self.loss}",
+            f"  parameters: {self.n_parameters}",
+            "  layers:",
+        ]
+        for i, layer in enumerate(self.architecture.get("layers", [])):
+            lines.append(f"    ({i}) {registry.describe(layer)}")
+        if self.epoch is not None:
+            lines.append(f"  epoch reached: {self.epoch}")
+        if self.optimizer is not None:
+            lines.append(
+                f"  optimizer: {self.optimizer['type']} (step {self.optimizer['step_count']})"
+            )
+        lines.append("  tensors:")
+        for name, (shape, dtype) in self.tensors.items():
+            lines.append(f"    {name:<24} {dtype:<8} {shape}")
+        return "\n".join(lines)
+
+
+def inspect_file(path: str | os.PathLike[str]) -> FileInfo:
+    """Report what a deltaprop file holds, after the same checks as :func:`load`."""
+    file = read_file(path)
+    state = file.info.get("checkpoint") or {}
+    return FileInfo(
+        path=str(path),
+        kind=file.info.get("kind", "model"),
+        format_version=file.version,
+        library_version=file.info.get("library_version", "?"),
+        architecture=file.info.get("architecture", {}),
+        loss=(file.info.get("loss") or {}).get("type"),
+        tensors={n: (tuple(a.shape), a.dtype.name) for n, a in sorted(file.tensors.items())},
+        epoch=state.get("epoch"),
+        optimizer=state.get("optimizer"),
+    )
+
+
+def inspect(path: str | os.PathLike[str]) -> FileInfo:
+    """Deprecated: :func:`inspect_file` (``inspect`` shadowed the standard library's module)."""
+    warnings.warn(
+        "deltaprop.inspect is deprecated: use deltaprop.inspect_file",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return inspect_file(path)

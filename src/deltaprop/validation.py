@@ -1,0 +1,179 @@
+"""Argument checks and the NaN/inf reporter: the one place where user input is judged.
+
+Every check names the argument, the value it got and what it expected —
+``SGD: momentum must be in [0, 1), got 1.5`` — and returns the value converted to the type the
+library computes with, so a check and its conversion cannot drift apart. Numbers given as strings
+or booleans are refused, not parsed: ``lr="0.1"`` is a mistake, not a learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+
+from .backend import Array
+from .errors import ShapeError
+
+_NUMBER_TYPES = (int, float, np.integer, np.floating)
+
+
+def _prefix(owner: str | None) -> str:
+    return f"{owner}: " if owner else ""
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 row"``, ``"3 rows"``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def check_int(
+    name: str, value: Any, minimum: int | None = None, *, owner: str | None = None
+) -> int:
+    """``value`` as an int: a Python or NumPy integer (not a bool), at least ``minimum``.
+
+    Raises:
+        TypeError: for anything but an integer.
+        ValueError: below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{_prefix(owner)}{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{_prefix(owner)}{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    owner: str | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a finite float within [low, high] (an end is excluded when ``*_open``).
+
+    Raises:
+        TypeError: for anything but a real number (strings and booleans included).
+        ValueError: for NaN, ±inf, or a value outside the interval.
+    """
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
+        raise TypeError(
+            f"{_prefix(owner)}{name} must be a number, got {value!r} ({type(value).__name__})"
+        )
+    number = float(value)
+    inside = math.isfinite(number)
+    if low is not None:
+        inside = inside and (number > low if low_open else number >= low)
+    if high is not None:
+        inside = inside and (number < high if high_open else number <= high)
+    if not inside:
+        raise ValueError(
+            f"{_prefix(owner)}{name} must be {_describe_interval(low, high, low_open, high_open)}, "
+            f"got {number}"
+        )
+    return number
+
+
+def _describe_interval(
+    low: float | None, high: float | None, low_open: bool, high_open: bool
+) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return "finite"
+
+
+def check_positive(
+    name: str, value: Any, *, owner: str | None = None, allow_zero: bool = False
+) -> float:
+    """``value`` as a finite float > 0 (or >= 0 with ``allow_zero``)."""
+    return check_number(name, value, owner=owner, low=0.0, low_open=not allow_zero)
+
+
+def check_fraction(name: str, value: Any, *, owner: str | None = None) -> float:
+    """``value`` as a float in [0, 1): momenta, decay rates, dropout and validation fractions."""
+    return check_number(name, value, owner=owner, low=0.0, high=1.0, high_open=True)
+
+
+def check_bool(name: str, value: Any, *, owner: str | None = None) -> bool:
+    """``value`` as a bool: ``True``/``False`` (or NumPy's), never a string or a number."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{_prefix(owner)}{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_choice(
+    name: str, value: Any, choices: Collection[str], *, owner: str | None = None
+) -> str:
+    """``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        known = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{_prefix(owner)}{name} must be one of {known}; got {value!r}")
+    return value
+
+
+def check_rng(name: str, value: Any, *, owner: str | None = None) -> np.random.Generator:
+    """``value`` if it is a ``numpy.random.Generator`` (randomness is always passed in)."""
+    if not isinstance(value, np.random.Generator):
+        raise TypeError(
+            f"{_prefix(owner)}{name} must be a numpy.random.Generator "
+            f"(np.random.default_rng(seed)), got {type(value).__name__}"
+        )
+    return value
+
+
+def check_finite(name: str, array: Array, *, owner: str | None = None) -> None:
+    """Refuse NaN and ±inf in ``array``, saying how many, in how many rows, and the first row.
+
+    Rows are the first axis (samples); a 0-d array is one row. Integer arrays pass unchecked.
+
+    Raises:
+        ValueError: ``NaN or inf in X: 5 values in 1 row (first in row 7)``.
+    """
+    if array.dtype.kind not in "fc" or array.size == 0:
+        return
+    rows = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
+    if rows.dtype.kind == "f":
+        # rows @ 0 is 0 for a finite row and NaN for a row holding NaN or inf (0 · inf = NaN): one
+        # BLAS pass over the data, with no mask the data's size
+        with np.errstate(invalid="ignore"):
+            flags = rows @ np.zeros(rows.shape[1], rows.dtype)  # (N,)
+        if not np.isnan(flags).any():
+            return
+    finite = np.isfinite(rows)
+    bad_rows = ~finite.all(axis=1)
+    if not bad_rows.any():
+        return
+    bad = int((~finite).sum())
+    raise ValueError(
+        f"{_prefix(owner)}NaN or inf in {name}: {plural(bad, 'value')} in "
+        f"{plural(int(bad_rows.sum()), 'row')} (first in row {int(np.argmax(bad_rows))})"
+    )
+
+
+def check_input(x: Any, *, layer: str, in_features: int | None = None) -> Array:
+    """Validate a layer input: a 2-D float array, of width ``in_features`` when given.
+
+    Raises:
+        TypeError: for a non-array or non-float input.
+        ShapeError: for a wrong number of dimensions or width.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{layer}: input must be a NumPy array, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ShapeError(f"{layer}: input must be 2-D (N, features), got shape {x.shape}")
+    if in_features is not None and x.shape[1] != in_features:
+        raise ShapeError(
+            f"{layer}: input has {x.shape[1]} features (shape {x.shape}), expected {in_features}"
+        )
+    if x.dtype.kind != "f":
+        raise TypeError(f"{layer}: input must be float32 or float64, got {x.dtype}")
+    return x
