@@ -52,12 +52,7 @@ class Deltaprop:
 
     def __init__(self, seed: int, dtype=np.float32, widths=WIDTHS, batch_size=128) -> None:
         rng = np.random.default_rng(seed)
-        layers: list[dp.Layer] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            layers.append(dp.Dense(a, b, rng=rng, dtype=dtype))
-            if i < len(widths) - 2:
-                layers.append(dp.ReLU())
-        self.net = dp.Sequential(*layers)
+        self.net = dp.mlp(widths, rng=rng, dtype=dtype)
         self.loss = dp.SoftmaxCrossEntropy()
         self.opt = dp.Adam(self.net.parameters(), lr=1e-3)
         self.rng = rng

@@ -8,6 +8,8 @@ import pytest
 
 from deltaprop import datasets
 
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "fashion_mnist.py"
 
 

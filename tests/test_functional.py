@@ -99,3 +99,46 @@ def test_count_argmax_hits_equals_argmax_with_its_tie_and_nan_rules(rng, dtype):
     expected = int(np.count_nonzero(np.argmax(z, axis=1) == labels))
     assert F.count_argmax_hits(z, labels) == expected
     assert F.count_argmax_hits(z, np.argmax(z, axis=1)) == 200
+
+
+def test_softmax_jvp_equals_the_jacobian_times_a_vector(rng):
+    z = rng.standard_normal((4, 5))
+    g = rng.standard_normal((4, 5))
+    a = F.softmax(z)
+    expected = np.stack(
+        [(np.diag(a_n) - np.outer(a_n, a_n)) @ g_n for a_n, g_n in zip(a, g, strict=True)]
+    )
+    np.testing.assert_allclose(F.softmax_jvp(a, g), expected, rtol=1e-12, atol=1e-15)
+
+
+KERNEL_CALLS = {
+    "relu_and_gate": lambda: F.relu_and_gate(
+        np.zeros((4, 3)), out=np.zeros((4, 3)), gate=np.zeros((5, 3), bool)
+    ),
+    "apply_gate": lambda: F.apply_gate(
+        np.zeros((4, 3)), gate=np.zeros((4, 3), bool), out=np.zeros((4, 2))
+    ),
+    "apply_gate-1d": lambda: F.apply_gate(np.zeros(4), gate=np.zeros(4, bool), out=np.zeros(4)),
+    "sum_over_batch": lambda: F.sum_over_batch(np.zeros((4, 3)), out=np.zeros(4)),
+    "softmax_cross_entropy_labels": lambda: F.softmax_cross_entropy_labels(
+        np.zeros((4, 3)), np.zeros(5, np.intp), out=np.zeros((4, 3))
+    ),
+    "softmax_cross_entropy_labels-out": lambda: F.softmax_cross_entropy_labels(
+        np.zeros((4, 3)), np.zeros(4, np.intp), out=np.zeros((3, 3))
+    ),
+    "subtract_one_hot": lambda: F.subtract_one_hot(np.zeros((4, 3)), np.zeros(3, np.intp)),
+    "count_argmax_hits": lambda: F.count_argmax_hits(np.zeros((4, 3)), np.zeros(8, np.intp)),
+}
+
+
+@pytest.mark.parametrize("call", list(KERNEL_CALLS))
+def test_every_compiled_kernel_checks_shapes_before_it_runs(call):
+    with pytest.raises(dp.ShapeError, match=r"shape"):
+        KERNEL_CALLS[call]()
+
+
+def test_relu_backward_with_a_gradient_of_the_wrong_shape_is_refused(rng):
+    layer = dp.ReLU()
+    layer.forward(rng.standard_normal((10, 4)), training=True)
+    with pytest.raises(dp.ShapeError, match=r"apply_gate: .*\(10, 4\).*\(200, 4\)"):
+        layer.backward(np.ones((200, 4)))

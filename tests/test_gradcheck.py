@@ -116,3 +116,22 @@ def test_check_runs_on_a_float64_copy_and_leaves_the_model_alone(rng):
     assert model.flat_values.dtype == np.float32
     np.testing.assert_array_equal(model.flat_values, before)
     assert str(report).startswith("gradient check of Sequential(")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rows", "message"),
+    [
+        ({"eps": 0.0}, 4, "eps must be > 0, got 0.0"),
+        ({"eps": -1e-6}, 4, "eps must be > 0, got -1e-06"),
+        ({"tolerance": float("nan")}, 4, "tolerance must be > 0, got nan"),
+        ({}, 0, "needs at least one row of input, got 0"),
+    ],
+)
+def test_check_arguments_are_refused_before_any_work(kwargs, rows, message, rng):
+    model = dp.mlp([3, 2], rng=rng)
+    with pytest.raises(ValueError, match=message):
+        gradcheck.check_model(
+            model, dp.MeanSquaredError(), np.ones((rows, 3)), np.ones((rows, 2)), **kwargs
+        )
+    with pytest.raises(ValueError, match=message):
+        gradcheck.check_layer(dp.Tanh(), np.ones((rows, 3)), **kwargs)

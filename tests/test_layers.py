@@ -187,3 +187,97 @@ def test_auto_init_is_he_before_relu_and_glorot_otherwise():
     layer.W.value[...] = [[1, 2], [3, 4]]
     dp.Sequential(layer, dp.ReLU())
     np.testing.assert_array_equal(layer.W.value, [[1, 2], [3, 4]])
+
+
+def test_slices_with_a_step_are_refused(rng):
+    net = dp.mlp([3, 4, 4, 2], rng=rng)
+    with pytest.raises(ValueError, match=r"slices must be contiguous \(step 1\), got slice\(None"):
+        net[::2]
+    with pytest.raises(ValueError, match="step 1"):
+        net[::-1]
+    tail = net[2:]
+    assert len(tail) == 3 and tail.parameters()[0] is net[2].W
+    assert np.shares_memory(tail.flat_values, net.flat_values)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        dp.Dense(3, 4, rng=np.random.default_rng(0), bias=False, dtype=np.float64),
+        dp.LeakyReLU(0.3),
+        *(cls() for cls in ACTIVATIONS if cls is not dp.LeakyReLU),
+        dp.mlp([3, 4, 2], rng=np.random.default_rng(0)),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_config_rebuilds_the_layer(layer):
+    config = layer.config()
+    rebuilt = type(layer).from_config(config)
+    assert repr(rebuilt) == repr(layer)
+    assert rebuilt.config().keys() == config.keys()
+
+
+def test_state_dict_names_follow_pytorch(rng):
+    inner = dp.Sequential(dp.Dense(3, 4, rng=rng), dp.ReLU())
+    net = dp.Sequential(inner, dp.Dense(4, 2, rng=rng, bias=False))
+    tensors = net.state_dict()
+    assert list(tensors) == ["0.0.weight", "0.0.bias", "1.weight"]
+    assert tensors["0.0.weight"] is inner[0].W.value  # the arrays themselves: loading writes here
+    assert [name for name, _ in net.named_parameters()] == ["0.0.W", "0.0.b", "1.W"]
+
+
+def test_astype_converts_every_parameter_and_keeps_the_values(rng):
+    net = dp.mlp([3, 5, 2], rng=rng)
+    before = net.flat_values.copy()
+    X = rng.standard_normal((4, 3))
+    same = net.astype(np.float64)
+    assert same is net and net.dtype == np.float64 and net[0].dtype == np.float64
+    assert net.flat_values.dtype == np.float64 and all(
+        p.value.dtype == np.float64 and np.shares_memory(p.value, net.flat_values)
+        for p in net.parameters()
+    )
+    np.testing.assert_array_equal(net.flat_values, before.astype(np.float64))
+    assert net.forward(X).dtype == np.float64
+    with pytest.raises(TypeError, match="float32 or float64, got int32"):
+        net.astype(np.int32)
+
+
+def test_the_protocol_answers_for_the_built_in_layers(rng):
+    assert [cls.relu_like for cls in (dp.ReLU, dp.LeakyReLU, dp.GELU, dp.Softplus)] == [True] * 4
+    assert not any(cls.relu_like for cls in (dp.Sigmoid, dp.Tanh, dp.Identity, dp.Softmax))
+    net = dp.mlp([3, 4, 2], rng=rng)
+    assert net.input_features() == 3 and net.output_features(3) == 2
+    assert dp.ReLU().input_features() is None and dp.ReLU().output_features(7) == 7
+    assert not net.differs_in_training() and net.generators() == []
+
+
+def test_mlp_builds_dense_layers_with_activations_between(rng):
+    net = dp.mlp([4, 8, 6, 2], rng=rng, activation=lambda: dp.LeakyReLU(0.1), dtype=np.float64)
+    assert [type(layer).__name__ for layer in net] == [
+        "Dense",
+        "LeakyReLU",
+        "Dense",
+        "LeakyReLU",
+        "Dense",
+    ]
+    assert [net[i].out_features for i in (0, 2, 4)] == [8, 6, 2]
+    assert net.dtype == np.float64 and net[1] is not net[3]
+    with pytest.raises(ValueError, match=r"mlp: widths needs an input and an output width"):
+        dp.mlp([4], rng=rng)
+    with pytest.raises(ValueError, match=r"mlp: widths\[1\] must be >= 1, got 0"):
+        dp.mlp([4, 0, 2], rng=rng)
+    with pytest.raises(TypeError, match="mlp: activation must make a Layer"):
+        dp.mlp([4, 3, 2], rng=rng, activation=lambda: "relu")
+
+
+def test_old_names_still_work_with_a_deprecation_warning(rng):
+    net = dp.mlp([3, 2], rng=rng)
+    X = rng.standard_normal((3, 3))
+    with pytest.warns(DeprecationWarning, match="predict_logits"):
+        np.testing.assert_array_equal(net.predict(X), net.predict_logits(X))
+    with pytest.warns(DeprecationWarning, match="use Dense.has_bias"):
+        assert net[0].bias is True
+    with pytest.warns(DeprecationWarning, match="moved to deltaprop.memory.reusing"):
+        from deltaprop.core import reusing  # noqa: F401
+    with pytest.warns(DeprecationWarning, match="moved to deltaprop.validation.check_input"):
+        assert dp.core.check_input is dp.validation.check_input

@@ -1,4 +1,10 @@
-"""One table of optimizers drives every test: formula, convergence, PyTorch agreement."""
+"""One table of optimizers drives every test: formula, kernel, convergence, PyTorch agreement.
+
+Each case pairs an optimizer with the plain NumPy rule it must follow (``updates.<rule>_reference``,
+the algorithm PyTorch documents) and that rule's arguments: the optimizer's steps are checked
+against the rule applied by the test, in float64 and float32, and the compiled kernel against the
+reference rule directly — none of it needs PyTorch.
+"""
 
 import math
 
@@ -6,113 +12,164 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
+from deltaprop import updates
 from deltaprop.core import Parameter
 
+SGD_DEFAULTS = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0}
+ADAM_DEFAULTS = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "decoupled": False}
+RMSPROP_DEFAULTS = {
+    "alpha": 0.99,
+    "eps": 1e-8,
+    "weight_decay": 0.0,
+    "momentum": 0.0,
+    "centered": False,
+}
+ADAGRAD_DEFAULTS = {"lr_decay": 0.0, "eps": 1e-10, "weight_decay": 0.0}
 
-def ref_sgd(p, g, s, t, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
-    g = g + weight_decay * p
-    if momentum:
-        s["b"] = g.copy() if t == 1 else momentum * s["b"] + (1 - dampening) * g
-        g = g + momentum * s["b"] if nesterov else s["b"]
-    return p - lr * g
-
-
-def ref_adam(p, g, s, t, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
-    b1, b2 = betas
-    if decoupled:
-        p = p * (1 - lr * weight_decay)
-    else:
-        g = g + weight_decay * p
-    s["m"] = b1 * s.get("m", 0) + (1 - b1) * g
-    s["v"] = b2 * s.get("v", 0) + (1 - b2) * g * g
-    m_hat = s["m"] / (1 - b1**t)
-    v_hat = s["v"] / (1 - b2**t)
-    return p - lr * m_hat / (np.sqrt(v_hat) + eps)
-
-
-def ref_rmsprop(
-    p, g, s, t, lr, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, weight_decay=0.0
-):
-    g = g + weight_decay * p
-    s["v"] = alpha * s.get("v", 0) + (1 - alpha) * g * g
-    v = s["v"]
-    if centered:
-        s["a"] = alpha * s.get("a", 0) + (1 - alpha) * g
-        v = v - s["a"] ** 2
-    avg = np.sqrt(v) + eps
-    if momentum:
-        s["b"] = momentum * s.get("b", 0) + g / avg
-        return p - lr * s["b"]
-    return p - lr * g / avg
-
-
-def ref_adagrad(p, g, s, t, lr, lr_decay=0.0, eps=1e-10, weight_decay=0.0):
-    g = g + weight_decay * p
-    s["sum"] = s.get("sum", 0) + g * g
-    return p - lr / (1 + (t - 1) * lr_decay) * g / (np.sqrt(s["sum"]) + eps)
-
-
+# (id, optimizer class, its arguments, reference rule, the rule's arguments besides lr)
 CASES = [
-    ("SGD", dp.SGD, {"lr": 0.1}, ref_sgd, {}),
-    ("SGD-momentum", dp.SGD, {"lr": 0.1, "momentum": 0.9}, ref_sgd, {}),
-    ("SGD-dampening", dp.SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.3}, ref_sgd, {}),
+    ("SGD", dp.SGD, {"lr": 0.1}, updates.sgd_reference, SGD_DEFAULTS),
+    (
+        "SGD-momentum",
+        dp.SGD,
+        {"lr": 0.1, "momentum": 0.9},
+        updates.sgd_reference,
+        {**SGD_DEFAULTS, "momentum": 0.9},
+    ),
+    (
+        "SGD-dampening",
+        dp.SGD,
+        {"lr": 0.1, "momentum": 0.9, "dampening": 0.3},
+        updates.sgd_reference,
+        {**SGD_DEFAULTS, "momentum": 0.9, "dampening": 0.3},
+    ),
     (
         "SGD-nesterov-wd",
         dp.SGD,
         {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
-        ref_sgd,
-        {},
+        updates.sgd_reference,
+        {**SGD_DEFAULTS, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
     ),
-    ("Adam", dp.Adam, {"lr": 0.01}, ref_adam, {}),
-    ("Adam-l2", dp.Adam, {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.1}, ref_adam, {}),
-    ("AdamW", dp.AdamW, {"lr": 0.01, "weight_decay": 0.1}, ref_adam, {"decoupled": True}),
-    ("RMSprop", dp.RMSprop, {"lr": 0.01}, ref_rmsprop, {}),
+    ("Adam", dp.Adam, {"lr": 0.01}, updates.adam_reference, ADAM_DEFAULTS),
+    (
+        "Adam-l2",
+        dp.Adam,
+        {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.1},
+        updates.adam_reference,
+        {**ADAM_DEFAULTS, "beta1": 0.8, "beta2": 0.99, "weight_decay": 0.1},
+    ),
+    (
+        "AdamW",
+        dp.AdamW,
+        {"lr": 0.01, "weight_decay": 0.1},
+        updates.adam_reference,
+        {**ADAM_DEFAULTS, "weight_decay": 0.1, "decoupled": True},
+    ),
+    ("RMSprop", dp.RMSprop, {"lr": 0.01}, updates.rmsprop_reference, RMSPROP_DEFAULTS),
     (
         "RMSprop-centered-momentum",
         dp.RMSprop,
         {"lr": 0.01, "centered": True, "momentum": 0.5, "weight_decay": 0.01},
-        ref_rmsprop,
-        {},
+        updates.rmsprop_reference,
+        {**RMSPROP_DEFAULTS, "centered": True, "momentum": 0.5, "weight_decay": 0.01},
     ),
-    ("Adagrad", dp.Adagrad, {"lr": 0.1, "lr_decay": 0.01}, ref_adagrad, {}),
+    (
+        "Adagrad",
+        dp.Adagrad,
+        {"lr": 0.1, "lr_decay": 0.01},
+        updates.adagrad_reference,
+        {**ADAGRAD_DEFAULTS, "lr_decay": 0.01},
+    ),
 ]
 IDS = [c[0] for c in CASES]
+PARAMS = ("name", "cls", "kwargs", "ref", "rule_args")
+TOLERANCE = {np.float64: {"rtol": 1e-12, "atol": 1e-14}, np.float32: {"rtol": 1e-5, "atol": 1e-6}}
 
 
-def _ref_kwargs(kwargs, extra):
-    args = {k: v for k, v in kwargs.items() if k != "lr"}
-    return {**args, **extra}
-
-
-@pytest.mark.parametrize(("name", "cls", "kwargs", "ref", "extra"), CASES, ids=IDS)
+@pytest.mark.parametrize(PARAMS, CASES, ids=IDS)
 @pytest.mark.parametrize("layout", ["flat", "separate"])
-def test_steps_equal_the_formula(name, cls, kwargs, ref, extra, layout, rng):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_steps_equal_the_formula(name, cls, kwargs, ref, rule_args, layout, dtype, rng):
     if layout == "flat":
-        net = dp.Sequential(dp.Dense(3, 2, rng=rng, dtype=np.float64))
+        net = dp.Sequential(dp.Dense(3, 2, rng=rng, dtype=dtype))
         params = net.parameters()
     else:
         params = [
-            Parameter(rng.standard_normal((2, 3)), "a"),
-            Parameter(rng.standard_normal(2), "b"),
+            Parameter(rng.standard_normal((2, 3)).astype(dtype), "a"),
+            Parameter(rng.standard_normal(2).astype(dtype), "b"),
         ]
     opt = cls(params, **kwargs)
-    expected = [p.value.copy() for p in params]
-    states = [{} for _ in params]
+    expected = [p.value.copy().ravel() for p in params]
+    # the rule's state, per parameter, starting as the optimizer's does (Adagrad's accumulator)
+    states = [
+        [np.full(p.value.size, opt.state[key][0], dtype) for key in opt.state_names] for p in params
+    ]
     for t in range(1, 5):
         for p in params:
             p.grad[...] = rng.standard_normal(p.value.shape)
-        expected = [
-            ref(e, p.grad.copy(), s, t, kwargs["lr"], **_ref_kwargs(kwargs, extra))
-            for e, p, s in zip(expected, params, states, strict=True)
-        ]
+        for e, p, state in zip(expected, params, states, strict=True):
+            ref(e, p.grad.ravel(), *state, lr=kwargs["lr"], grad_scale=1.0, step=t, **rule_args)
         opt.step()
         for e, p in zip(expected, params, strict=True):
-            np.testing.assert_allclose(p.value, e, rtol=1e-12, atol=1e-14)
+            assert p.value.dtype == dtype
+            np.testing.assert_allclose(p.value.ravel(), e, **TOLERANCE[dtype])
     assert opt.step_count == 4
 
 
-@pytest.mark.parametrize(("name", "cls", "kwargs", "ref", "extra"), CASES, ids=IDS)
-def test_converges_on_a_quadratic(name, cls, kwargs, ref, extra):
+RULES = {
+    "sgd": (updates.sgd, updates.sgd_reference, 1, {**SGD_DEFAULTS, "momentum": 0.9}),
+    "sgd-nesterov": (
+        updates.sgd,
+        updates.sgd_reference,
+        1,
+        {**SGD_DEFAULTS, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1},
+    ),
+    "adam": (updates.adam, updates.adam_reference, 2, {**ADAM_DEFAULTS, "weight_decay": 0.1}),
+    "adamw": (
+        updates.adam,
+        updates.adam_reference,
+        2,
+        {**ADAM_DEFAULTS, "weight_decay": 0.1, "decoupled": True},
+    ),
+    "rmsprop": (
+        updates.rmsprop,
+        updates.rmsprop_reference,
+        3,
+        {**RMSPROP_DEFAULTS, "centered": True, "momentum": 0.5},
+    ),
+    "adagrad": (updates.adagrad, updates.adagrad_reference, 1, ADAGRAD_DEFAULTS),
+}
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_compiled_rule_equals_its_reference(rule, dtype, rng):
+    """The kernel and the NumPy formula beside it agree, clipping scale and state included."""
+    kernel, reference, n_states, args = RULES[rule]
+    p = rng.standard_normal(50).astype(dtype)
+    states = [np.abs(rng.standard_normal(50)).astype(dtype) for _ in range(n_states)]
+    p_ref, states_ref = p.copy(), [s.copy() for s in states]
+    for step in (1, 2, 3):
+        g = rng.standard_normal(50).astype(dtype)
+        kernel(p, g, *states, lr=0.01, grad_scale=0.5, step=step, **args)
+        reference(p_ref, g, *states_ref, lr=0.01, grad_scale=0.5, step=step, **args)
+        np.testing.assert_allclose(p, p_ref, **TOLERANCE[dtype])
+        for s, s_ref in zip(states, states_ref, strict=True):
+            np.testing.assert_allclose(s, s_ref, **TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_a_kernel_refuses_arrays_of_different_lengths(rule):
+    kernel, _, n_states, args = RULES[rule]
+    p = np.zeros(5)
+    states = [np.zeros(5) for _ in range(n_states - 1)] + [np.zeros(4)]
+    with pytest.raises(dp.ShapeError, match="1-D arrays of one length"):
+        kernel(p, np.zeros(5), *states, lr=0.1, grad_scale=1.0, step=1, **args)
+    assert not p.any()
+
+
+@pytest.mark.parametrize(PARAMS, CASES, ids=IDS)
+def test_converges_on_a_quadratic(name, cls, kwargs, ref, rule_args):
     # f(θ) = ½ Σ a_i (θ_i − c_i)²  with minimum at c
     a = np.array([1.0, 3.0, 0.5, 2.0])
     c = np.array([1.0, -2.0, 0.5, 3.0])
@@ -128,8 +185,9 @@ def test_converges_on_a_quadratic(name, cls, kwargs, ref, extra):
     np.testing.assert_allclose(theta.value, c, atol=2e-2)
 
 
-@pytest.mark.parametrize(("name", "cls", "kwargs", "ref", "extra"), CASES, ids=IDS)
-def test_float32_step_matches_pytorch(name, cls, kwargs, ref, extra, rng):
+@pytest.mark.slow
+@pytest.mark.parametrize(PARAMS, CASES, ids=IDS)
+def test_float32_step_matches_pytorch(name, cls, kwargs, ref, rule_args, rng):
     torch = pytest.importorskip("torch")
     torch_cls = {
         "SGD": torch.optim.SGD,
@@ -153,18 +211,33 @@ def test_float32_step_matches_pytorch(name, cls, kwargs, ref, extra, rng):
         np.testing.assert_allclose(p.value, t.detach().numpy(), rtol=2e-5, atol=2e-6)
 
 
-def test_subnormal_state_is_flushed_to_zero():
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "keys"),
+    [
+        (dp.Adam, {"lr": 1e-3}, ("exp_avg", "exp_avg_sq")),
+        (dp.SGD, {"lr": 1e-3, "momentum": 0.9}, ("momentum_buffer",)),
+        (
+            dp.RMSprop,
+            {"lr": 1e-3, "alpha": 0.9, "centered": True, "momentum": 0.9},
+            ("square_avg", "grad_avg", "momentum_buffer"),
+        ),
+    ],
+    ids=["Adam", "SGD", "RMSprop"],
+)
+def test_subnormal_state_is_flushed_to_zero(cls, kwargs, keys):
     p = Parameter(np.zeros(3, np.float32), "p")
-    opt = dp.Adam([p], lr=1e-3)
+    opt = cls([p], **kwargs)
     p.grad[...] = [1e-30, 1.0, 0.0]
     opt.step()
     p.grad[...] = 0.0
-    for _ in range(400):  # 0.9^400 · 1e-31 ≈ 5e-50: far below float32's normal range
+    for _ in range(1000):  # 0.9^1000 · 1e-30 ≈ 1e-76: far below float32's normal range
         opt.step()
-    m, v = opt.state["exp_avg"], opt.state["exp_avg_sq"]
     tiny = np.finfo(np.float32).tiny
-    assert np.all((m == 0) | (np.abs(m) >= tiny)) and np.all((v == 0) | (v >= tiny))
-    assert m[0] == 0.0 and m[1] != 0.0
+    for key in keys:
+        state = opt.state[key]
+        assert np.all((state == 0) | (np.abs(state) >= tiny)), (key, state)
+        assert state[0] == 0.0 and state[2] == 0.0, (key, state)
+    assert opt.state[keys[0]][0] == 0.0
 
 
 def test_lr_schedule_and_scale_are_applied():
@@ -208,6 +281,55 @@ def test_gradient_clipping_by_global_norm():
 def test_bad_hyperparameters_are_refused(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         cls([Parameter(np.zeros(2), "p")], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: dp.SGD(p, lr="0.1"), r"SGD: lr must be a number, got '0.1' \(str\)"),
+        (lambda p: dp.SGD(p, momentum="0.5"), r"SGD: momentum must be a number, got '0.5'"),
+        (lambda p: dp.SGD(p, momentum=0.9, nesterov="yes"), "nesterov must be True or False"),
+        (lambda p: dp.Adam(p, eps=True), r"Adam: eps must be a number, got True \(bool\)"),
+        (lambda p: dp.RMSprop(p, centered=1), "RMSprop: centered must be True or False, got 1"),
+        (lambda p: dp.SGD(p, lr=dp.Constant("0.1")), r"Constant: lr must be a number, got '0.1'"),
+        (lambda p: dp.StepDecay(0.1, step_size=2.5), "StepDecay: step_size must be an integer"),
+    ],
+)
+def test_hyperparameters_of_the_wrong_type_are_refused(make, message):
+    with pytest.raises(TypeError, match=message):
+        make([Parameter(np.zeros(2), "p")])
+
+
+def test_a_schedule_that_goes_negative_stops_the_step():
+    p = Parameter(np.zeros(2), "p")
+    opt = dp.SGD([p], lr=lambda step: 0.1 - 0.1 * step)  # 0.1, 0.0, then -0.1
+    p.grad[...] = 1.0
+    opt.step()
+    opt.step()
+    with pytest.raises(ValueError, match=r"learning rate for step 3 is -0.1.*finite and >= 0"):
+        opt.step()
+    np.testing.assert_allclose(p.value, [-0.1, -0.1])  # the refused step changed nothing
+    assert opt.step_count == 2
+
+
+def test_config_is_the_constructor_arguments_and_repr_shows_them():
+    p = [Parameter(np.zeros(2), "p")]
+    opt = dp.Adam(p, lr=dp.CosineDecay(0.01, total_steps=100), betas=(0.8, 0.9))
+    assert opt.config() == {
+        "lr": opt.lr,
+        "betas": [0.8, 0.9],
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "clip_norm": None,
+    }
+    assert repr(opt) == (
+        "Adam(lr=CosineDecay(lr=0.01, total_steps=100, min_lr=0.0, warmup_steps=0), "
+        "betas=[0.8, 0.9], eps=1e-08, weight_decay=0.0, clip_norm=None)"
+    )
+    rebuilt = dp.Adam(p, **opt.config())
+    assert rebuilt.config() == opt.config()
+    with pytest.warns(DeprecationWarning, match="use config"):
+        assert opt.hyperparameters() == {k: v for k, v in opt.config().items() if k != "lr"}
 
 
 def test_empty_parameter_list_is_refused():

@@ -1,5 +1,3 @@
-import csv
-import math
 import tracemalloc
 
 import numpy as np
@@ -9,15 +7,10 @@ import deltaprop as dp
 from deltaprop import datasets
 from deltaprop.memory import reusing
 from deltaprop.train import _Batches, train_step
+from support import classification_data as _data
+from support import train_small as _train
 
-
-def mlp(rng, widths, dtype=np.float32):
-    layers = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        layers.append(dp.Dense(a, b, rng=rng, dtype=dtype))
-        if i < len(widths) - 2:
-            layers.append(dp.ReLU())
-    return dp.Sequential(*layers)
+# --- learning tests: each states its target ----------------------------------------------------
 
 
 # --- learning tests: each states its target ----------------------------------------------------
@@ -39,6 +32,7 @@ def train(net, loss, X, y, *, lr, epochs, batch_size=32, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_xor_is_solved_within_300_epochs():
     X, y = datasets.xor()
     rng = np.random.default_rng(0)
@@ -49,34 +43,38 @@ def test_xor_is_solved_within_300_epochs():
     np.testing.assert_array_equal(dp.predict(net, loss, X)[:, 0] > 0.5, [False, True, True, False])
 
 
+@pytest.mark.slow
 def test_two_moons_reaches_97_percent():
     X_train, X_test, y_train, y_test = datasets.two_moons(n=1000, noise=0.2)
     rng = np.random.default_rng(0)
-    net = mlp(rng, [2, 32, 32, 1])
+    net = dp.mlp([2, 32, 32, 1], rng=rng)
     loss = dp.SigmoidBinaryCrossEntropy()
     train(net, loss, X_train, y_train, lr=0.01, epochs=60)
     assert dp.evaluate(net, loss, X_test, y_test)["accuracy"] >= 0.97
 
 
+@pytest.mark.slow
 def test_digits_reaches_97_percent():
     X_train, X_test, y_train, y_test = datasets.digits()
     rng = np.random.default_rng(0)
-    net = mlp(rng, [64, 128, 10])
+    net = dp.mlp([64, 128, 10], rng=rng)
     loss = dp.SoftmaxCrossEntropy()
     history = train(net, loss, X_train, y_train, lr=1e-3, epochs=40, validation_split=0.1)
     assert history["val_accuracy"][-1] >= 0.95
     assert dp.evaluate(net, loss, X_test, y_test)["accuracy"] >= 0.97
 
 
+@pytest.mark.slow
 def test_breast_cancer_reaches_96_percent():
     X_train, X_test, y_train, y_test = datasets.breast_cancer(seed=42)
     rng = np.random.default_rng(0)
-    net = mlp(rng, [30, 16, 1])
+    net = dp.mlp([30, 16, 1], rng=rng)
     loss = dp.SigmoidBinaryCrossEntropy()
     train(net, loss, X_train, y_train, lr=1e-3, epochs=40)
     assert dp.evaluate(net, loss, X_test, y_test)["accuracy"] >= 0.96
 
 
+@pytest.mark.slow
 def test_diabetes_regression_beats_the_mean_predictor():
     from sklearn.datasets import load_diabetes
     from sklearn.model_selection import train_test_split
@@ -86,7 +84,7 @@ def test_diabetes_regression_beats_the_mean_predictor():
     y_mean, y_std = y.mean(), y.std()
     X_train, X_test, y_train, y_test = train_test_split(X, (y - y_mean) / y_std, random_state=0)
     rng = np.random.default_rng(0)
-    net = mlp(rng, [10, 32, 1])
+    net = dp.mlp([10, 32, 1], rng=rng)
     loss = dp.MeanSquaredError()
     history = train(net, loss, X_train, y_train, lr=1e-3, epochs=40, validation_split=0.1)
     scores = dp.evaluate(net, loss, X_test, y_test)
@@ -99,33 +97,6 @@ def test_diabetes_regression_beats_the_mean_predictor():
 
 
 # --- fit's contract -----------------------------------------------------------------------------
-
-
-def _data(rng, n=200, d=5, k=3):
-    X = rng.standard_normal((n, d)).astype(np.float32)
-    y = np.argmax(X[:, :k] + 0.1 * rng.standard_normal((n, k)), axis=1)
-    return X, y
-
-
-def _train(seed, epochs=3, *, batch_size=16, verbose=0, **kwargs):
-    rng = np.random.default_rng(seed)
-    X, y = _data(np.random.default_rng(1))
-    net = mlp(rng, [5, 16, 3])
-    loss = dp.SoftmaxCrossEntropy()
-    opt = kwargs.pop("opt", None) or dp.Adam(net.parameters(), lr=1e-2)
-    history = dp.fit(
-        net,
-        loss,
-        opt,
-        X,
-        y,
-        epochs=epochs,
-        batch_size=batch_size,
-        rng=rng,
-        verbose=verbose,
-        **kwargs,
-    )
-    return net, history
 
 
 def test_same_seed_gives_bit_identical_weights():
@@ -158,13 +129,57 @@ def test_validation_split_is_stratified_and_shuffled():
 def test_validation_data_is_used():
     rng = np.random.default_rng(0)
     X, y = _data(rng)
-    _, history = _train(0, epochs=2, validation_data=(X[:50], y[:50]))
+    X_val, y_val = X[:50] + 1.0, y[:50]  # shifted: its loss is not the training data's
+    net, history = _train(0, epochs=2, validation_data=(X_val, y_val))
     assert len(history["val_loss"]) == 2
+    scores = dp.evaluate(net, dp.SoftmaxCrossEntropy(), X_val, y_val)
+    assert history["val_loss"][-1] == pytest.approx(scores["loss"], rel=1e-6)
+    assert history["val_accuracy"][-1] == scores["accuracy"]
+    assert history["val_loss"][-1] != pytest.approx(history["loss"][-1], rel=1e-3)
+
+
+def test_without_shuffle_the_rows_are_visited_in_order():
+    """SGD with one row per batch: the result is the seed's update applied row after row."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 2))
+    y = rng.standard_normal(6)
+    w0 = np.array([[0.5, -0.25]])
+    results = []
+    for seed in (1, 2):  # the generator does not matter without shuffling
+        net = dp.Sequential(dp.Dense(2, 1, rng=rng, bias=False, dtype=np.float64))
+        net[0].W.value[...] = w0
+        dp.fit(
+            net,
+            dp.MeanSquaredError(),
+            dp.SGD(net.parameters(), lr=0.1),
+            X,
+            y,
+            epochs=1,
+            batch_size=1,
+            shuffle=False,
+            rng=np.random.default_rng(seed),
+            verbose=0,
+        )
+        results.append(net[0].W.value.copy())
+    w = w0.copy()
+    for x_n, y_n in zip(X, y, strict=True):
+        w -= 0.1 * (w @ x_n - y_n) * x_n  # ∂L/∂W = (ŷ − y) xᵀ
+    np.testing.assert_allclose(results[0], w, rtol=1e-12)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_multi_label_accuracy_counts_rows_with_every_label_right():
+    net = dp.Sequential(dp.Dense(3, 3, rng=np.random.default_rng(0), bias=False))
+    net[0].W.value[...] = np.eye(3)  # logits = X: label k is predicted where X[:, k] > 0
+    X = np.array([[1.0, -1.0, 2.0], [1.0, 1.0, -1.0], [-1.0, -1.0, -1.0], [2.0, 2.0, 2.0]])
+    y = np.array([[1, 0, 1], [1, 0, 0], [0, 0, 0], [1, 1, 0]])  # rows 0 and 2 all right
+    scores = dp.evaluate(net, dp.SigmoidBinaryCrossEntropy(), X, y)
+    assert scores["accuracy"] == 0.5
 
 
 def test_one_training_step_matches_the_plain_formulas(rng):
     """The fast path (flat buffers, reused storage, fused Adam) computes the textbook step."""
-    net = mlp(rng, [6, 8, 4])
+    net = dp.mlp([6, 8, 4], rng=rng)
     X = rng.standard_normal((10, 6)).astype(np.float32)
     y = rng.integers(0, 4, 10)
     W1, b1, W2, b2 = (p.value.astype(np.float64) for p in net.parameters())
@@ -187,7 +202,7 @@ def test_one_training_step_matches_the_plain_formulas(rng):
 
 
 def test_steady_state_step_allocates_nothing(rng):
-    net = mlp(rng, [64, 128, 64, 10])
+    net = dp.mlp([64, 128, 64, 10], rng=rng)
     loss = dp.SoftmaxCrossEntropy()
     opt = dp.Adam(net.parameters())
     X = rng.standard_normal((1000, 64)).astype(np.float32)
@@ -212,7 +227,7 @@ def test_steady_state_step_allocates_nothing(rng):
 
 def test_a_smaller_last_batch_reuses_the_storage_of_the_full_ones(rng):
     """The last batch of an epoch (or of a batched prediction) gets views, not new arrays."""
-    net = mlp(rng, [64, 128, 10])
+    net = dp.mlp([64, 128, 10], rng=rng)
     workspace = net[0].workspace
     x = rng.standard_normal((100, 64)).astype(np.float32)
     with reusing(*net.workspaces()):
@@ -231,48 +246,6 @@ def test_a_smaller_last_batch_reuses_the_storage_of_the_full_ones(rng):
 # --- stopping, restoring, callbacks --------------------------------------------------------------
 
 
-def test_early_stopping_restores_best_weights_and_says_why():
-    rng = np.random.default_rng(0)
-    X, y = _data(rng, n=100)
-    y = rng.integers(0, 3, 100)  # noise labels: validation loss gets worse as the net memorizes
-    net = mlp(rng, [5, 64, 3])
-    loss = dp.SoftmaxCrossEntropy()
-    stopper = dp.EarlyStopping(patience=2, restore_best_weights=True)
-    saved = {}
-
-    class Snapshot(dp.Callback):
-        def on_epoch_end(self, run, epoch, logs):
-            saved[epoch] = run.model.flat_values.copy()
-
-    history = dp.fit(
-        net,
-        loss,
-        dp.Adam(net.parameters(), lr=0.02),
-        X,
-        y,
-        epochs=50,
-        batch_size=10,
-        rng=rng,
-        validation_split=0.3,
-        verbose=0,
-        callbacks=[stopper, Snapshot()],
-    )
-    best = int(np.argmin(history["val_loss"]))
-    assert history.n_epochs == best + 3 < 50
-    assert "did not improve" in history.stop_reason and f"epoch {best + 1}" in history.stop_reason
-    np.testing.assert_array_equal(net.flat_values, saved[best])
-
-
-def test_restore_best_weights_also_when_training_runs_to_the_end():
-    net, history = _train(
-        0,
-        epochs=5,
-        validation_split=0.2,
-        callbacks=[dp.EarlyStopping(patience=10, restore_best_weights=True)],
-    )
-    assert history.n_epochs == 5 and "restored the weights" in history.stop_reason
-
-
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize(
@@ -287,7 +260,7 @@ def test_restore_best_weights_also_when_training_runs_to_the_end():
 def test_non_finite_loss_stops_and_keeps_last_finite_weights(lr, kept):
     rng = np.random.default_rng(0)
     X, y = _data(rng)
-    net = mlp(rng, [5, 16, 3])
+    net = dp.mlp([5, 16, 3], rng=rng)
     start = net.flat_values.copy()
     opt = dp.SGD(net.parameters(), lr=lr)
     with pytest.warns(RuntimeWarning, match=rf"non-finite loss .* at epoch 1, batch 2: .*{kept}"):
@@ -319,70 +292,6 @@ def test_a_non_finite_gradient_is_never_applied():
         )
     assert net[0].W.value[0, 0] == np.float32(1e-20)
     assert "epoch 1, batch 1" in history.stop_reason
-
-
-def test_terminate_on_nan_checks_epoch_metrics():
-    run = type("Run", (), {"stop": lambda self, reason: setattr(self, "reason", reason)})()
-    dp.TerminateOnNaN().on_epoch_end(run, 2, {"loss": 0.5, "val_loss": math.nan})
-    assert run.reason == "non-finite metrics at epoch 3: val_loss"
-
-
-def test_reduce_lr_on_plateau_lowers_the_rate():
-    _, history = _train(
-        0,
-        epochs=6,
-        validation_split=0.2,
-        opt=None,
-        callbacks=[dp.ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5, min_delta=10.0)],
-    )
-    # epoch 1 sets the best; from epoch 2 on every epoch misses min_delta and halves the rate,
-    # which the next epoch trains with
-    assert history["lr"] == pytest.approx([1e-2, 1e-2, 5e-3, 2.5e-3, 1.25e-3, 6.25e-4])
-
-
-def test_csv_logger_and_diagnostics(tmp_path):
-    path = tmp_path / "log.csv"
-    _, history = _train(
-        0,
-        epochs=3,
-        validation_split=0.2,
-        callbacks=[dp.Diagnostics(probe_size=64), dp.CSVLogger(path)],
-    )
-    rows = list(csv.DictReader(open(path)))
-    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    assert float(rows[2]["loss"]) == pytest.approx(history["loss"][2])
-    for key in ("grad_norm/0.W", "grad_norm/2.b", "dead_fraction/1", "act_mean/1", "act_std/0"):
-        assert len(history[key]) == 3 and all(np.isfinite(history[key])), key
-    assert 0.0 <= history["dead_fraction/1"][0] <= 1.0
-    assert history["act_mean/1"][0] >= 0  # ReLU outputs
-
-
-def test_dead_fraction_counts_closed_gates():
-    rng = np.random.default_rng(0)
-    X, y = _data(rng)
-    net = mlp(rng, [5, 4, 3])
-    net[0].b.value[:2] = -100.0  # two units whose gate never opens
-    diag = dp.Diagnostics()
-    history = dp.fit(
-        net,
-        dp.SoftmaxCrossEntropy(),
-        dp.SGD(net.parameters(), lr=1e-3),
-        X,
-        y,
-        epochs=1,
-        rng=rng,
-        verbose=0,
-        callbacks=[diag],
-    )
-    assert history["dead_fraction/1"] == [0.5]
-
-
-def test_unknown_monitor_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"monitor='val_los' is not a logged metric"):
-        _train(0, epochs=1, validation_split=0.2, callbacks=[dp.EarlyStopping("val_los")])
-
-
-# --- bad input: refused before any training ----------------------------------------------------
 
 
 def unchanged(X, y):
@@ -420,7 +329,7 @@ def unchanged(X, y):
 def test_bad_input_is_refused_before_training(change, kwargs, message):
     rng = np.random.default_rng(0)
     X, y = _data(rng)
-    net = mlp(rng, [5, 16, 3])
+    net = dp.mlp([5, 16, 3], rng=rng)
     before = net.flat_values.copy()
     with pytest.raises(ValueError, match=message):
         dp.fit(
@@ -440,34 +349,8 @@ def test_huge_finite_inputs_are_not_taken_for_inf():
     rng = np.random.default_rng(0)
     X, y = _data(rng)
     X[:, 0] = np.finfo(np.float32).max  # their sum would overflow float32
-    net = mlp(rng, [5, 16, 3])
+    net = dp.mlp([5, 16, 3], rng=rng)
     history = dp.fit(
         net, dp.SoftmaxCrossEntropy(), dp.SGD(net.parameters(), lr=0.1), X, y, epochs=0
     )
     assert len(history) == 0
-
-
-def test_verbose_two_prints_one_line_per_epoch(capsys):
-    _train(0, epochs=2, verbose=2)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and lines[1].startswith("epoch 2/2 - loss: ")
-
-
-def test_progress_bar_is_quiet_off_a_terminal(capsys):
-    _train(0, epochs=2, verbose=1)
-    captured = capsys.readouterr()
-    assert captured.out == "" and captured.err == ""
-
-
-def test_progress_bar_shows_batches_loss_and_epoch_summary(capsys):
-    _train(
-        0,
-        epochs=2,
-        batch_size=50,
-        verbose=1,
-        validation_split=0.2,
-        callbacks=[dp.ProgressBar(force=True)],
-    )
-    err = capsys.readouterr().err
-    assert "epoch 2/2" in err and "4/4" in err  # 160 training rows in batches of 50
-    assert "val_acc" in err and "loss" in err

@@ -20,6 +20,7 @@ from .train import evaluate, fit
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=False,
+    rich_markup_mode=None,  # usage errors as one plain line: "Error: Invalid value for ..."
     help="Train neural networks by explicit forward and back propagation.",
 )
 

@@ -209,13 +209,11 @@ class Layer(ABC):
 
 
 _MOVED = {
-    "Workspace": "memory",
     "reusing": "memory",
     "flatten_into": "memory",
     "flat_buffers": "memory",
     "check_input": "validation",
     "DeltapropError": "errors",
-    "ForwardNotCalledError": "errors",
     "ShapeError": "errors",
 }
 

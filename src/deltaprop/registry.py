@@ -13,6 +13,7 @@ case, ``_`` and ``-`` (``"adam"``, ``"softmax-ce"``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
@@ -259,6 +260,8 @@ def describe(config: dict[str, Any]) -> str:
     name = str(config.get("type"))
     cls = LAYERS.get(name) if name in LAYERS else None
     positional = cls.positional_config if cls is not None else ()
+    # files store keys sorted: show them in the constructor's order again
+    order = list(inspect.signature(cls).parameters) if cls is not None else []
 
     class Shown:
         def __init__(self, text: str) -> None:
@@ -274,5 +277,8 @@ def describe(config: dict[str, Any]) -> str:
             return [Shown(describe(v)) for v in value]
         return value
 
-    args = {key: shown(value) for key, value in config.items() if key != "type"}
-    return format_call(name, args, positional)
+    keys = sorted(
+        (key for key in config if key != "type"),
+        key=lambda key: order.index(key) if key in order else len(order),
+    )
+    return format_call(name, {key: shown(config[key]) for key in keys}, positional)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Self
 
 from .core import format_call
 from .validation import check_int, check_number, check_positive
@@ -29,6 +29,10 @@ class Schedule(ABC):
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-able), for checkpoints and repr."""
         return {"lr": self.lr}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        return cls(**config)
 
     def __repr__(self) -> str:
         return format_call(type(self).__name__, self.config())

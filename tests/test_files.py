@@ -1,0 +1,156 @@
+"""Model files: round trips, PyTorch's names, what a file holds, and semantic faults."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.numpy
+
+import deltaprop as dp
+from deltaprop import fileformat
+from support import network
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_round_trip_is_bit_exact(dtype, tmp_path, rng):
+    net = network(rng, dtype)
+    path = tmp_path / "m.safetensors"
+    dp.save(net, path, loss=dp.SoftmaxCrossEntropy())
+    net2, loss2 = dp.load(path)
+    assert isinstance(loss2, dp.SoftmaxCrossEntropy)
+    assert repr(net2) == repr(net)
+    for p, q in zip(net.parameters(), net2.parameters(), strict=True):
+        assert p.name == q.name and q.value.dtype == dtype
+        np.testing.assert_array_equal(p.value, q.value)
+    X = rng.standard_normal((20, 4))
+    np.testing.assert_array_equal(net.forward(X), net2.forward(X))
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_tensor_names_follow_pytorch_state_dicts(saved):
+    _, path = saved
+    tensors = safetensors.numpy.load_file(str(path))
+    assert sorted(tensors) == ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
+    assert tensors["0.weight"].shape == (8, 4)  # (out, in), as nn.Linear
+
+
+@pytest.mark.slow
+def test_weights_load_into_pytorch(saved):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    net, path = saved
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, 6),
+        torch.nn.LeakyReLU(0.2),
+        torch.nn.Linear(6, 3),
+    )
+    model.load_state_dict(load_file(str(path)))
+    X = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(
+        model(torch.tensor(X)).detach().numpy(), net.forward(X), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_inspect_reports_without_building(saved):
+    _, path = saved
+    info = dp.inspect_file(path)
+    assert info.kind == "model" and info.format_version == 1 and info.loss == "SoftmaxCrossEntropy"
+    assert info.n_parameters == 4 * 8 + 8 + 8 * 6 + 6 + 6 * 3 + 3
+    assert info.tensors["0.weight"] == ((8, 4), "float32")
+    text = str(info)
+    assert "(0) Dense(4, 8, bias=True, dtype='float32')" in text
+    assert "LeakyReLU(negative_slope=0.2)" in text
+
+
+# --- fault injection: each gets one plain ModelFileError message ------------------------------
+
+
+def _rewrite(path, target, edit):
+    """Re-save ``path``'s tensors with its metadata document edited (checksums kept valid)."""
+    tensors = safetensors.numpy.load_file(str(path))
+    with open(path, "rb") as f:
+        header = json.loads(f.read(8 + int.from_bytes(open(path, "rb").read(8), "little"))[8:])
+    info = json.loads(header["__metadata__"]["deltaprop"])
+    for key in ("tensor_sha256", "payload_sha256"):
+        info.pop(key)
+    tensors, info = edit(tensors, info)
+    fileformat.write_file(target, tensors, info)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t, i: (
+                t,
+                {
+                    **i,
+                    "architecture": {
+                        "type": "Sequential",
+                        "layers": [{"type": "os.system", "in_features": 4}],
+                    },
+                },
+            ),
+            r"unknown layer 'os.system'",
+        ),
+        (lambda t, i: (t, {**i, "loss": {"type": "Evil"}}), r"unknown loss"),
+        (
+            lambda t, i: ({**t, "0.weight": t["0.weight"][:5]}, i),
+            r"tensor '0.weight' has shape \(5, 4\), but the architecture needs \(8, 4\)",
+        ),
+        (
+            lambda t, i: ({**t, "2.bias": t["2.bias"].astype(np.float64)}, i),
+            r"tensor '2.bias' has dtype float64, but the architecture needs float32",
+        ),
+        (
+            lambda t, i: ({k: v for k, v in t.items() if k != "4.bias"}, i),
+            r"tensor '4.bias' is missing",
+        ),
+        (
+            lambda t, i: ({**t, "9.weight": np.zeros(2, np.float32)}, i),
+            r"tensors \['9.weight'\] do not belong to the architecture",
+        ),
+        (
+            lambda t, i: ({**t, "0.bias": np.full(8, np.nan, np.float32)}, i),
+            r"tensor '0.bias' holds 8 non-finite values",
+        ),
+    ],
+)
+def test_semantic_faults(saved, tmp_path, edit, message):
+    _, path = saved
+    bad = tmp_path / "bad.safetensors"
+    _rewrite(path, bad, edit)
+    with pytest.raises(dp.ModelFileError, match=message):
+        dp.load(bad)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_model_file_written_by_the_first_release_still_loads():
+    """tests/data/model-format1.safetensors was written by deltaprop 0.1.0 before the
+    architecture-for-growth changes; its predictions were recorded then."""
+    expected = np.load(DATA / "format1-expected.npz")
+    net, loss = dp.load(DATA / "model-format1.safetensors")
+    assert isinstance(loss, dp.SoftmaxCrossEntropy)
+    assert [type(layer).__name__ for layer in net] == [
+        "Dense",
+        "ReLU",
+        "Dense",
+        "LeakyReLU",
+        "Dense",
+    ]
+    assert net[3].negative_slope == 0.2
+    np.testing.assert_array_equal(dp.predict(net, loss, expected["X"]), expected["probabilities"])
+
+
+def test_old_names_of_the_file_functions_warn(saved):
+    _, path = saved
+    with pytest.warns(DeprecationWarning, match="use deltaprop.inspect_file"):
+        assert dp.inspect(path).kind == "model"
+    with pytest.warns(DeprecationWarning, match="deltaprop.io is now deltaprop.files"):
+        assert dp.io.load is dp.load
