@@ -41,8 +41,9 @@ LEVELS = {
     "metrics": 7,
     "files": 7,
     "checkpoints": 8,
+    "hooks": 8,
     "callbacks": 9,
-    "display": 10,
+    "display": 9,
     "train": 11,
     # faces
     "estimators": 12,

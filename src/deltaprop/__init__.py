@@ -10,15 +10,12 @@ from typing import Any
 from . import functional, gradcheck, initializers, registry, schedules
 from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .callbacks import (
-    Callback,
     CSVLogger,
     Diagnostics,
     EarlyStopping,
-    History,
     ModelCheckpoint,
     ReduceLROnPlateau,
     TerminateOnNaN,
-    TrainingRun,
 )
 from .core import Layer, Parameter
 from .display import EpochLogger, ProgressBar
@@ -31,6 +28,7 @@ from .errors import (
 )
 from .explain import LayerTrace, Trace, trace
 from .files import FileInfo, inspect_file, load, save
+from .hooks import Callback, History, TrainingRun
 from .layers import Dense
 from .losses import Loss, MeanSquaredError, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from .model import Sequential, mlp

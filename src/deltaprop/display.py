@@ -6,7 +6,7 @@ import math
 import sys
 from typing import Any, TextIO
 
-from .callbacks import Callback, TrainingRun
+from .hooks import Callback, TrainingRun
 
 
 class EpochLogger(Callback):

@@ -45,6 +45,9 @@ class Optimizer(ABC):
     """
 
     state_names: ClassVar[tuple[str, ...]] = ()
+    rule: ClassVar[Callable[..., None]]
+    """The update rule of :mod:`deltaprop.updates`: ``rule(p, g, *state, lr, grad_scale, step,
+    **rule_arguments())``."""
 
     def __init__(
         self, parameters: Iterable[Parameter], lr: LearningRate, *, clip_norm: float | None = None
@@ -117,19 +120,25 @@ class Optimizer(ABC):
             if norm > self.clip_norm:
                 grad_scale = self.clip_norm / (norm + 1e-6)
         self.step_count += 1
+        arguments = self.rule_arguments()
         offset = 0
         for values, grads in self._groups:
             size = values.size
             views = [self.state[key][offset : offset + size] for key in self.state_names]
-            self._update(values, grads, views, lr=lr, grad_scale=grad_scale)
+            type(self).rule(
+                values,
+                grads,
+                *views,
+                lr=lr,
+                grad_scale=grad_scale,
+                step=self.step_count,
+                **arguments,
+            )
             offset += size
 
     @abstractmethod
-    def _update(
-        self, p: Array, g: Array, state: list[Array], *, lr: float, grad_scale: float
-    ) -> None:
-        """Update flat parameters ``p`` in place from gradients ``g`` (scaled by grad_scale),
-        with this optimizer's rule from :mod:`deltaprop.updates`."""
+    def rule_arguments(self) -> dict[str, Any]:
+        """The hyperparameters the update rule takes, by its argument names."""
 
     # --- description ----------------------------------------------------------------------
 
@@ -163,6 +172,7 @@ class SGD(Optimizer):
     """
 
     state_names = ("momentum_buffer",)
+    rule = updates.sgd
 
     def __init__(
         self,
@@ -188,21 +198,13 @@ class SGD(Optimizer):
                 f"dampening={dampening}"
             )
 
-    def _update(
-        self, p: Array, g: Array, state: list[Array], *, lr: float, grad_scale: float
-    ) -> None:
-        updates.sgd(
-            p,
-            g,
-            momentum_buffer=state[0],
-            lr=lr,
-            momentum=self.momentum,
-            dampening=self.dampening,
-            nesterov=self.nesterov,
-            weight_decay=self.weight_decay,
-            grad_scale=grad_scale,
-            step=self.step_count,
-        )
+    def rule_arguments(self) -> dict[str, Any]:
+        return {
+            "momentum": self.momentum,
+            "dampening": self.dampening,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+        }
 
     def config(self) -> dict[str, Any]:
         return {
@@ -229,6 +231,7 @@ class Adam(Optimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    rule = updates.adam
     decoupled_weight_decay: ClassVar[bool] = False
 
     def __init__(
@@ -254,23 +257,14 @@ class Adam(Optimizer):
             "weight_decay", weight_decay, owner=name, allow_zero=True
         )
 
-    def _update(
-        self, p: Array, g: Array, state: list[Array], *, lr: float, grad_scale: float
-    ) -> None:
-        updates.adam(
-            p,
-            g,
-            exp_avg=state[0],
-            exp_avg_sq=state[1],
-            lr=lr,
-            beta1=self.betas[0],
-            beta2=self.betas[1],
-            eps=self.eps,
-            weight_decay=self.weight_decay,
-            decoupled=self.decoupled_weight_decay,
-            grad_scale=grad_scale,
-            step=self.step_count,
-        )
+    def rule_arguments(self) -> dict[str, Any]:
+        return {
+            "beta1": self.betas[0],
+            "beta2": self.betas[1],
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "decoupled": self.decoupled_weight_decay,
+        }
 
     def config(self) -> dict[str, Any]:
         return {
@@ -324,6 +318,7 @@ class RMSprop(Optimizer):
     """
 
     state_names = ("square_avg", "grad_avg", "momentum_buffer")
+    rule = updates.rmsprop
 
     def __init__(
         self,
@@ -346,24 +341,14 @@ class RMSprop(Optimizer):
         self.momentum = check_fraction("momentum", momentum, owner="RMSprop")
         self.centered = check_bool("centered", centered, owner="RMSprop")
 
-    def _update(
-        self, p: Array, g: Array, state: list[Array], *, lr: float, grad_scale: float
-    ) -> None:
-        updates.rmsprop(
-            p,
-            g,
-            square_avg=state[0],
-            grad_avg=state[1],
-            momentum_buffer=state[2],
-            lr=lr,
-            alpha=self.alpha,
-            eps=self.eps,
-            weight_decay=self.weight_decay,
-            momentum=self.momentum,
-            centered=self.centered,
-            grad_scale=grad_scale,
-            step=self.step_count,
-        )
+    def rule_arguments(self) -> dict[str, Any]:
+        return {
+            "alpha": self.alpha,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
+            "centered": self.centered,
+        }
 
     def config(self) -> dict[str, Any]:
         return {
@@ -390,6 +375,7 @@ class Adagrad(Optimizer):
     """
 
     state_names = ("sum",)
+    rule = updates.adagrad
 
     def __init__(
         self,
@@ -413,20 +399,8 @@ class Adagrad(Optimizer):
         self.eps = check_positive("eps", eps, owner="Adagrad", allow_zero=True)
         self.state["sum"].fill(self.initial_accumulator_value)
 
-    def _update(
-        self, p: Array, g: Array, state: list[Array], *, lr: float, grad_scale: float
-    ) -> None:
-        updates.adagrad(
-            p,
-            g,
-            sum_sq=state[0],
-            lr=lr,
-            lr_decay=self.lr_decay,
-            eps=self.eps,
-            weight_decay=self.weight_decay,
-            grad_scale=grad_scale,
-            step=self.step_count,
-        )
+    def rule_arguments(self) -> dict[str, Any]:
+        return {"lr_decay": self.lr_decay, "eps": self.eps, "weight_decay": self.weight_decay}
 
     def config(self) -> dict[str, Any]:
         return {

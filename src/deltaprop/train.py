@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from .backend import Array, as_float_array
-from .callbacks import Callback, History, TrainingRun
 from .checkpoints import load_checkpoint
 from .display import EpochLogger, ProgressBar
 from .errors import ShapeError
+from .hooks import Callback, History, TrainingRun
 from .losses import Loss
 from .memory import reusing
 from .metrics import Metrics, true_labels
