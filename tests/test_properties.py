@@ -21,12 +21,8 @@ architectures = st.tuples(
 
 def build(widths, activations, dtype, seed):
     rng = np.random.default_rng(seed)
-    layers = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
-        layers.append(dp.Dense(a, b, rng=rng, dtype=dtype))
-        if i < len(widths) - 2:
-            layers.append(activations[i]())
-    return dp.Sequential(*layers), rng
+    hidden = iter(activations)  # one activation class per hidden layer, in order
+    return dp.mlp(widths, rng=rng, activation=lambda: next(hidden)(), dtype=dtype), rng
 
 
 @given(architectures, st.integers(1, 12))
