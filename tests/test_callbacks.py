@@ -89,39 +89,13 @@ def test_csv_logger_and_diagnostics(tmp_path):
     assert history["act_mean/1"][0] >= 0  # ReLU outputs
 
 
-def test_dead_fraction_counts_closed_gates():
+@pytest.mark.parametrize("activation", [dp.ReLU, dp.Softplus, dp.GELU])
+def test_dead_fraction_counts_closed_gates_of_the_layer_input(activation):
+    """The gate 1[z > 0] is read from the activation's input z: Softplus outputs, always > 0,
+    would hide dead units."""
     rng = np.random.default_rng(0)
     X, y = _data(rng)
-    net = dp.mlp([5, 4, 3], rng=rng)
-    net[0].b.value[:2] = -100.0  # two units whose gate never opens
-    diag = dp.Diagnostics()
-    history = dp.fit(
-        net,
-        dp.SoftmaxCrossEntropy(),
-        dp.SGD(net.parameters(), lr=1e-3),
-        X,
-        y,
-        epochs=1,
-        rng=rng,
-        verbose=0,
-        callbacks=[diag],
-    )
-    assert history["dead_fraction/1"] == [0.5]
-
-
-def test_unknown_monitor_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"monitor='val_los' is not a logged metric"):
-        _train(0, epochs=1, validation_split=0.2, callbacks=[dp.EarlyStopping("val_los")])
-
-
-# --- bad input: refused before any training ----------------------------------------------------
-
-
-def test_dead_fraction_reads_the_gate_of_the_layer_input_also_for_softplus():
-    """Softplus outputs are always > 0; its gate 1[z > 0] is read from its input z."""
-    rng = np.random.default_rng(0)
-    X, y = _data(rng)
-    net = dp.Sequential(dp.Dense(5, 4, rng=rng), dp.Softplus(), dp.Dense(4, 3, rng=rng))
+    net = dp.mlp([5, 4, 3], rng=rng, activation=activation)
     net[0].b.value[:2] = -100.0  # two units whose gate never opens
     history = dp.fit(
         net,
@@ -136,6 +110,11 @@ def test_dead_fraction_reads_the_gate_of_the_layer_input_also_for_softplus():
     )
     assert history["dead_fraction/1"] == [0.5]
     assert "dead_fraction/0" not in history and "dead_fraction/2" not in history
+
+
+def test_unknown_monitor_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"monitor='val_los' is not a logged metric"):
+        _train(0, epochs=1, validation_split=0.2, callbacks=[dp.EarlyStopping("val_los")])
 
 
 def test_model_checkpoint_fills_in_the_epoch_and_keeps_other_braces(tmp_path):

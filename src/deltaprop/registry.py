@@ -64,6 +64,12 @@ class Registry(Generic[T]):
             self._aliases[_normalized(alias)] = name
         return entry
 
+    def register_each(self, *entries: T) -> Registry[T]:
+        """Register each entry under its ``__name__``; returns the registry."""
+        for entry in entries:
+            self.register(entry)
+        return self
+
     def _resolve(self, name: str) -> str | None:
         if name in self._table:
             return name
@@ -122,8 +128,7 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}: {', '.join(self.names())})"
 
 
-LAYERS: Registry[type[Layer]] = Registry("layer", "LAYERS")
-for _layer in (
+LAYERS = Registry[type[Layer]]("layer", "LAYERS").register_each(
     layers.Dense,
     activations.Identity,
     activations.ReLU,
@@ -134,8 +139,7 @@ for _layer in (
     activations.Softplus,
     activations.Softmax,
     model.Sequential,
-):
-    LAYERS.register(_layer)
+)
 
 ACTIVATIONS: Registry[type[Layer]] = Registry("activation", "ACTIVATIONS")
 """Hidden-layer activations by their short names, for ``mlp`` on the command line and in the
@@ -153,25 +157,17 @@ LOSSES.register(losses.SigmoidBinaryCrossEntropy, aliases=("bce", "binary-cross-
 LOSSES.register(losses.SoftmaxCrossEntropy, aliases=("softmax-ce", "cross-entropy", "ce"))
 LOSSES.register(losses.MeanSquaredError, aliases=("mse", "squared-error"))
 
-OPTIMIZERS: Registry[type[optimizers.Optimizer]] = Registry("optimizer", "OPTIMIZERS")
-for _optimizer in (
-    optimizers.SGD,
-    optimizers.Adam,
-    optimizers.AdamW,
-    optimizers.RMSprop,
-    optimizers.Adagrad,
-):
-    OPTIMIZERS.register(_optimizer)
+OPTIMIZERS = Registry[type[optimizers.Optimizer]]("optimizer", "OPTIMIZERS").register_each(
+    optimizers.SGD, optimizers.Adam, optimizers.AdamW, optimizers.RMSprop, optimizers.Adagrad
+)
 
-SCHEDULES: Registry[type[schedules.Schedule]] = Registry("schedule", "SCHEDULES")
-for _schedule in (
+SCHEDULES = Registry[type[schedules.Schedule]]("schedule", "SCHEDULES").register_each(
     schedules.Constant,
     schedules.StepDecay,
     schedules.ExponentialDecay,
     schedules.CosineDecay,
     schedules.InverseScaling,
-):
-    SCHEDULES.register(_schedule)
+)
 
 INITIALIZERS: Registry[initializers.Initializer] = Registry(
     "initializer", "INITIALIZERS", initializers.INITIALIZERS
