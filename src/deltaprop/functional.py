@@ -26,12 +26,13 @@ SQRT_HALF = 0.7071067811865476
 INV_SQRT_2PI = 0.3989422804014327
 
 
-def _same_shapes(kernel: str, **arrays: Array) -> None:
-    """Refuse arrays of different shapes, or not 2-D, before a compiled loop indexes them."""
+# A compiled loop trusts its bounds, so each wrapper checks shapes first: a plain comparison on
+# the hot path, the message built only when it fails.
+
+
+def _same_shapes_error(kernel: str, **arrays: Array) -> ShapeError:
     shapes = {name: a.shape for name, a in arrays.items()}
-    first = next(iter(shapes.values()))
-    if len(first) != 2 or any(s != first for s in shapes.values()):
-        raise ShapeError(f"{kernel}: arguments must be 2-D arrays of one shape, got {shapes}")
+    return ShapeError(f"{kernel}: arguments must be 2-D arrays of one shape, got {shapes}")
 
 
 def _rows_and_labels(kernel: str, z: Array, labels: Array) -> None:
@@ -60,7 +61,8 @@ def relu_and_gate(z: Array, out: Array, gate: Array) -> tuple[Array, Array]:
 
     NaN passes through as ``np.maximum`` lets it (its gate is closed). Shapes: all (N, D).
     """
-    _same_shapes("relu_and_gate", z=z, out=out, gate=gate)
+    if z.ndim != 2 or out.shape != z.shape or gate.shape != z.shape:
+        raise _same_shapes_error("relu_and_gate", z=z, out=out, gate=gate)
     _relu_and_gate(z=z, a=out, gate=gate, zero=z.dtype.type(0))
     return out, gate
 
@@ -79,7 +81,8 @@ def apply_gate(grad: Array, gate: Array, out: Array) -> Array:
 
     A closed gate gives grad · 0, so NaN or inf in ``grad`` still shows up (as NaN).
     """
-    _same_shapes("apply_gate", grad=grad, gate=gate, out=out)
+    if grad.ndim != 2 or gate.shape != grad.shape or out.shape != grad.shape:
+        raise _same_shapes_error("apply_gate", grad=grad, gate=gate, out=out)
     _gate(grad=grad, gate=gate, out=out, zero=grad.dtype.type(0))
     return out
 
@@ -226,7 +229,8 @@ def softmax_cross_entropy_labels(z: Array, labels: Array, out: Array) -> float:
     Shapes: z (N, K), labels (N,) integers, out (N, K) -> a float (the sum, not the mean).
     """
     _rows_and_labels("softmax_cross_entropy_labels", z, labels)
-    _same_shapes("softmax_cross_entropy_labels", z=z, out=out)
+    if out.shape != z.shape:
+        raise _same_shapes_error("softmax_cross_entropy_labels", z=z, out=out)
     return float(_softmax_cross_entropy_labels(z=z, labels=labels, P=out, zero=z.dtype.type(0)))
 
 

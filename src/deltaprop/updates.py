@@ -32,11 +32,16 @@ def _flush(state: Array, tiny: float) -> None:
     state[np.abs(state) < tiny] = 0
 
 
-def _check_flat(rule: str, **arrays: Array) -> None:
-    shapes = {name: a.shape for name, a in arrays.items()}
-    first = next(iter(shapes.values()))
-    if len(first) != 1 or any(s != first for s in shapes.values()):
+def _check_flat(rule: str, names: str, *arrays: Array) -> None:
+    """Refuse arrays that are not 1-D and of one length, before a compiled loop indexes them."""
+    shape = arrays[0].shape
+    if len(shape) != 1 or any(a.shape != shape for a in arrays):
+        shapes = dict(zip(names.split(), (a.shape for a in arrays), strict=True))
         raise ShapeError(f"{rule}: arguments must be 1-D arrays of one length, got {shapes}")
+
+
+_TINY = {np.dtype(t): np.finfo(t).tiny for t in (np.float32, np.float64)}
+"""The smallest normal number of each dtype: state below it is flushed to 0."""
 
 
 # --- SGD --------------------------------------------------------------------------------------
@@ -64,7 +69,7 @@ def sgd_reference(
         else:
             momentum_buffer *= f(momentum)
             momentum_buffer += f(1 - dampening) * grad
-        _flush(momentum_buffer, float(np.finfo(p.dtype).tiny))
+        _flush(momentum_buffer, float(_TINY[p.dtype]))
         grad = grad + f(momentum) * momentum_buffer if nesterov else momentum_buffer
     p -= f(lr) * grad
 
@@ -83,7 +88,7 @@ def sgd(
     step: int,
 ) -> None:
     """:func:`sgd_reference` in one compiled pass."""
-    _check_flat("sgd", p=p, g=g, momentum_buffer=momentum_buffer)
+    _check_flat("sgd", "p g momentum_buffer", p, g, momentum_buffer)
     f = p.dtype.type
     _sgd_kernel(
         p=p,
@@ -96,7 +101,7 @@ def sgd(
         weight_decay=f(weight_decay),
         grad_scale=f(grad_scale),
         first_step=step == 1,
-        tiny=f(np.finfo(p.dtype).tiny),
+        tiny=_TINY[p.dtype],
     )
 
 
@@ -149,7 +154,7 @@ def adam_reference(
     θ ← θ − γ m̂ / (√v̂ + ε) with m̂ = m / (1 − β1^t), v̂ = v / (1 − β2^t).
     """
     f = p.dtype.type
-    tiny = float(np.finfo(p.dtype).tiny)
+    tiny = float(_TINY[p.dtype])
     grad = g * f(grad_scale)
     if decoupled:
         p *= f(1 - lr * weight_decay)
@@ -183,7 +188,7 @@ def adam(
 ) -> None:
     """:func:`adam_reference` in one compiled pass, with the bias corrections folded into
     the step size: θ ← θ − (γ / (1 − β1^t)) m / (√v / √(1 − β2^t) + ε)."""
-    _check_flat("adam", p=p, g=g, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
+    _check_flat("adam", "p g exp_avg exp_avg_sq", p, g, exp_avg, exp_avg_sq)
     f = p.dtype.type
     _adam_kernel(
         p=p,
@@ -199,7 +204,7 @@ def adam(
         shrink=f(1.0 - lr * weight_decay),
         decoupled=bool(decoupled),
         grad_scale=f(grad_scale),
-        tiny=f(np.finfo(p.dtype).tiny),
+        tiny=_TINY[p.dtype],
     )
 
 
@@ -259,7 +264,7 @@ def rmsprop_reference(
     """g ← g + λθ; v ← αv + (1 − α)g²; ṽ = v − ḡ² with ḡ ← αḡ + (1 − α)g (centered) or v;
     b ← μb + g / (√ṽ + ε), θ ← θ − γb (momentum) or θ ← θ − γ g / (√ṽ + ε)."""
     f = p.dtype.type
-    tiny = float(np.finfo(p.dtype).tiny)
+    tiny = float(_TINY[p.dtype])
     grad = g * f(grad_scale) + f(weight_decay) * p
     square_avg *= f(alpha)
     square_avg += f(1 - alpha) * grad * grad
@@ -299,11 +304,12 @@ def rmsprop(
     """:func:`rmsprop_reference` in one compiled pass."""
     _check_flat(
         "rmsprop",
-        p=p,
-        g=g,
-        square_avg=square_avg,
-        grad_avg=grad_avg,
-        momentum_buffer=momentum_buffer,
+        "p g square_avg grad_avg momentum_buffer",
+        p,
+        g,
+        square_avg,
+        grad_avg,
+        momentum_buffer,
     )
     f = p.dtype.type
     _rmsprop_kernel(
@@ -319,7 +325,7 @@ def rmsprop(
         momentum=f(momentum),
         centered=bool(centered),
         grad_scale=f(grad_scale),
-        tiny=f(np.finfo(p.dtype).tiny),
+        tiny=_TINY[p.dtype],
     )
 
 
@@ -400,7 +406,7 @@ def adagrad(
     step: int,
 ) -> None:
     """:func:`adagrad_reference` in one compiled pass."""
-    _check_flat("adagrad", p=p, g=g, sum_sq=sum_sq)
+    _check_flat("adagrad", "p g sum_sq", p, g, sum_sq)
     f = p.dtype.type
     _adagrad_kernel(
         p=p,
