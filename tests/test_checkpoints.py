@@ -165,3 +165,56 @@ def test_a_checkpoint_written_by_the_first_release_resumes_exactly(tmp_path):
     )
     np.testing.assert_array_equal(net.flat_values, expected["resumed_weights"])
     np.testing.assert_array_equal(history["val_loss"], expected["val_loss"])
+
+
+def _checkpointed_run(tmp_path, X, y):
+    rng = np.random.default_rng(0)
+    net = _widths(rng, 8)
+    dp.fit(
+        net,
+        dp.SoftmaxCrossEntropy(),
+        dp.Adam(net.parameters()),
+        X,
+        y,
+        epochs=1,
+        rng=rng,
+        validation_split=0.2,
+        verbose=0,
+        callbacks=[dp.ModelCheckpoint(tmp_path / "c.safetensors")],
+    )
+    return tmp_path / "c.safetensors"
+
+
+@pytest.mark.parametrize(
+    ("rows", "change", "message"),
+    [
+        (100, None, r"written while training on 50 rows, this fit has 100"),
+        (20, None, r"written while training on 50 rows, this fit has 20"),
+        (50, "values", r"other data of the same shape \(50 rows\): the fingerprint"),
+    ],
+)
+def test_resume_with_other_data_is_refused(tmp_path, rows, change, message):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((100, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 100)
+    checkpoint = _checkpointed_run(tmp_path, X[:50], y[:50])
+    X_new, y_new = X[:rows].copy(), y[:rows]
+    if change == "values":
+        X_new[17, 2] += 1.0
+    net = _widths(np.random.default_rng(0), 8)
+    before = net.flat_values.copy()
+    with pytest.raises(dp.ModelFileError, match=message):
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.Adam(net.parameters()),
+            X_new,
+            y_new,
+            epochs=2,
+            rng=np.random.default_rng(0),
+            validation_split=0.2,
+            verbose=0,
+            resume_from=checkpoint,
+        )
+    np.testing.assert_array_equal(net.flat_values, before)
+    assert dp.inspect_file(checkpoint).epoch == 1

@@ -41,9 +41,10 @@ LEVELS = {
     "metrics": 7,
     "files": 7,
     "checkpoints": 8,
-    "hooks": 8,
-    "callbacks": 9,
-    "display": 9,
+    "hooks": 9,
+    "callbacks": 10,
+    "display": 10,
+    "inputs": 10,
     "train": 11,
     # faces
     "estimators": 12,

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 
@@ -212,7 +214,7 @@ def test_slices_with_a_step_are_refused(rng):
 )
 def test_config_rebuilds_the_layer(layer):
     config = layer.config()
-    rebuilt = type(layer).from_config(config)
+    rebuilt = type(layer).from_config(copy.deepcopy(config))  # a Sequential's layers are its own
     assert repr(rebuilt) == repr(layer)
     assert rebuilt.config().keys() == config.keys()
 
@@ -281,3 +283,97 @@ def test_old_names_still_work_with_a_deprecation_warning(rng):
         from deltaprop.core import reusing  # noqa: F401
     with pytest.warns(DeprecationWarning, match="moved to deltaprop.validation.check_input"):
         assert dp.core.check_input is dp.validation.check_input
+
+
+# --- ownership: a layer belongs to one model, an optimizer to its parameters --------------
+
+
+def test_a_layer_appears_once_in_a_model(rng):
+    dense, relu = dp.Dense(4, 4, rng=rng), dp.ReLU()
+    with pytest.raises(ValueError, match=r"layer 2 \(Dense\(4, 4.*is the same object as layer 0"):
+        dp.Sequential(dense, relu, dense)
+    with pytest.raises(ValueError, match=r"layer 3 \(ReLU\(\)\) is the same object as layer 1"):
+        dp.Sequential(dp.Dense(4, 4, rng=rng), relu, dp.Dense(4, 4, rng=rng), relu)
+
+
+def test_a_layer_or_sub_model_belongs_to_one_model(rng):
+    inner = dp.mlp([3, 4], rng=rng)
+    first = dp.Sequential(inner, dp.ReLU(), dp.Dense(4, 2, rng=rng))
+    assert inner.owner is first and first[2].owner is first and first.owner is None
+    with pytest.raises(ValueError, match=r"layer 0 .* is already part of another model"):
+        dp.Sequential(inner, dp.Dense(4, 1, rng=rng))
+    with pytest.raises(ValueError, match="copy.deepcopy"):
+        dp.Sequential(*first.layers)
+    clone = copy.deepcopy(first[2])  # an independent copy belongs to no one
+    assert clone.owner is None and dp.Sequential(clone).layers[0] is clone
+    whole = copy.deepcopy(first)  # a copied model owns its copied layers
+    assert whole[0].owner is whole and whole[0][0].owner is whole[0]
+    del first, inner
+    import gc
+
+    gc.collect()
+
+
+def test_layers_of_a_model_that_is_gone_are_free_again():
+    import gc
+
+    layers = [dp.Dense(3, 2, rng=np.random.default_rng(0)), dp.ReLU()]
+    net = dp.Sequential(*layers)
+    del net
+    gc.collect()
+    assert dp.Sequential(*layers).layers[0] is layers[0]
+
+
+def test_an_optimizer_follows_parameters_moved_into_a_larger_model(rng):
+    model = dp.mlp([3, 4, 2], rng=rng)
+    opt = dp.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model.forward(np.ones((2, 3), np.float32), training=True)
+    model.backward(np.ones((2, 2), np.float32))
+    opt.step()  # momentum state now holds one step
+    wrapped = dp.Sequential(model, dp.Tanh())  # moves the parameters into a new buffer
+    before = wrapped.flat_values.copy()
+    expected_state = opt.state["momentum_buffer"].copy()
+    for p in model.parameters():
+        p.grad[...] = 1.0
+    opt.step()
+    # b = 0.9 b + g with g = 1, then θ ← θ − 0.1 b: in the parameters' new home
+    np.testing.assert_allclose(
+        wrapped.flat_values, before - 0.1 * (0.9 * expected_state + 1.0), rtol=1e-6
+    )
+    with pytest.raises(TypeError, match="build the optimizer again after astype"):
+        model.astype(np.float64)
+        opt.step()
+
+
+def test_an_optimizer_refuses_the_same_parameter_twice(rng):
+    params = dp.mlp([3, 2], rng=rng).parameters()
+    with pytest.raises(
+        ValueError, match=r"parameter '0.W' appears twice in the list \(at 0 and 2\)"
+    ):
+        dp.Adam(params + params[:1])
+
+
+def test_fit_refuses_an_optimizer_built_for_another_model(rng):
+    X = rng.standard_normal((20, 3)).astype(np.float32)
+    y = rng.integers(0, 2, 20)
+    old = dp.mlp([3, 4, 2], rng=rng)
+    opt = dp.Adam(old.parameters())
+    new = dp.mlp([3, 4, 2], rng=rng)  # the notebook case: the model cell ran again
+    before = new.flat_values.copy()
+    with pytest.raises(
+        ValueError,
+        match=r"optimizer was built for other parameters than the model's \(4 of the model's 4",
+    ):
+        dp.fit(new, dp.SoftmaxCrossEntropy(), opt, X, y, epochs=1, rng=rng, verbose=0)
+    np.testing.assert_array_equal(new.flat_values, before)
+
+
+def test_a_pickled_model_round_trips_with_its_storage_and_owners(rng):
+    import pickle
+
+    net = dp.Sequential(dp.mlp([3, 4], rng=rng), dp.ReLU(), dp.Dense(4, 2, rng=rng))
+    back = pickle.loads(pickle.dumps(net))
+    X = rng.standard_normal((5, 3))
+    np.testing.assert_array_equal(back.forward(X), net.forward(X))
+    assert np.shares_memory(back[0][0].W.value, back.flat_values)
+    assert back[0].owner is back and back[0][0].owner is back[0]

@@ -51,6 +51,29 @@ def empty(shape: int | tuple[int, ...], dtype: npt.DTypeLike) -> Array:
     return np.empty(shape, dtype=float_dtype(dtype))
 
 
+def as_real_array(x: Any, *, name: str = "x", numeric: bool = True) -> Array:
+    """``x`` as a NumPy array, taking data frames as scikit-learn does.
+
+    A pandas DataFrame or Series (anything with ``to_numpy`` that is not an array) becomes a
+    float64 array: boolean and nullable columns included, missing values as NaN (which the data
+    checks then name). With ``numeric=False`` (targets) other dtypes pass through unchanged.
+
+    Raises:
+        TypeError: if a frame holds values that are not numbers.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    to_numpy = getattr(x, "to_numpy", None)
+    if to_numpy is None:
+        return np.asarray(x)
+    try:
+        return np.asarray(to_numpy(dtype=np.float64, na_value=np.nan))
+    except (TypeError, ValueError) as error:
+        if not numeric:
+            return np.asarray(to_numpy())
+        raise TypeError(f"{name} must hold real numbers: {error}") from None
+
+
 def as_float_array(x: Any, dtype: npt.DTypeLike, *, name: str = "x") -> Array:
     """Return ``x`` as a C-contiguous array of ``dtype``, copying only when needed.
 

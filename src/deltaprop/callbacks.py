@@ -313,6 +313,7 @@ class ModelCheckpoint(Callback):
             rng_state=dict(run.rng.bit_generator.state),
             val_index=run.val_index,
             callbacks=[(type(c).__name__, c.state_dict()) for c in run.callbacks],
+            data=run.data_fingerprint(),
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ also hold the optimizer's state arrays (``"optimizer.exp_avg"``, ...), the valid
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,33 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return value
+
+
+def data_fingerprint(X: Array, y: Array, sample: int = 1024) -> dict[str, Any]:
+    """What identifies a training set cheaply: its rows, its features and a SHA-256 of its
+    dtypes and of up to ``sample`` evenly spaced rows of X and y."""
+    rows = np.unique(np.linspace(0, len(X) - 1, min(sample, len(X))).astype(np.int64))
+    digest = hashlib.sha256(f"{X.dtype}|{X.shape}|{y.dtype}|{y.shape}".encode())
+    digest.update(np.ascontiguousarray(X[rows]).data)
+    digest.update(np.ascontiguousarray(y[rows]).data)
+    return {"rows": int(len(X)), "features": int(X.shape[1]), "sha256": digest.hexdigest()}
+
+
+def _data_differences(saved: Any, current: dict[str, Any]) -> str | None:
+    if not isinstance(saved, dict):
+        return None  # written before checkpoints recorded their data
+    for key in ("rows", "features"):
+        if saved.get(key) != current[key]:
+            return (
+                f"it was written while training on {saved.get(key)} {key}, this fit has "
+                f"{current[key]}"
+            )
+    if saved.get("sha256") != current["sha256"]:
+        return (
+            f"it was written while training on other data of the same shape ({current['rows']} "
+            "rows): the fingerprint of its sampled rows differs"
+        )
+    return None
 
 
 def optimizer_config(optimizer: Optimizer) -> dict[str, Any]:
@@ -74,8 +102,12 @@ def save_checkpoint(
     rng_state: dict[str, Any],
     val_index: Array | None = None,
     callbacks: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+    data: dict[str, Any] | None = None,
 ) -> None:
-    """Write everything needed to continue training exactly, atomically."""
+    """Write everything needed to continue training exactly, atomically.
+
+    ``data`` is the training set's :func:`data_fingerprint`, checked when resuming.
+    """
     tensors: dict[str, Array] = dict(model.state_dict())
     for key, array in optimizer.state.items():
         tensors[f"optimizer.{key}"] = array
@@ -102,6 +134,7 @@ def save_checkpoint(
             "lr_scale": optimizer.lr_scale,
         },
         "callbacks": saved_callbacks,
+        "data": data,
     }
     write_file(path, tensors, info)
 
@@ -123,12 +156,18 @@ def load_checkpoint(
     optimizer: Optimizer,
     *,
     loss: Loss | None = None,
+    data: dict[str, Any] | None = None,
 ) -> CheckpointState:
     """Restore weights and optimizer state from a checkpoint into ``model`` and ``optimizer``.
 
+    Everything is checked before anything is restored.
+
+    Args:
+        data: the :func:`data_fingerprint` of the training set the run continues on.
+
     Raises:
         ModelFileError: if the file is not an intact checkpoint, or was written for a different
-            architecture, loss or optimizer (the message says what differs).
+            architecture, loss, optimizer or training set (the message says what differs).
     """
     shown = str(path)
     file = read_file(path)
@@ -162,6 +201,16 @@ def load_checkpoint(
         raise ModelFileError(
             f"cannot resume from {shown!r} with a different optimizer: " + "; ".join(notes)
         )
+    if data is not None:
+        different = _data_differences(state.get("data"), data)
+        val_index = file.tensors.get("split.val_index")
+        if different is None and val_index is not None and val_index.size:
+            if val_index.min() < 0 or val_index.max() >= data["rows"]:
+                different = (
+                    f"its validation rows reach row {val_index.max()}, this fit has {data['rows']}"
+                )
+        if different:
+            raise ModelFileError(f"cannot resume from {shown!r} with this data: {different}")
     fill_model(shown, model, file.tensors)
     for key, array in optimizer.state.items():
         saved = file.tensors.get(f"optimizer.{key}")

@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
@@ -81,6 +83,29 @@ class Layer(ABC):
     def __init__(self) -> None:
         self.workspace = Workspace()
         self.dtype: np.dtype[Any] | None = None  # of the parameters; None without any
+        # the Sequential this layer belongs to (a layer is part of one model at most)
+        self._owner: weakref.ref[Layer] | None = None
+
+    @property
+    def owner(self) -> Layer | None:
+        """The model (Sequential) this layer is part of, if any."""
+        return None if self._owner is None else self._owner()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        # a copy belongs to the copy of its owner, if that is being copied too, else to no one
+        cls = type(self)
+        clone = cls.__new__(cls)
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            if key != "_owner":
+                setattr(clone, key, copy.deepcopy(value, memo))
+        owner = self.owner
+        clone._owner = weakref.ref(memo[id(owner)]) if id(owner) in memo else None
+        return clone
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled without its owner: unpickling the owner claims it again
+        return {**self.__dict__, "_owner": None}
 
     # --- forward and backward, a facing pair -------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Array
+from .checkpoints import data_fingerprint
 from .losses import Loss
 from .model import Sequential
 from .optimizers import Optimizer
@@ -68,8 +69,9 @@ class TrainingRun:
     Attributes:
         epochs: the total number of epochs ``fit`` was asked for.
         epoch: the epoch in progress (from 0); after an epoch is recorded, the number done.
-        X: the training inputs, converted once to the model's dtype; ``train_index`` the rows
-            trained on, ``val_index`` those held out by ``validation_split`` (or None).
+        X, y: the training inputs, converted once to the model's dtype, and the targets as the
+            loss prepared them; ``train_index`` the rows trained on, ``val_index`` those held
+            out by ``validation_split`` (or None).
     """
 
     model: Sequential
@@ -79,6 +81,7 @@ class TrainingRun:
     epochs: int
     batch_size: int
     X: Array
+    y: Array
     train_index: Array
     rng: np.random.Generator
     val_index: Array | None = None
@@ -86,10 +89,18 @@ class TrainingRun:
     epoch: int = 0
     stop_training: bool = False
     stop_reason: str | None = None
+    _fingerprint: dict[str, Any] | None = field(default=None, repr=False)
 
     def stop(self, reason: str) -> None:
         self.stop_training = True
         self.stop_reason = reason
+
+    def data_fingerprint(self) -> dict[str, Any]:
+        """The training set's fingerprint (rows, features, a hash of sampled rows), computed
+        once, when a checkpoint first needs it."""
+        if self._fingerprint is None:
+            self._fingerprint = data_fingerprint(self.X, self.y)
+        return self._fingerprint
 
 
 class Callback:

@@ -35,6 +35,10 @@ class Loss(ABC):
     task: ClassVar[str]
     """``"classification"`` or ``"regression"``: decides the metrics the training loop reports."""
 
+    output_activation: ClassVar[str | None] = None
+    """The registry name of the activation layer this loss applies itself (a model that ends
+    in that layer would apply it twice)."""
+
     def __init__(self) -> None:
         self.workspace = Workspace()
         self._y_hat: Array | None = None  # Ŷ = f(z), cached for the delta
@@ -148,6 +152,7 @@ class SigmoidBinaryCrossEntropy(Loss):
     """
 
     task = "classification"
+    output_activation = "Sigmoid"
 
     def prepare_targets(self, y: Any, n_outputs: int) -> Array:
         name = type(self).__name__
@@ -190,6 +195,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     task = "classification"
+    output_activation = "Softmax"
 
     def prepare_targets(self, y: Any, n_outputs: int) -> Array:
         name = type(self).__name__

@@ -5,20 +5,29 @@
   Layers keep seeing ordinary ``W`` and ``b`` arrays: views into those buffers.
 - A :class:`Workspace` holds a layer's intermediate arrays. Inside :func:`reusing` (the training
   loop, batched prediction) a step gets the previous step's arrays back, so a steady-state step
-  allocates nothing; outside it every request is a fresh array, so results a caller keeps are
-  never overwritten.
+  allocates nothing; outside it every request is a fresh array. Reuse is per thread, and what
+  the library returns to a caller is never one of these arrays.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from .backend import Array, float_dtype
+
+
+class _ThreadStorage(threading.local):
+    """One thread's view of a workspace: its reuse flag and its arrays."""
+
+    def __init__(self) -> None:
+        self.reuse = False
+        self.arrays: dict[tuple[str, tuple[int, ...]], Array] = {}
 
 
 class Workspace:
@@ -28,34 +37,52 @@ class Workspace:
     never overwritten. Inside it, a request for the same key, trailing shape and dtype returns the
     array from the previous step — or, for fewer rows (the last, smaller batch), a view of its
     first rows.
+
+    The reuse flag and the arrays belong to the calling thread: one thread's ``reusing`` block
+    never hands its arrays to another thread, so several threads can run inference on one model
+    at once, each with its own storage.
     """
 
-    __slots__ = ("reuse", "_arrays")
+    __slots__ = ("_local",)
 
     def __init__(self) -> None:
-        self.reuse: bool = False
-        self._arrays: dict[tuple[str, tuple[int, ...]], Array] = {}
+        self._local = _ThreadStorage()
+
+    @property
+    def reuse(self) -> bool:
+        """Whether this thread is inside a :func:`reusing` block for this workspace."""
+        return self._local.reuse
 
     def get(self, key: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> Array:
         """An array of ``shape`` and ``dtype`` for the intermediate named ``key``."""
-        if not self.reuse or not shape:
+        local = self._local
+        if not local.reuse or not shape:
             return np.empty(shape, dtype=dtype)
         slot = (key, shape[1:])
-        array = self._arrays.get(slot)
+        array = local.arrays.get(slot)
         if array is None or array.dtype != dtype or len(array) < shape[0]:
             array = np.empty(shape, dtype=dtype)
-            self._arrays[slot] = array
+            local.arrays[slot] = array
         return array[: shape[0]]
 
     def set_reuse(self, flag: bool) -> None:
-        self.reuse = flag
+        """Switch reuse on or off for this thread; off frees this thread's arrays."""
+        local = self._local
+        local.reuse = flag
         if not flag:
-            self._arrays.clear()
+            local.arrays.clear()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Workspace:
+        return Workspace()  # scratch storage: a copy starts empty
+
+    def __reduce__(self) -> tuple[type[Workspace], tuple[()]]:
+        return Workspace, ()  # pickled empty, as copied
 
 
 @contextmanager
 def reusing(*workspaces: Workspace) -> Iterator[None]:
-    """Reuse the storage of ``workspaces`` inside the block (see :class:`Workspace`)."""
+    """Reuse the storage of ``workspaces`` inside the block, in this thread (see
+    :class:`Workspace`)."""
     previous = [ws.reuse for ws in workspaces]
     for ws in workspaces:
         ws.set_reuse(True)

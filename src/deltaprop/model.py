@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Self, overload
 
@@ -46,6 +46,7 @@ class Sequential(Layer):
                 raise TypeError(
                     f"Sequential: element {index} must be a Layer, got {type(layer).__name__}"
                 )
+            _check_free(layers, index)
         self.layers: list[Layer] = list(layers)
         self._check_widths_chain()
         for index, layer in enumerate(self.layers):
@@ -59,6 +60,11 @@ class Sequential(Layer):
         self.dtype = self._common_dtype()
         self.flat_values, self.flat_grads = flatten_into(self._parameters, self.dtype)
         self._share_spans_with_nested()
+        self._claim_layers()
+
+    def _claim_layers(self) -> None:
+        for layer in self.layers:
+            layer._owner = weakref.ref(self)
 
     def _share_spans_with_nested(self) -> None:
         # flatten_into moved nested models' parameters into this buffer: point them at it
@@ -93,14 +99,17 @@ class Sequential(Layer):
             )
         return dtypes.pop() if dtypes else DEFAULT_DTYPE
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Sequential:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
         # numpy copies views as independent arrays: rebuild the flat buffers in the copy
-        clone = Sequential.__new__(Sequential)
-        memo[id(self)] = clone
-        for key, value in self.__dict__.items():
-            setattr(clone, key, copy.deepcopy(value, memo))
+        clone = super().__deepcopy__(memo)
         clone._reflatten()
         return clone
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickled parameters are separate arrays: put them back into one flat buffer
+        self.__dict__.update(state)
+        self._reflatten()
+        self._claim_layers()
 
     def _reflatten(self) -> None:
         self.flat_values, self.flat_grads = flatten_into(self._parameters, self.dtype)
@@ -173,12 +182,12 @@ class Sequential(Layer):
         computed in batches with no caches kept. Shapes: (N, in) -> (N, out).
 
         Batches reuse one set of intermediate arrays, small enough to stay in cache, and each
-        batch's output is copied into one array that belongs to the caller.
+        batch's output is copied into one array that belongs to the caller. Several threads may
+        call this on one model at once (each gets its own intermediate storage), as long as
+        none of them trains it meanwhile.
         """
         batch_size = check_int("batch_size", batch_size, 1)
         x = self._check_model_input(x)
-        if x.shape[0] <= batch_size:
-            return self.forward(x)
         out = np.empty((x.shape[0], self.output_features(x.shape[1])), dtype=self.dtype)
         with reusing(*self.workspaces()):
             for start in range(0, x.shape[0], batch_size):
@@ -275,6 +284,29 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)" if self.layers else "Sequential()"
+
+
+def _check_free(layers: Sequence[Layer], index: int) -> None:
+    """Refuse a layer that is already part of a model, or that appears twice in ``layers``.
+
+    A layer's parameters live in its model's flat buffer and its caches hold one forward pass:
+    the same layer in two places would leave one model with stale weights, or overwrite a cache
+    backward still needs.
+    """
+    layer = layers[index]
+    shown = " ".join(repr(layer).split())  # one line, also for a Sequential
+    for earlier in range(index):
+        if layers[earlier] is layer:
+            raise ValueError(
+                f"Sequential: layer {index} ({shown}) is the same object as layer {earlier}; "
+                "a layer can appear once in a model: build a second layer of the same kind"
+            )
+    if layer.owner is not None:
+        raise ValueError(
+            f"Sequential: layer {index} ({shown}) is already part of another model; a layer "
+            "can be part of one model only (its parameters live in that model's storage): build "
+            "new layers, or use copy.deepcopy(layer) for an independent copy"
+        )
 
 
 def _shared_span(parameters: list[Parameter], parent: Sequential) -> tuple[Array, Array]:

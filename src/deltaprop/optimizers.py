@@ -56,28 +56,62 @@ class Optimizer(ABC):
         self.parameters: list[Parameter] = list(parameters)
         if not self.parameters:
             raise ValueError(f"{name}: got an empty parameter list")
-        for p in self.parameters:
+        seen: dict[int, int] = {}
+        for index, p in enumerate(self.parameters):
             if not isinstance(p, Parameter):
                 raise TypeError(f"{name}: parameters must be Parameters, got {type(p).__name__}")
+            if id(p) in seen:
+                raise ValueError(
+                    f"{name}: parameter {p.name!r} appears twice in the list (at {seen[id(p)]} "
+                    f"and {index}); it would be updated twice per step"
+                )
+            seen[id(p)] = index
         self.lr: LearningRate = lr if callable(lr) else check_positive("lr", lr, owner=name)
         self.clip_norm = (
             None if clip_norm is None else check_positive("clip_norm", clip_norm, owner=name)
         )
         self.lr_scale = 1.0
         self.step_count = 0
-        flat = flat_buffers(self.parameters)
-        if flat is not None:
-            self._groups: list[tuple[Array, Array]] = [flat]
-        else:
-            for p in self.parameters:
-                if not (p.value.flags.c_contiguous and p.grad.flags.c_contiguous):
-                    raise ValueError(f"{name}: parameter {p.name!r} is not a contiguous array")
-            self._groups = [(p.value.reshape(-1), p.grad.reshape(-1)) for p in self.parameters]
+        self._groups: list[tuple[Array, Array]] = []
+        self._storage: list[Array] = []  # each parameter's value array when the groups were made
+        self._find_groups()
         size = sum(values.size for values, _ in self._groups)
         dtype = self._groups[0][0].dtype
         self.state: dict[str, Array] = {
             key: np.zeros(size, dtype=dtype) for key in self.state_names
         }
+
+    def _find_groups(self) -> None:
+        """The arrays to update: the flat buffer the parameters tile, or each parameter."""
+        flat = flat_buffers(self.parameters)
+        if flat is not None:
+            self._groups = [flat]
+        else:
+            for p in self.parameters:
+                if not (p.value.flags.c_contiguous and p.grad.flags.c_contiguous):
+                    raise ValueError(
+                        f"{type(self).__name__}: parameter {p.name!r} is not a contiguous array"
+                    )
+            self._groups = [(p.value.reshape(-1), p.grad.reshape(-1)) for p in self.parameters]
+        self._storage = [p.value for p in self.parameters]
+
+    def _follow_parameters(self) -> None:
+        """Update the parameters where they live now.
+
+        A model placed inside another Sequential moves its parameters into the new model's
+        buffer; the optimizer follows them, keeping its state (which is laid out parameter by
+        parameter, whatever the storage). A change of dtype (``astype``) is refused.
+        """
+        if all(p.value is v for p, v in zip(self.parameters, self._storage, strict=True)):
+            return
+        dtype = next(iter(self.state.values()), self._groups[0][0]).dtype
+        for p in self.parameters:
+            if p.value.dtype != dtype:
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {p.name!r} is now {p.value.dtype}, but the "
+                    f"optimizer was built for {dtype}; build the optimizer again after astype"
+                )
+        self._find_groups()
 
     # --- learning rate ----------------------------------------------------------------------
 
@@ -101,6 +135,7 @@ class Optimizer(ABC):
 
     def grad_norm(self) -> float:
         """Global L2 norm of all gradients (inf or nan if any gradient is not finite)."""
+        self._follow_parameters()
         total = 0.0
         for _, grads in self._groups:
             total += float(np.dot(grads, grads))
@@ -113,6 +148,7 @@ class Optimizer(ABC):
             grad_norm: the global gradient norm if the caller already computed it (saves a pass
                 when clipping).
         """
+        self._follow_parameters()
         lr = self.current_lr()
         grad_scale = 1.0
         if self.clip_norm is not None:

@@ -19,74 +19,24 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array, as_float_array
-from .checkpoints import load_checkpoint
+from .backend import Array
+from .checkpoints import data_fingerprint, load_checkpoint
 from .display import EpochLogger, ProgressBar
-from .errors import ShapeError
 from .hooks import Callback, History, TrainingRun
+from .inputs import (
+    check_callbacks,
+    check_optimizer,
+    check_parts,
+    prepare_data,
+    prepare_inputs,
+    validation_split_indices,
+)
 from .losses import Loss
 from .memory import reusing
-from .metrics import Metrics, true_labels
+from .metrics import Metrics
 from .model import Sequential
 from .optimizers import Optimizer
-from .validation import check_bool, check_finite, check_int, check_number, check_rng
-
-# --- data in: checked once, converted once -----------------------------------------
-
-
-def _prepare_data(
-    model: Sequential, loss: Loss, X: Any, y: Any, *, name: str = "X"
-) -> tuple[Array, Array]:
-    X_arr = as_float_array(X, model.dtype, name=name)
-    y_raw = np.asarray(y)
-    y_name = "y" if name == "X" else name.replace("X", "y")
-    if X_arr.ndim != 2:
-        raise ShapeError(f"{name} must be 2-D (n_samples, n_features), got shape {X_arr.shape}")
-    if y_raw.ndim == 0:
-        raise ShapeError(f"{y_name} must have one row per sample, got a scalar")
-    if len(X_arr) != len(y_raw):
-        raise ValueError(
-            f"{name} and {y_name} have different lengths: {len(X_arr)} rows in {name} "
-            f"(shape {X_arr.shape}), {len(y_raw)} in {y_name} (shape {y_raw.shape})"
-        )
-    if len(X_arr) == 0:
-        raise ValueError(f"{name} is empty: need at least one sample, got shape {X_arr.shape}")
-    width = model.input_features()
-    if width is not None and X_arr.shape[1] != width:
-        raise ShapeError(
-            f"{name} has {X_arr.shape[1]} features (shape {X_arr.shape}), "
-            f"but the model's first layer expects {width}"
-        )
-    check_finite(name, X_arr)
-    check_finite(y_name, y_raw)
-    y_prepared = loss.prepare_targets(y_raw, model.output_features(X_arr.shape[1]))
-    if y_prepared.dtype.kind == "f":
-        y_prepared = np.ascontiguousarray(y_prepared, dtype=model.dtype)
-    return X_arr, y_prepared
-
-
-def _split(
-    y: Array, fraction: float, classification: bool, rng: np.random.Generator
-) -> tuple[Array, Array]:
-    """Shuffled train/validation split of row indices, stratified by class for classification."""
-    n = len(y)
-    if classification:
-        labels = true_labels(y)
-        val_parts = []
-        for label in np.unique(labels):
-            members = rng.permutation(np.flatnonzero(labels == label))
-            val_parts.append(members[: int(round(fraction * len(members)))])
-        val = np.sort(np.concatenate(val_parts))
-    else:
-        val = np.sort(rng.permutation(n)[: int(round(fraction * n))])
-    train = np.setdiff1d(np.arange(n), val, assume_unique=True)
-    if len(val) == 0 or len(train) == 0:
-        raise ValueError(
-            f"validation_split={fraction} leaves {len(train)} training and {len(val)} validation "
-            f"samples out of {n}; both must be non-empty"
-        )
-    return train, val
-
+from .validation import check_bool, check_int, check_number, check_rng
 
 # --- the loop -----------------------------------------------------------------------------
 
@@ -188,8 +138,20 @@ def fit(
     """
     epochs = check_int("epochs", epochs, 0)
     batch_size = check_int("batch_size", batch_size, 1)
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
+    check_parts(model, loss)
+    check_optimizer(model, optimizer)
+    callbacks = check_callbacks(callbacks)
+    if validation_data is not None and (
+        not isinstance(validation_data, tuple | list) or len(validation_data) != 2
+    ):
+        raise TypeError(
+            "validation_data must be a pair (X_val, y_val), got "
+            + (
+                f"a {type(validation_data).__name__} of length {len(validation_data)}"
+                if isinstance(validation_data, tuple | list)
+                else f"a {type(validation_data).__name__}"
+            )
+        )
     validation_split = check_number(
         "validation_split", validation_split, low=0, high=1, high_open=True
     )
@@ -197,15 +159,16 @@ def fit(
     shuffle = check_bool("shuffle", shuffle)
     if check_int("verbose", verbose) not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-    X_all, y_all = _prepare_data(model, loss, X, y)
+    X_all, y_all = prepare_data(model, loss, X, y)
     classification = loss.task == "classification"
 
     history = History()
     start_epoch = 0
     val_index: Array | None = None
-    callbacks = list(callbacks)
     if resume_from is not None:
-        state = load_checkpoint(resume_from, model, optimizer, loss=loss)
+        state = load_checkpoint(
+            resume_from, model, optimizer, loss=loss, data=data_fingerprint(X_all, y_all)
+        )
         rng.bit_generator.state = state.rng_state
         history = History(state.history)
         start_epoch = state.epoch
@@ -217,12 +180,14 @@ def fit(
     X_val: Array | None
     y_val: Array | None
     if validation_data is not None:
-        X_val, y_val = _prepare_data(model, loss, *validation_data, name="X_val")
+        X_val, y_val = prepare_data(model, loss, *validation_data, name="X_val")
         train_index = np.arange(len(X_all))
         val_index = None
     elif validation_split > 0:
         if val_index is None:
-            train_index, val_index = _split(y_all, validation_split, classification, rng)
+            train_index, val_index = validation_split_indices(
+                y_all, validation_split, classification, rng
+            )
         else:
             train_index = np.setdiff1d(np.arange(len(X_all)), val_index, assume_unique=True)
         X_val, y_val = X_all[val_index], y_all[val_index]
@@ -243,6 +208,7 @@ def fit(
         epochs=epochs,
         batch_size=batch_size,
         X=X_all,
+        y=y_all,
         train_index=train_index,
         rng=rng,
         val_index=val_index,
@@ -250,8 +216,7 @@ def fit(
         epoch=start_epoch,
     )
     batches = _Batches(X_all, y_all)
-    last_finite = model.flat_values.copy()  # the weights to fall back on after a blow-up
-    last_finite_epoch = start_epoch  # ... and the number of epochs they had trained
+    fallbacks = _Fallbacks(model, start_epoch)  # weights to roll back to after a blow-up
     n_train = len(train_index)
     y_train_reference = y_all if len(train_index) == len(y_all) else y_all[train_index]
     blew_up = False
@@ -272,9 +237,8 @@ def fit(
                     xb, yb = batches.gather(order[start : start + batch_size])
                     value, norm, logits = train_step(model, loss, optimizer, xb, yb)
                     if not (math.isfinite(value) and math.isfinite(norm)):
-                        _stop_on_non_finite(
-                            run, value, norm, epoch, batch, last_finite, last_finite_epoch
-                        )
+                        check = (X_all, y_all, train_index)
+                        _stop_on_non_finite(run, value, norm, epoch, batch, fallbacks, check)
                         blew_up = True
                         break
                     metrics.update(logits, yb, value)
@@ -290,8 +254,7 @@ def fit(
                 for callback in callbacks:
                     callback.on_epoch_end(run, epoch, logs)
                 history.append(logs)
-                np.copyto(last_finite, model.flat_values)
-                last_finite_epoch = epoch + 1
+                fallbacks.record(epoch + 1)
                 run.epoch = epoch + 1
                 for callback in callbacks:
                     callback.on_epoch_recorded(run)
@@ -317,24 +280,71 @@ def _restore_callbacks(callbacks: list[Callback], saved: list[tuple[str, dict[st
                 break
 
 
+class _Fallbacks:
+    """Weights to roll back to when training blows up: at the start of ``fit`` and after each
+    of the last two epochs (one copy of the weights per epoch, into recycled storage)."""
+
+    def __init__(self, model: Sequential, epochs_done: int) -> None:
+        self.model = model
+        self.initial = (epochs_done, model.flat_values.copy())
+        self.recent: list[tuple[int, Array]] = []  # newest first
+
+    def record(self, epochs_done: int) -> None:
+        storage = self.recent.pop()[1] if len(self.recent) == 2 else None
+        if storage is None:
+            storage = self.model.flat_values.copy()
+        else:
+            np.copyto(storage, self.model.flat_values)
+        self.recent.insert(0, (epochs_done, storage))
+
+    def candidates(self) -> list[tuple[int, Array]]:
+        """Newest first, the weights at the start of ``fit`` last."""
+        return [*self.recent, self.initial]
+
+
+def _finite_loss(model: Sequential, loss: Loss, data: tuple[Array, Array, Array]) -> bool:
+    """Whether the model's loss is finite on every training row (in evaluation mode)."""
+    X, y, index = data
+    for start in range(0, len(index), 2048):
+        rows = index[start : start + 2048]
+        if not math.isfinite(loss.forward_prepared(model.forward(X[rows]), y[rows])):
+            return False
+    return True
+
+
 def _stop_on_non_finite(
     run: TrainingRun,
     value: float,
     norm: float,
     epoch: int,
     batch: int,
-    last_finite: Array,
-    last_finite_epoch: int,
+    fallbacks: _Fallbacks,
+    data: tuple[Array, Array, Array],
 ) -> None:
+    """Stop training and keep the newest weights whose loss is finite on the training rows.
+
+    After a non-finite gradient (the update was not applied) those may be the current weights;
+    otherwise the weights after one of the last two epochs, or at the start of ``fit``.
+    """
     weights = run.model.flat_values
-    if np.isfinite(weights).all():
+    finite_now = math.isfinite(value) and np.isfinite(weights).all()
+    if finite_now and _finite_loss(run.model, run.loss, data):
         kept = "the network keeps its weights from before that batch"
     else:
-        np.copyto(weights, last_finite)
-        when = (
-            f"after epoch {last_finite_epoch}" if last_finite_epoch else "at the start of training"
+        chosen = None
+        for epochs_done, candidate in fallbacks.candidates():
+            np.copyto(weights, candidate)
+            if _finite_loss(run.model, run.loss, data):
+                chosen = epochs_done
+                break
+        when = f"after epoch {chosen}" if chosen else "at the start of training"
+        kept = (
+            f"the network was restored to its weights {when}, the newest whose loss is finite on "
+            "the training data"
+            if chosen is not None
+            else "the network was restored to its weights at the start of training, though even "
+            "their loss is not finite on the training data"
         )
-        kept = f"the network was restored to its weights {when} (the last finite ones)"
     what = (
         f"non-finite loss ({value})"
         if not math.isfinite(value)
@@ -369,13 +379,19 @@ def evaluate(
         regression.
     """
     batch_size = check_int("batch_size", batch_size, 1)
-    X_arr, y_arr = _prepare_data(model, loss, X, y)
+    check_parts(model, loss)
+    X_arr, y_arr = prepare_data(model, loss, X, y)
     return _evaluate_prepared(model, loss, X_arr, y_arr, batch_size=batch_size)
 
 
 def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 2048) -> Array:
     """The output activation of ``loss`` applied to the model's logits, in batches.
 
+    ``X`` is checked as ``evaluate`` checks it: NaN or inf is refused, not predicted.
+
     Shapes: X (N, in) -> (N, K) probabilities (classification) or values (regression).
     """
-    return loss.predict(model.predict_logits(X, batch_size=batch_size))
+    batch_size = check_int("batch_size", batch_size, 1)
+    check_parts(model, loss)
+    X_arr = prepare_inputs(model, X)
+    return loss.predict(model.predict_logits(X_arr, batch_size=batch_size))
