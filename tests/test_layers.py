@@ -377,3 +377,15 @@ def test_a_pickled_model_round_trips_with_its_storage_and_owners(rng):
     np.testing.assert_array_equal(back.forward(X), net.forward(X))
     assert np.shares_memory(back[0][0].W.value, back.flat_values)
     assert back[0].owner is back and back[0][0].owner is back[0]
+
+
+@pytest.mark.parametrize(
+    "cls", [*ACTIVATIONS, lambda: dp.Dense(5, 5, rng=np.random.default_rng(0))]
+)
+@pytest.mark.parametrize("shape", [(1, 5), (200, 5), (4, 1), (4, 6)])
+def test_backward_refuses_a_gradient_of_another_shape(cls, shape, rng):
+    """No broadcasting: a (1, D) gradient against (N, D) outputs would give garbage silently."""
+    layer = cls()
+    layer.forward(rng.standard_normal((4, 5)), training=True)
+    with pytest.raises(ValueError, match=r"shape|grad_out"):
+        layer.backward(np.ones(shape))

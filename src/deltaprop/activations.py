@@ -22,15 +22,15 @@ class Identity(Layer):
 
     def __init__(self) -> None:
         super().__init__()
-        self._seen: bool | None = None
+        self._x: Array | None = None  # only its shape is used: a reference, not a copy
 
     def forward(self, x: Array, *, training: bool = False) -> Array:
         check_input(x, layer="Identity")
-        self._seen = True if training else None
+        self._x = x if training else None
         return x
 
     def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._seen)
+        self._require_cache(self._x, grad_out)
         return grad_out
 
 
@@ -54,7 +54,7 @@ class ReLU(Layer):
         return A
 
     def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._gate)
+        self._require_cache(self._gate, grad_out)
         assert self._gate is not None
         D = self._buffer("D", grad_out.shape, grad_out.dtype)
         # the seed's Step 4: δ = (Wᵀ δ_next) ⊙ ReLU'(z), with ReLU'(z) = 1[z > 0] the gate that
@@ -78,7 +78,7 @@ class LeakyReLU(Layer):
         return F.leaky_relu(x, self.negative_slope)
 
     def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._z)
+        self._require_cache(self._z, grad_out)
         assert self._z is not None
         return grad_out * F.leaky_relu_prime(self._z, self.negative_slope)
 
@@ -104,7 +104,7 @@ class Sigmoid(Layer):
         return a
 
     def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._a)
+        self._require_cache(self._a, grad_out)
         assert self._a is not None
         return grad_out * F.sigmoid_prime_from_output(self._a)
 
@@ -123,7 +123,7 @@ class Tanh(Layer):
         return a
 
     def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._a)
+        self._require_cache(self._a, grad_out)
         assert self._a is not None
         return grad_out * F.tanh_prime_from_output(self._a)
 
@@ -143,7 +143,7 @@ class GELU(Layer):
         return F.gelu(x)
 
     def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._z)
+        self._require_cache(self._z, grad_out)
         assert self._z is not None
         return grad_out * F.gelu_prime(self._z)
 
@@ -163,7 +163,7 @@ class Softplus(Layer):
         return F.softplus(x)
 
     def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._z)
+        self._require_cache(self._z, grad_out)
         assert self._z is not None
         return grad_out * F.softplus_prime(self._z)
 
@@ -188,6 +188,6 @@ class Softmax(Layer):
         return a
 
     def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._a)
+        self._require_cache(self._a, grad_out)
         assert self._a is not None
         return F.softmax_jvp(self._a, grad_out)

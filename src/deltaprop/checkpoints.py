@@ -19,8 +19,14 @@ import numpy as np
 from . import registry
 from .backend import Array
 from .errors import ModelFileError, UnknownNameError
-from .fileformat import read_file, write_file
-from .files import architecture_differences, base_info, fill_model
+from .fileformat import FileContents, read_file, write_file
+from .files import (
+    architecture_differences,
+    base_info,
+    check_finite_tensors,
+    fill_model,
+    model_from,
+)
 from .losses import Loss
 from .model import Sequential
 from .optimizers import Optimizer
@@ -136,7 +142,8 @@ def save_checkpoint(
         "callbacks": saved_callbacks,
         "data": data,
     }
-    write_file(path, tensors, info)
+    check_finite_tensors(model.state_dict())
+    write_file(path, tensors, info, check=lambda contents: _check_readable(contents, str(path)))
 
 
 @dataclass
@@ -148,6 +155,53 @@ class CheckpointState:
     rng_state: dict[str, Any]
     val_index: Array | None
     callbacks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def read_state(contents: FileContents, shown: str) -> tuple[CheckpointState, dict[str, Any]]:
+    """A checkpoint's training state, every field checked, and its optimizer record.
+
+    Raises:
+        ModelFileError: for a model file, or a checkpoint whose state is malformed.
+    """
+    info, tensors = contents.info, contents.tensors
+    state = info.get("checkpoint")
+    if info.get("kind") != "checkpoint" or not isinstance(state, dict):
+        raise ModelFileError(f"{shown!r} is a model file, not a training checkpoint")
+    try:
+        optimizer = state["optimizer"]
+        if not isinstance(optimizer, dict) or optimizer.get("type") not in registry.OPTIMIZERS:
+            raise ValueError(f"unknown optimizer record {str(optimizer)[:100]}")
+        int(optimizer["step_count"]), float(optimizer["lr_scale"])
+        history = state["history"]
+        if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+            raise ValueError("its History is not a table of lists")
+        if not isinstance(state["rng"], dict):
+            raise ValueError("its random state is not a table")
+        callbacks = []
+        for entry in state.get("callbacks", []):
+            restored = {
+                key: tensors[value["tensor"]]
+                if isinstance(value, dict) and "tensor" in value
+                else value
+                for key, value in entry["state"].items()
+            }
+            callbacks.append((str(entry["type"]), restored))
+        epoch = int(state["epoch"])
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ModelFileError(f"{shown!r}: its training state is malformed ({error})") from None
+    checkpoint = CheckpointState(
+        epoch=epoch,
+        history=history,
+        rng_state=state["rng"],
+        val_index=tensors.get("split.val_index"),
+        callbacks=callbacks,
+    )
+    return checkpoint, optimizer
+
+
+def _check_readable(contents: FileContents, shown: str) -> None:
+    model_from(contents, shown)
+    read_state(contents, shown)
 
 
 def load_checkpoint(
@@ -171,27 +225,26 @@ def load_checkpoint(
     """
     shown = str(path)
     file = read_file(path)
-    state = file.info.get("checkpoint")
-    if file.info.get("kind") != "checkpoint" or not isinstance(state, dict):
-        raise ModelFileError(f"{shown!r} is a model file, not a training checkpoint")
+    checkpoint, saved_opt = read_state(file, shown)
+    saved_architecture = file.info.get("architecture")
+    if not isinstance(saved_architecture, dict):
+        raise ModelFileError(f"{shown!r}: its architecture is not a layer description")
     differences = architecture_differences(
-        file.info["architecture"], registry.to_config(model, registry.LAYERS)
+        saved_architecture, registry.to_config(model, registry.LAYERS)
     )
     if differences:
         raise ModelFileError(
             f"cannot resume from {shown!r}: it was written for a different architecture: "
             + "; ".join(differences)
         )
-    saved_loss = (file.info.get("loss") or {}).get("type")
+    saved_loss = file.info.get("loss")
+    saved_loss = saved_loss.get("type") if isinstance(saved_loss, dict) else None
     if loss is not None and saved_loss != registry.LOSSES.name_of(type(loss)):
         raise ModelFileError(
             f"cannot resume from {shown!r}: it was trained with loss "
             f"{saved_loss}, not {type(loss).__name__}"
         )
-    saved_opt = state["optimizer"]
     current_opt = optimizer_config(optimizer)
-    if saved_opt["type"] not in registry.OPTIMIZERS:
-        raise ModelFileError(f"{shown!r}: unknown optimizer {saved_opt['type']!r}")
     notes = [
         f"{key}: file has {saved_opt.get(key)!r}, given {current_opt[key]!r}"
         for key in ("type", "lr", "hyperparameters")
@@ -202,8 +255,9 @@ def load_checkpoint(
             f"cannot resume from {shown!r} with a different optimizer: " + "; ".join(notes)
         )
     if data is not None:
+        state = file.info["checkpoint"]
         different = _data_differences(state.get("data"), data)
-        val_index = file.tensors.get("split.val_index")
+        val_index = checkpoint.val_index
         if different is None and val_index is not None and val_index.size:
             if val_index.min() < 0 or val_index.max() >= data["rows"]:
                 different = (
@@ -211,27 +265,13 @@ def load_checkpoint(
                 )
         if different:
             raise ModelFileError(f"cannot resume from {shown!r} with this data: {different}")
-    fill_model(shown, model, file.tensors)
     for key, array in optimizer.state.items():
         saved = file.tensors.get(f"optimizer.{key}")
-        if saved is None or saved.shape != array.shape:
+        if saved is None or saved.shape != array.shape or saved.dtype != array.dtype:
             raise ModelFileError(f"{shown!r}: optimizer state {key!r} is missing or mis-shaped")
-        np.copyto(array, saved)
+    fill_model(shown, model, file.tensors)  # checks every tensor before it copies any
+    for key, array in optimizer.state.items():
+        np.copyto(array, file.tensors[f"optimizer.{key}"])
     optimizer.step_count = int(saved_opt["step_count"])
     optimizer.lr_scale = float(saved_opt["lr_scale"])
-    callbacks = []
-    for entry in state.get("callbacks", []):
-        restored = {
-            key: file.tensors[value["tensor"]]
-            if isinstance(value, dict) and "tensor" in value
-            else value
-            for key, value in entry["state"].items()
-        }
-        callbacks.append((entry["type"], restored))
-    return CheckpointState(
-        epoch=int(state["epoch"]),
-        history=state["history"],
-        rng_state=state["rng"],
-        val_index=file.tensors.get("split.val_index"),
-        callbacks=callbacks,
-    )
+    return checkpoint

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .backend import Array, float_dtype
-from .errors import ForwardNotCalledError
+from .errors import ForwardNotCalledError, ShapeError
 from .memory import Workspace
 
 
@@ -176,6 +176,17 @@ class Layer(ABC):
         """Build the layer from :meth:`config` (its weights are then loaded or drawn anew)."""
         return cls(**config)
 
+    @classmethod
+    def state_shapes(cls, config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
+        """The names and shapes :meth:`state_dict` will have for ``config``, found without
+        building the layer (layers inside a container arrive as their own shape tables).
+
+        A model file is checked against these before anything is allocated, so a file whose
+        description claims a huge layer costs nothing. None (the default) means "build the
+        layer to find out": fine for layers whose size does not depend on their arguments.
+        """
+        return None
+
     # --- widths and composition ----------------------------------------------------------------
 
     def input_features(self) -> int | None:
@@ -222,11 +233,19 @@ class Layer(ABC):
     def _buffer(self, key: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> Array:
         return self.workspace.get(key, shape, dtype)
 
-    def _require_cache(self, cache: Any) -> None:
+    def _require_cache(self, cache: Any, grad_out: Array | None = None) -> None:
+        """Refuse a backward without a training forward before it, or (given the cached array
+        and ``grad_out``) a gradient whose shape is not that of the cached output."""
         if cache is None:
             raise ForwardNotCalledError(
                 f"{type(self).__name__}.backward called before forward(x, training=True); "
                 "run a training forward pass first"
+            )
+        if grad_out is not None and getattr(grad_out, "shape", None) != cache.shape:
+            raise ShapeError(
+                f"{type(self).__name__}.backward: grad_out has shape "
+                f"{getattr(grad_out, 'shape', type(grad_out).__name__)}, expected {cache.shape} "
+                "(the shape of the last training forward's output)"
             )
 
     def __repr__(self) -> str:

@@ -16,12 +16,17 @@ failure raises :class:`~deltaprop.errors.ModelFileError` with a plain message.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import math
+import mmap
 import os
+import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import safetensors.numpy
@@ -47,17 +52,60 @@ def _write_chunk(file: Any, chunk: memoryview) -> None:
     file.write(chunk)
 
 
+def resolve_target(path: str | os.PathLike[str]) -> Path:
+    """The file a write to ``path`` replaces: through symbolic links, in a directory that exists.
+
+    Raises:
+        IsADirectoryError: for a directory, or a path ending in a separator.
+        FileNotFoundError / NotADirectoryError: when the directory to write in is missing.
+    """
+    shown = os.fspath(path)
+    if str(shown).endswith(("/", os.sep)):
+        raise IsADirectoryError(
+            f"cannot write {shown!r}: it ends with a separator; name a file, such as "
+            f"{os.path.join(shown, 'model.safetensors')!r}"
+        )
+    target = Path(os.path.realpath(path))  # a link is written through, not replaced
+    if target.is_dir():
+        raise IsADirectoryError(f"cannot write {shown!r}: it is a directory")
+    directory = target.parent
+    if not directory.exists():
+        raise FileNotFoundError(
+            f"cannot write {shown!r}: the directory {str(directory)!r} does not exist"
+        )
+    if not directory.is_dir():
+        raise NotADirectoryError(f"cannot write {shown!r}: {str(directory)!r} is not a directory")
+    return target
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: read the mask by setting it, and put it back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
 
     A temporary file in the same directory is written, flushed and fsynced, then renamed over
-    ``path`` with ``os.replace``, and the directory is fsynced. On any error the temporary file is
-    removed and the previous file is untouched.
+    the target with ``os.replace``, and the directory is fsynced. On any error the temporary file
+    is removed and the previous file is untouched. A symbolic link is written through (the file
+    it points to is replaced); an existing file keeps its permissions, a new one gets those the
+    umask allows, as ``open`` would give it.
     """
-    target = Path(path)
-    if target.is_dir():
-        raise IsADirectoryError(f"cannot write the model file: {str(target)!r} is a directory")
-    directory = target.parent if str(target.parent) else Path(".")
+    target = resolve_target(path)
+    directory = target.parent
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
@@ -65,6 +113,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             for start in range(0, len(view), _CHUNK):
                 _write_chunk(file, view[start : start + _CHUNK])
             file.flush()
+            os.fchmod(file.fileno(), mode)
             os.fsync(file.fileno())
         os.replace(tmp_name, target)
     except BaseException:
@@ -85,10 +134,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         os.close(dir_fd)
 
 
-def write_file(
-    path: str | os.PathLike[str], tensors: dict[str, Array], info: dict[str, Any]
-) -> None:
-    """Write tensors and the metadata document ``info`` as a deltaprop safetensors file."""
+def encode(tensors: dict[str, Array], info: dict[str, Any]) -> bytes:
+    """The bytes of a deltaprop file holding ``tensors`` and the metadata document ``info``."""
     tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
     info = dict(info)
     # Loading checks each tensor's hash, so a damaged file names the tensor; the payload hash
@@ -98,14 +145,44 @@ def write_file(
     for name in sorted(tensors):
         payload.update(tensors[name].data)
     info["payload_sha256"] = payload.hexdigest()
-    document = json.dumps(info, sort_keys=True)
+    document = json.dumps(info, sort_keys=True, allow_nan=True)
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "deltaprop": document,
         "deltaprop_sha256": sha256(document.encode()),
     }
-    atomic_write(path, safetensors.numpy.save(tensors, metadata=metadata))
+    return bytes(safetensors.numpy.save(tensors, metadata=metadata))
+
+
+def write_file(
+    path: str | os.PathLike[str],
+    tensors: dict[str, Array],
+    info: dict[str, Any],
+    *,
+    check: Callable[[FileContents], object] | None = None,
+) -> None:
+    """Write tensors and the metadata document ``info`` as a deltaprop file, atomically.
+
+    The bytes are read back first, by the same reader ``load`` uses, and handed to ``check``
+    (which builds what the file describes): a file that would not load again never replaces
+    anything.
+
+    Raises:
+        ModelFileError: if the file would not load again (nothing is written).
+        OSError: if the directory is missing or not writable (nothing is written).
+    """
+    target = resolve_target(path)
+    data = encode(tensors, info)
+    contents = read_bytes(data, shown=str(path))
+    if check is not None:
+        try:
+            check(contents)
+        except ModelFileError as error:
+            raise ModelFileError(
+                f"refusing to write {str(path)!r}: the file would not load again ({error})"
+            ) from None
+    atomic_write(target, data)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -123,35 +200,43 @@ class FileContents:
 def read_file(path: str | os.PathLike[str], *, verify: bool = True) -> FileContents:
     """Read and check a deltaprop file: format, version, header and tensor checksums.
 
+    Only a regular file is read (never a FIFO or a device), its header length is checked before
+    the header is read, and the payload is memory-mapped: a file that is not a deltaprop file
+    costs a few bytes of reading, whatever its size.
+
     Raises:
         ModelFileError: for anything but an intact deltaprop file.
         FileNotFoundError: if ``path`` does not exist.
+        PermissionError: if it cannot be read.
     """
-    target = Path(path)
-    shown = str(target)
-    if target.is_dir():
-        raise ModelFileError(f"{shown!r} is a directory, not a model file")
-    if not target.exists():
-        raise FileNotFoundError(f"no such model file: {shown!r}")
-    data = target.read_bytes()
-    if not data:
-        raise ModelFileError(f"{shown!r} is empty (0 bytes): not a deltaprop file")
-    if data[0] == 0x80 and len(data) > 1 and 2 <= data[1] <= 5:
+    shown = os.fspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such model file: {shown!r}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ModelFileError(f"{shown!r} is a directory, not a model file")
         raise ModelFileError(
-            f"{shown!r} is a Python pickle, which can run code when loaded; deltaprop reads "
-            "only its own safetensors files and never unpickles"
+            f"{shown!r} is not a regular file (a FIFO, a device or a socket); deltaprop "
+            "reads model files only"
         )
-    if data.startswith(b"PK\x03\x04"):
-        raise ModelFileError(
-            f"{shown!r} is a zip archive (such as a PyTorch .pt or a Keras .keras file), "
-            "not a deltaprop safetensors file"
-        )
-    if len(data) < 8:
-        raise ModelFileError(
-            f"{shown!r} is truncated or not a deltaprop file: only {len(data)} bytes"
-        )
-    header_size = int.from_bytes(data[:8], "little")
-    available = len(data) - 8
+    with os.fdopen(fd, "rb") as file:
+        return _read(file, info.st_size, shown, verify)
+
+
+def read_bytes(data: bytes, *, shown: str = "<bytes>", verify: bool = True) -> FileContents:
+    """:func:`read_file` for the bytes of a file held in memory."""
+    return _read(io.BytesIO(data), len(data), shown, verify)
+
+
+def _read(file: BinaryIO, size: int, shown: str, verify: bool) -> FileContents:
+    head = file.read(min(size, 8))
+    _check_kind(head, size, shown)
+    header_size = int.from_bytes(head, "little")
+    available = size - 8
     if header_size > HEADER_CAP:
         if header_size > available:
             raise ModelFileError(
@@ -166,34 +251,14 @@ def read_file(path: str | os.PathLike[str], *, verify: bool = True) -> FileConte
         raise ModelFileError(
             f"{shown!r} is truncated: the header needs {header_size} bytes, only {available} follow"
         )
-    try:
-        header = json.loads(data[8 : 8 + header_size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(
-            f"{shown!r} is corrupted or not a deltaprop file: its header is not valid JSON "
-            f"({error})"
-        ) from None
-    if not isinstance(header, dict):
-        raise ModelFileError(f"{shown!r} is not a deltaprop file: the header is not a JSON object")
+    header = _json_object(file.read(header_size), shown, "its header")
     metadata = header.pop("__metadata__", None)
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise ModelFileError(
             f"{shown!r} is a safetensors file but was not written by deltaprop "
             "(no deltaprop format metadata)"
         )
-    try:
-        version = int(metadata.get("format_version", ""))
-    except ValueError:
-        raise ModelFileError(
-            f"{shown!r}: format_version {metadata.get('format_version')!r} is not an integer"
-        ) from None
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{shown!r} uses deltaprop format version {version}, newer than this library reads "
-            f"(up to {FORMAT_VERSION}); upgrade deltaprop to load it"
-        )
-    if version < 1:
-        raise ModelFileError(f"{shown!r}: invalid format version {version}")
+    version = _version(metadata, shown)
     document = metadata.get("deltaprop")
     if not isinstance(document, str) or sha256(document.encode()) != metadata.get(
         "deltaprop_sha256"
@@ -202,43 +267,122 @@ def read_file(path: str | os.PathLike[str], *, verify: bool = True) -> FileConte
             f"{shown!r} is corrupted: the checksum of its metadata does not match "
             "(the header was damaged or edited)"
         )
-    info = json.loads(document)
-    payload = memoryview(data)[8 + header_size :]
+    info = _json_object(document.encode(), shown, "its metadata document")
+    checksums = info.get("tensor_sha256", {})
+    if not isinstance(checksums, dict) or not all(isinstance(v, str) for v in checksums.values()):
+        raise ModelFileError(f"{shown!r}: its tensor checksums are not a table of names")
+    entries = {name: _entry(name, entry, shown) for name, entry in header.items()}
+    payload_size = available - header_size
     tensors: dict[str, Array] = {}
-    for name, entry in header.items():
-        try:
-            dtype = np.dtype(_DTYPES[entry["dtype"]]).newbyteorder("<")
-            shape = tuple(int(d) for d in entry["shape"])
-            begin, end = (int(o) for o in entry["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise ModelFileError(
-                f"{shown!r} is corrupted: tensor {name!r} has an invalid header entry {entry!r}"
-            ) from None
-        if end > len(payload):
-            raise ModelFileError(
-                f"{shown!r} is truncated: tensor {name!r} needs payload bytes up to {end}, the "
-                f"file holds {len(payload)}"
+    if entries:
+        payload = _payload(file, 8 + header_size, payload_size)
+        for name, (dtype, shape, begin, end) in entries.items():
+            if end > payload_size:
+                raise ModelFileError(
+                    f"{shown!r} is truncated: tensor {name!r} needs payload bytes up to {end}, "
+                    f"the file holds {payload_size}"
+                )
+            expected = checksums.get(name)
+            if expected is None:
+                raise ModelFileError(
+                    f"{shown!r}: unexpected extra tensor {name!r} not in its checksums"
+                )
+            chunk = payload[begin:end]
+            if verify and sha256(chunk) != expected:
+                raise ModelFileError(
+                    f"{shown!r} is corrupted: checksum mismatch in tensor {name!r} (its bytes "
+                    "changed after it was written)"
+                )
+            tensors[name] = (
+                np.frombuffer(chunk, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
             )
-        if begin < 0 or end - begin != int(np.prod(shape)) * dtype.itemsize:
-            raise ModelFileError(
-                f"{shown!r} is corrupted: tensor {name!r} has shape {shape} and dtype "
-                f"{dtype.name} but occupies {end - begin} bytes"
-            )
-        chunk = payload[begin:end]
-        expected = info.get("tensor_sha256", {}).get(name)
-        if expected is None:
-            raise ModelFileError(
-                f"{shown!r}: unexpected extra tensor {name!r} not in its checksums"
-            )
-        if verify and sha256(chunk) != expected:
-            raise ModelFileError(
-                f"{shown!r} is corrupted: checksum mismatch in tensor {name!r} (its bytes "
-                "changed after it was written)"
-            )
-        tensors[name] = (
-            np.frombuffer(chunk, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
-        )
-    missing = sorted(set(info.get("tensor_sha256", {})) - set(tensors))
+    missing = sorted(set(checksums) - set(tensors))
     if missing:
         raise ModelFileError(f"{shown!r} is missing tensors {missing} listed in its checksums")
     return FileContents(info, tensors, version)
+
+
+def _check_kind(head: bytes, size: int, shown: str) -> None:
+    """Refuse empty files, pickles, zip archives and files too short for a header length."""
+    if size == 0:
+        raise ModelFileError(f"{shown!r} is empty (0 bytes): not a deltaprop file")
+    if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
+        raise ModelFileError(
+            f"{shown!r} is a Python pickle, which can run code when loaded; deltaprop reads "
+            "only its own safetensors files and never unpickles"
+        )
+    if head.startswith(b"PK\x03\x04"):
+        raise ModelFileError(
+            f"{shown!r} is a zip archive (such as a PyTorch .pt or a Keras .keras file), "
+            "not a deltaprop safetensors file"
+        )
+    if size < 8:
+        raise ModelFileError(f"{shown!r} is truncated or not a deltaprop file: only {size} bytes")
+
+
+def _json_object(data: bytes, shown: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise ModelFileError(
+            f"{shown!r} is corrupted or not a deltaprop file: {what} is not valid JSON ({reason})"
+        ) from None
+    if not isinstance(value, dict):
+        raise ModelFileError(
+            f"{shown!r} is not a deltaprop file: {what} is not a JSON object "
+            f"(it is a {type(value).__name__})"
+        )
+    return value
+
+
+def _version(metadata: dict[str, Any], shown: str) -> int:
+    text = metadata.get("format_version", "")
+    if not isinstance(text, str) or not text.isdigit() or len(text) > 9:
+        raise ModelFileError(f"{shown!r}: format_version {text!r} is not an integer")
+    version = int(text)
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{shown!r} uses deltaprop format version {version}, newer than this library reads "
+            f"(up to {FORMAT_VERSION}); upgrade deltaprop to load it"
+        )
+    if version < 1:
+        raise ModelFileError(f"{shown!r}: invalid format version {version}")
+    return version
+
+
+def _entry(name: str, entry: Any, shown: str) -> tuple[np.dtype[Any], tuple[int, ...], int, int]:
+    """A tensor's dtype, shape and byte range, each checked (Python integers: no overflow)."""
+    invalid = ModelFileError(
+        f"{shown!r} is corrupted: tensor {name!r} has an invalid header entry {str(entry)[:200]}"
+    )
+    if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES:
+        raise invalid
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not (
+        isinstance(shape, list)
+        and isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(_is_count(i) for i in [*shape, *offsets])
+    ):
+        raise invalid
+    dtype = np.dtype(_DTYPES[entry["dtype"]]).newbyteorder("<")
+    begin, end = offsets
+    if end - begin != math.prod(shape) * dtype.itemsize:
+        raise ModelFileError(
+            f"{shown!r} is corrupted: tensor {name!r} has shape {tuple(shape)} and dtype "
+            f"{dtype.name} but occupies {end - begin} bytes"
+        )
+    return dtype, tuple(shape), begin, end
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _payload(file: BinaryIO, start: int, size: int) -> memoryview:
+    """The tensors' bytes: memory-mapped from a file, or a view of bytes in memory."""
+    if isinstance(file, io.BytesIO):
+        return file.getbuffer()[start : start + size]
+    mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    return memoryview(mapped)[start : start + size]

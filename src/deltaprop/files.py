@@ -22,7 +22,7 @@ import numpy as np
 from . import registry
 from .backend import Array
 from .errors import ModelFileError
-from .fileformat import read_file, write_file
+from .fileformat import FileContents, read_file, write_file
 from .losses import Loss
 from .model import Sequential
 
@@ -52,13 +52,63 @@ def base_info(model: Sequential, loss: Loss | None, kind: str) -> dict[str, Any]
 def save(model: Sequential, path: str | os.PathLike[str], *, loss: Loss | None = None) -> None:
     """Save a network (and optionally its loss) to a safetensors file, atomically.
 
+    Everything ``load`` checks is checked first — the file is read back from memory and the
+    model it describes built — so a file that would not load again never replaces anything.
+
     Raises:
         TypeError: if ``model`` is not a Sequential.
-        UnknownNameError: if it holds a layer type the registry does not know.
+        UnknownNameError: if it holds a layer or a loss the registry does not know.
+        ValueError: if a weight is NaN or inf.
+        OSError: if the directory is missing or not writable.
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"save: model must be a Sequential, got {type(model).__name__}")
-    write_file(path, model.state_dict(), base_info(model, loss, "model"))
+    tensors = model.state_dict()
+    check_finite_tensors(tensors)
+    write_file(path, tensors, base_info(model, loss, "model"), check=model_from)
+
+
+def check_finite_tensors(tensors: dict[str, Array]) -> None:
+    """Refuse to write NaN or inf weights: such a file would not load."""
+    for name, array in tensors.items():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise ValueError(
+                f"cannot save: tensor {name!r} holds {bad} NaN or inf values, and a model file "
+                "with them would not load (train with a smaller learning rate, or restore "
+                "earlier weights)"
+            )
+
+
+def _malformed(path: str, error: BaseException) -> ModelFileError:
+    if isinstance(error, ModelFileError):
+        return error
+    reason = "it is nested too deeply" if isinstance(error, RecursionError) else str(error)
+    return ModelFileError(f"{path!r}: its description of the model is malformed: {reason}")
+
+
+def model_from(contents: FileContents, path: str = "<file>") -> tuple[Sequential, Loss | None]:
+    """The model (with its weights) and loss a checked file describes.
+
+    The tensors' names and shapes are compared with those the architecture needs before any
+    layer is built, so a small file cannot make the loader allocate a huge model.
+
+    Raises:
+        ModelFileError: for any description that does not build, or tensors that do not fit it.
+    """
+    try:
+        info, tensors = contents.info, contents.tensors
+        architecture = info.get("architecture")
+        try:
+            needed = registry.state_shapes(architecture, "architecture")
+        except ValueError as error:  # UnknownNameError included
+            raise ModelFileError(f"{path!r}: {error}") from None
+        _check_tensors(path, {n: (shape, None) for n, shape in needed.items()}, tensors)
+        model = build_architecture(info, path)
+        fill_model(path, model, tensors)
+        return model, _loss_from(info, path)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as error:
+        raise _malformed(path, error) from None
 
 
 def build_architecture(info: dict[str, Any], path: str) -> Sequential:
@@ -72,32 +122,41 @@ def build_architecture(info: dict[str, Any], path: str) -> Sequential:
     return model
 
 
-def fill_model(path: str, model: Sequential, tensors: dict[str, Array]) -> None:
-    """Copy a file's tensors into ``model``'s, after checking every one of them first."""
-    expected = model.state_dict()
+def _check_tensors(
+    path: str,
+    needed: dict[str, tuple[tuple[int, ...], np.dtype[Any] | None]],
+    tensors: dict[str, Array],
+) -> None:
+    """Every tensor the architecture needs is there, of its shape (and dtype), and no other."""
     extra = sorted(
-        n for n in tensors if n not in expected and not n.startswith(TRAINING_STATE_PREFIXES)
+        n for n in tensors if n not in needed and not n.startswith(TRAINING_STATE_PREFIXES)
     )
     if extra:
         raise ModelFileError(f"{path!r}: tensors {extra} do not belong to the architecture")
-    for name, target in expected.items():
+    for name, (shape, dtype) in needed.items():
         if name not in tensors:
             raise ModelFileError(
-                f"{path!r}: tensor {name!r} is missing (the architecture needs shape "
-                f"{target.shape})"
+                f"{path!r}: tensor {name!r} is missing (the architecture needs shape {shape})"
             )
         array = tensors[name]
-        if array.shape != target.shape:
+        if array.shape != shape:
             raise ModelFileError(
                 f"{path!r}: tensor {name!r} has shape {array.shape}, but the architecture needs "
-                f"{target.shape}"
+                f"{shape}"
             )
-        if array.dtype != target.dtype:
+        if dtype is not None and array.dtype != dtype:
             raise ModelFileError(
                 f"{path!r}: tensor {name!r} has dtype {array.dtype}, but the architecture needs "
-                f"{target.dtype}"
+                f"{dtype}"
             )
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+
+
+def fill_model(path: str, model: Sequential, tensors: dict[str, Array]) -> None:
+    """Copy a file's tensors into ``model``'s, after checking every one of them first."""
+    expected = model.state_dict()
+    _check_tensors(path, {n: (t.shape, t.dtype) for n, t in expected.items()}, tensors)
+    for name in expected:
+        bad = int(np.size(tensors[name]) - np.count_nonzero(np.isfinite(tensors[name])))
         if bad:
             raise ModelFileError(
                 f"{path!r}: tensor {name!r} holds {bad} non-finite values (NaN or inf); refusing "
@@ -128,10 +187,7 @@ def load(path: str | os.PathLike[str]) -> tuple[Sequential, Loss | None]:
         ModelFileError: for anything but an intact deltaprop file.
         FileNotFoundError: if ``path`` does not exist.
     """
-    file = read_file(path)
-    model = build_architecture(file.info, str(path))
-    fill_model(str(path), model, file.tensors)
-    return model, _loss_from(file.info, str(path))
+    return model_from(read_file(path), str(path))
 
 
 def architecture_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -193,20 +249,37 @@ class FileInfo:
 
 
 def inspect_file(path: str | os.PathLike[str]) -> FileInfo:
-    """Report what a deltaprop file holds, after the same checks as :func:`load`."""
+    """Report what a deltaprop file holds, without building the model.
+
+    The file gets :func:`load`'s checks but the building: format, checksums, known names, and
+    tensors of the shapes the architecture needs.
+    """
+    shown = str(path)
     file = read_file(path)
-    state = file.info.get("checkpoint") or {}
-    return FileInfo(
-        path=str(path),
-        kind=file.info.get("kind", "model"),
-        format_version=file.version,
-        library_version=file.info.get("library_version", "?"),
-        architecture=file.info.get("architecture", {}),
-        loss=(file.info.get("loss") or {}).get("type"),
-        tensors={n: (tuple(a.shape), a.dtype.name) for n, a in sorted(file.tensors.items())},
-        epoch=state.get("epoch"),
-        optimizer=state.get("optimizer"),
-    )
+    try:
+        info = file.info
+        needed = registry.state_shapes(info.get("architecture"), "architecture")
+        _check_tensors(shown, {n: (shape, None) for n, shape in needed.items()}, file.tensors)
+        loss = _loss_from(info, shown)
+        state = info.get("checkpoint") or {}
+        optimizer = state.get("optimizer")
+        if optimizer is not None and not (
+            isinstance(optimizer, dict) and {"type", "step_count"} <= set(optimizer)
+        ):
+            raise ValueError(f"its optimizer record is not one: {str(optimizer)[:100]}")
+        return FileInfo(
+            path=shown,
+            kind=str(info.get("kind", "model")),
+            format_version=file.version,
+            library_version=str(info.get("library_version", "?")),
+            architecture=info["architecture"],
+            loss=None if loss is None else registry.LOSSES.name_of(type(loss)),
+            tensors={n: (tuple(a.shape), a.dtype.name) for n, a in sorted(file.tensors.items())},
+            epoch=state.get("epoch"),
+            optimizer=optimizer,
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as error:
+        raise _malformed(shown, error) from None
 
 
 def inspect(path: str | os.PathLike[str]) -> FileInfo:

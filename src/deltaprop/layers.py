@@ -162,6 +162,15 @@ class Dense(Layer):
         # the weights are loaded from the file right after: any generator will do
         return cls(**config, rng=np.random.default_rng(0))
 
+    @classmethod
+    def state_shapes(cls, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        fan_in = check_int("in_features", config.get("in_features"), 1, owner="Dense")
+        fan_out = check_int("out_features", config.get("out_features"), 1, owner="Dense")
+        shapes: dict[str, tuple[int, ...]] = {"weight": (fan_out, fan_in)}
+        if config.get("bias", True):
+            shapes["bias"] = (fan_out,)
+        return shapes
+
     def input_features(self) -> int:
         return self.in_features
 

@@ -252,6 +252,14 @@ class Sequential(Layer):
     def from_config(cls, config: dict[str, Any]) -> Self:
         return cls(*config["layers"])
 
+    @classmethod
+    def state_shapes(cls, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        return {
+            f"{index}.{name}": shape
+            for index, shapes in enumerate(config["layers"])
+            for name, shape in shapes.items()
+        }
+
     def input_features(self) -> int | None:
         """Width of the input the first width-bound layer expects (None if no layer has one)."""
         for layer in self.layers:

@@ -239,6 +239,39 @@ def from_config(config: Any, registry: Registry[Any], where: str = "config") -> 
         ) from None
 
 
+def state_shapes(config: Any, where: str = "architecture") -> dict[str, tuple[int, ...]]:
+    """The tensor names and shapes of the model a configuration describes, without building
+    the layers that can tell (:meth:`~deltaprop.core.Layer.state_shapes`).
+
+    Raises:
+        ValueError: as :func:`from_config`.
+    """
+    if not _is_layer_config(config):
+        raise ValueError(
+            f"{where}: expected a layer description with a 'type', got {_short(config)}"
+        )
+    cls = LAYERS.get(config["type"])
+    args: dict[str, Any] = {}
+    for key, value in config.items():
+        if key == "type":
+            continue
+        if _is_layer_config(value):
+            value = state_shapes(value, f"{where}.{key}")
+        elif isinstance(value, list) and value and all(_is_layer_config(v) for v in value):
+            value = [state_shapes(v, f"{where}.{key}.{i}") for i, v in enumerate(value)]
+        args[key] = value
+    try:
+        shapes = cls.state_shapes(args)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(
+            f"{where}: invalid arguments for {config['type']}: {_short(args)} ({error})"
+        ) from None
+    if shapes is None:  # the class cannot tell without being built
+        layer = from_config(config, LAYERS, where)
+        shapes = {name: tuple(array.shape) for name, array in layer.state_dict().items()}
+    return shapes
+
+
 def _is_layer_config(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("type"), str)
 
