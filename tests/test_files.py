@@ -1,6 +1,9 @@
 """Model files: round trips, PyTorch's names, what a file holds, and semantic faults."""
 
 import json
+import os
+import stat
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +157,153 @@ def test_old_names_of_the_file_functions_warn(saved):
         assert dp.inspect(path).kind == "model"
     with pytest.warns(DeprecationWarning, match="deltaprop.io is now deltaprop.files"):
         assert dp.io.load is dp.load
+
+
+# --- saving: nothing written that would not load again, nothing good lost -----------------
+
+
+def test_nan_weights_are_refused_and_the_good_file_is_kept(saved):
+    net, path = saved
+    before = path.read_bytes()
+    net[2].W.value[0, :3] = np.nan
+    with pytest.raises(ValueError, match=r"tensor '2.weight' holds 3 NaN or inf values"):
+        dp.save(net, path)
+    assert path.read_bytes() == before
+
+
+def test_an_unregistered_loss_is_refused_and_the_good_file_is_kept(saved):
+    class Custom(dp.MeanSquaredError):
+        pass
+
+    net, path = saved
+    before = path.read_bytes()
+    with pytest.raises(dp.UnknownNameError, match="loss Custom is not registered"):
+        dp.save(net, path, loss=Custom())
+    assert path.read_bytes() == before
+
+
+def test_a_file_that_would_not_load_again_is_never_written(saved):
+    class Forgetful(dp.Identity):
+        """Its config names an argument its constructor does not take."""
+
+        def config(self):
+            return {"scale": 2.0}
+
+    dp.registry.LAYERS.register(Forgetful)
+    net, path = saved
+    before = path.read_bytes()
+    model = dp.Sequential(dp.Dense(4, 3, rng=np.random.default_rng(0)), Forgetful())
+    with pytest.raises(dp.ModelFileError, match="refusing to write .*would not load again"):
+        dp.save(model, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_saving_through_a_symbolic_link_writes_the_file_it_points_to(tmp_path, rng):
+    target = tmp_path / "models" / "real.safetensors"
+    target.parent.mkdir()
+    link = tmp_path / "current.safetensors"
+    link.symlink_to(target)
+    dp.save(network(rng), link)
+    assert link.is_symlink() and target.is_file()
+    assert dp.load(link)[0].state_dict().keys() == dp.load(target)[0].state_dict().keys()
+
+
+def test_file_modes_follow_the_umask_and_an_existing_file_keeps_its_own(tmp_path, rng):
+    old = os.umask(0o027)
+    try:
+        fresh = tmp_path / "new.safetensors"
+        dp.save(network(rng), fresh)
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640
+        fresh.chmod(0o604)
+        dp.save(network(rng), fresh)
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o604
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "message"),
+    [
+        ("notadir/", IsADirectoryError, r"ends with a separator; name a file, such as"),
+        ("missing/m.safetensors", FileNotFoundError, r"the directory '.*missing' does not exist"),
+        (".", IsADirectoryError, "it is a directory"),
+    ],
+)
+def test_bad_places_to_save_are_named(tmp_path, rng, name, error, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=message):
+        dp.save(network(rng), name)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- loading: the architecture is checked against the tensors before anything is built ------
+
+
+def test_a_small_file_claiming_a_huge_layer_is_refused_before_building(saved, tmp_path):
+    _, path = saved
+    bad = tmp_path / "huge.safetensors"
+
+    def claim(tensors, info):
+        info["architecture"]["layers"][0].update(in_features=20000, out_features=20000)
+        return tensors, info
+
+    _rewrite(path, bad, claim)
+    tracemalloc.start()
+    with pytest.raises(
+        dp.ModelFileError, match=r"'0.weight' has shape \(8, 4\), but the architecture needs"
+    ):
+        dp.load(bad)
+    with pytest.raises(dp.ModelFileError, match="architecture needs"):
+        dp.inspect_file(bad)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20  # not the 1.6 GB of a 20000 × 20000 weight
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda i: {**i, "architecture": [1, 2]}, "expected a layer description"),
+        (lambda i: {**i, "architecture": "Sequential"}, "expected a layer description"),
+        (lambda i: {**i, "loss": ["SoftmaxCrossEntropy"]}, "expected a loss description"),
+        (
+            lambda i: {**i, "architecture": {"type": "Sequential", "layers": 5}},
+            "malformed|invalid arguments",
+        ),
+        (lambda i: {**i, "kind": "checkpoint", "checkpoint": []}, None),
+    ],
+)
+def test_malformed_descriptions_give_one_model_file_error(saved, tmp_path, edit, message):
+    _, path = saved
+    bad = tmp_path / "bad.safetensors"
+    _rewrite(path, bad, lambda t, i: (t, edit(i)))
+    for read in (dp.load, dp.inspect_file):
+        if message is None:  # a model file with a broken checkpoint record still loads
+            continue
+        with pytest.raises(dp.ModelFileError, match=message):
+            read(bad)
+
+
+@pytest.mark.parametrize("depth", [600, 3000])  # deeper than the builder, than JSON's parser
+def test_architectures_nested_too_deeply_give_one_model_file_error(saved, tmp_path, depth):
+    _, path = saved
+    tensors = safetensors.numpy.load_file(str(path))
+    document = (
+        '{"kind": "model", "architecture": '
+        + '{"type": "Sequential", "layers": [' * depth
+        + '{"type": "Identity"}'
+        + "]}" * depth
+        + "}"
+    )
+    metadata = {
+        "format": "deltaprop",
+        "format_version": "1",
+        "deltaprop": document,
+        "deltaprop_sha256": fileformat.sha256(document.encode()),
+    }
+    bad = tmp_path / "deep.safetensors"
+    bad.write_bytes(safetensors.numpy.save(tensors, metadata=metadata))
+    for read in (dp.load, dp.inspect_file):
+        with pytest.raises(dp.ModelFileError, match="nested too deeply"):
+            read(bad)

@@ -135,3 +135,51 @@ def test_check_arguments_are_refused_before_any_work(kwargs, rows, message, rng)
         )
     with pytest.raises(ValueError, match=message):
         gradcheck.check_layer(dp.Tanh(), np.ones((rows, 3)), **kwargs)
+
+
+class Counting(dp.Identity):
+    """Counts forward passes (each finite difference costs two)."""
+
+    calls = 0
+
+    def forward(self, x, *, training=False):
+        Counting.calls += 1
+        return super().forward(x, training=training)
+
+
+def test_sample_checks_a_random_subset_of_each_tensor(rng):
+    model = dp.Sequential(dp.Dense(30, 30, rng=rng), dp.Tanh(), dp.Dense(30, 2, rng=rng))
+    model.layers.append(Counting())  # after construction: the count is all it adds
+    X, y = rng.standard_normal((8, 30)), rng.integers(0, 2, 8)
+    Counting.calls = 0
+    report = gradcheck.check_model(model, dp.SoftmaxCrossEntropy(), X, y, sample=10)
+    assert report.ok, str(report)
+    # 10 entries of each of 0.W, 0.b, 2.W, the input; all 2 entries of 2.b: 2 passes each
+    assert Counting.calls == 1 + 2 * (10 + 10 + 10 + 2 + 10)
+    assert set(report.errors) == {"0.W", "0.b", "2.W", "2.b", "input"}
+
+
+def test_a_sampled_check_still_finds_a_wrong_gradient(rng):
+    class HalfWrong(dp.Dense):
+        def backward_params(self, grad_out):
+            super().backward_params(grad_out)
+            self.W.grad[:, ::2] *= 1.5  # every other column off by half
+
+    layer = HalfWrong(6, 4, rng=rng, dtype=np.float64)
+    report = gradcheck.check_layer(layer, rng.standard_normal((5, 6)), sample=6, seed=3)
+    assert not report.ok and report.errors["W"] > 1e-2
+
+
+def test_a_large_check_without_sample_warns(rng, monkeypatch):
+    monkeypatch.setattr(gradcheck, "LARGE_CHECK", 20)
+    model = dp.mlp([4, 5, 2], rng=rng)
+    with pytest.warns(UserWarning, match=r"checking 41 entries .* 82 passes .* pass sample="):
+        gradcheck.check_model(model, dp.MeanSquaredError(), np.ones((1, 4)), np.ones((1, 2)))
+
+
+def test_progress_is_shown_when_asked(rng, capsys):
+    model = dp.mlp([3, 2], rng=rng)
+    gradcheck.check_model(
+        model, dp.MeanSquaredError(), np.ones((2, 3)), np.ones((2, 2)), progress=True
+    )
+    assert "gradient check" in capsys.readouterr().err

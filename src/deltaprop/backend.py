@@ -83,4 +83,5 @@ def as_float_array(x: Any, dtype: npt.DTypeLike, *, name: str = "x") -> Array:
     array = np.asarray(x)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
-    return np.ascontiguousarray(array, dtype=float_dtype(dtype))
+    with np.errstate(over="ignore"):  # values beyond the dtype's range: the data checks say so
+        return np.ascontiguousarray(array, dtype=float_dtype(dtype))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +14,10 @@ import typer
 from . import gradcheck, registry
 from .callbacks import EarlyStopping
 from .errors import ModelFileError
+from .fileformat import check_writable
 from .files import inspect_file, save
 from .losses import Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
-from .model import mlp
+from .model import Sequential, mlp
 from .train import evaluate, fit
 
 app = typer.Typer(
@@ -68,6 +71,11 @@ def train(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--optimizer") from None
     widths = _parse_widths(hidden)
+    if save_to is not None:
+        try:
+            check_writable(save_to)  # before training, not after it
+        except OSError as error:
+            raise typer.BadParameter(str(error), param_hint="--save") from None
     X_train, X_test, y_train, y_test = load_data()
     rng = np.random.default_rng(seed)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
@@ -100,8 +108,24 @@ def train(
     scores = evaluate(model, loss, X_test, y_test)
     typer.echo(f"test loss {scores['loss']:.4f}  test accuracy {scores['accuracy']:.4f}")
     if save_to is not None:
-        save(model, save_to, loss=loss)
-        typer.echo(f"saved to {save_to}")
+        _save_or_keep(model, loss, save_to)
+
+
+def _save_or_keep(model: Sequential, loss: Loss, path: Path) -> None:
+    """Save the model; if that fails after all, save it somewhere it can be, and say where."""
+    try:
+        save(model, path, loss=loss)
+    except (OSError, ValueError) as error:
+        fd, fallback = tempfile.mkstemp(prefix="deltaprop-model-", suffix=".safetensors")
+        os.close(fd)
+        save(model, fallback, loss=loss)
+        typer.echo(
+            f"error: could not save the model to {str(path)!r} ({error}); it was saved to "
+            f"{fallback!r} instead",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    typer.echo(f"saved to {path}")
 
 
 @app.command()
@@ -109,7 +133,7 @@ def info(path: Path) -> None:
     """Show what a deltaprop model or checkpoint file holds, without building the model."""
     try:
         typer.echo(str(inspect_file(path)))
-    except (ModelFileError, FileNotFoundError) as error:
+    except (ModelFileError, OSError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
 

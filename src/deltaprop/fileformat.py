@@ -78,6 +78,21 @@ def resolve_target(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """:func:`resolve_target`, and the directory must let this process create a file in it.
+
+    Raises:
+        PermissionError: naming the directory, as well as :func:`resolve_target`'s errors.
+    """
+    target = resolve_target(path)
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"cannot write {os.fspath(path)!r}: the directory {str(target.parent)!r} is not "
+            "writable"
+        )
+    return target
+
+
 def _umask() -> int:
     try:
         with open("/proc/self/status") as status:
@@ -303,15 +318,20 @@ def _read(file: BinaryIO, size: int, shown: str, verify: bool) -> FileContents:
 
 
 def _check_kind(head: bytes, size: int, shown: str) -> None:
-    """Refuse empty files, pickles, zip archives and files too short for a header length."""
+    """Refuse empty files, pickles, zip archives and files too short for a header length.
+
+    A pickle or a zip archive is named only when the first 8 bytes are no plausible header
+    length: a safetensors header of 640 bytes also starts with 0x80 0x02.
+    """
     if size == 0:
         raise ModelFileError(f"{shown!r} is empty (0 bytes): not a deltaprop file")
-    if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
+    plausible = len(head) == 8 and int.from_bytes(head, "little") <= min(size - 8, HEADER_CAP)
+    if not plausible and head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
         raise ModelFileError(
             f"{shown!r} is a Python pickle, which can run code when loaded; deltaprop reads "
             "only its own safetensors files and never unpickles"
         )
-    if head.startswith(b"PK\x03\x04"):
+    if not plausible and head.startswith(b"PK\x03\x04"):
         raise ModelFileError(
             f"{shown!r} is a zip archive (such as a PyTorch .pt or a Keras .keras file), "
             "not a deltaprop safetensors file"

@@ -254,8 +254,11 @@ def inspect_file(path: str | os.PathLike[str]) -> FileInfo:
     The file gets :func:`load`'s checks but the building: format, checksums, known names, and
     tensors of the shapes the architecture needs.
     """
-    shown = str(path)
-    file = read_file(path)
+    return inspect_contents(read_file(path), str(path))
+
+
+def inspect_contents(file: FileContents, shown: str = "<file>") -> FileInfo:
+    """:func:`inspect_file` for a file already read and checked by the file format."""
     try:
         info = file.info
         needed = registry.state_shapes(info.get("architecture"), "architecture")

@@ -19,7 +19,9 @@ with its random generators reset before every evaluation, so each sees the same 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +30,7 @@ import numpy as np
 from .backend import Array
 from .core import Layer
 from .losses import Loss
-from .validation import check_positive
+from .validation import check_int, check_positive
 
 DEFAULT_EPS = 1e-6
 DEFAULT_TOLERANCE = 1e-6
@@ -78,19 +80,35 @@ def relative_error(analytic: Array, numeric: Array) -> float:
     return diff / max(scale, 1e-12)
 
 
-def numeric_gradient(f: Callable[[], float], x: Array, eps: float = DEFAULT_EPS) -> Array:
-    """Central differences of the scalar ``f()`` with respect to ``x`` (perturbed in place)."""
-    grad = np.zeros_like(x, dtype=np.float64)
-    flat, flat_grad = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
+def numeric_gradient(
+    f: Callable[[], float],
+    x: Array,
+    eps: float = DEFAULT_EPS,
+    *,
+    entries: Array | None = None,
+    done: Callable[[int], None] | None = None,
+) -> Array:
+    """Central differences of the scalar ``f()`` with respect to ``x`` (perturbed in place).
+
+    Args:
+        entries: flat indices to differentiate at; the result is then 1-D, one value each.
+            None: every entry, and the result has ``x``'s shape.
+        done: called with 1 after each entry (a progress display).
+    """
+    flat = x.reshape(-1)
+    indices = np.arange(flat.size) if entries is None else np.asarray(entries)
+    grad = np.zeros(len(indices), dtype=np.float64)
+    for k, i in enumerate(indices):
         original = flat[i]
         flat[i] = original + eps
         f_plus = f()
         flat[i] = original - eps
         f_minus = f()
         flat[i] = original
-        flat_grad[i] = (f_plus - f_minus) / (2 * eps)
-    return grad
+        grad[k] = (f_plus - f_minus) / (2 * eps)
+        if done is not None:
+            done(1)
+    return grad.reshape(x.shape) if entries is None else grad
 
 
 def float64_copy(layer: Layer) -> Layer:
@@ -110,11 +128,8 @@ def _training_function(clone: Layer) -> tuple[bool, Callable[[], None]]:
     return clone.differs_in_training(), reset
 
 
-def _check_arguments(eps: float, tolerance: float, n_rows: int) -> None:
-    check_positive("eps", eps)
-    check_positive("tolerance", tolerance)
-    if n_rows == 0:
-        raise ValueError("gradient check needs at least one row of input, got 0")
+LARGE_CHECK = 50_000
+"""Entries beyond which a check without ``sample`` warns (each costs two passes of the model)."""
 
 
 def _compare(
@@ -123,15 +138,73 @@ def _compare(
     f: Callable[[], float],
     x: Array,
     grad_x: Array,
-    eps: float,
-    tolerance: float,
+    options: _Options,
 ) -> GradcheckReport:
-    """Compare each parameter's grad and the input gradient with central differences of f."""
-    report = GradcheckReport(subject, tolerance=tolerance)
-    for p in clone.parameters():
-        report.errors[p.name] = relative_error(p.grad, numeric_gradient(f, p.value, eps))
-    report.errors["input"] = relative_error(grad_x, numeric_gradient(f, x, eps))
+    """Compare each parameter's grad and the input gradient with central differences of f,
+    at every entry or at ``options.sample`` random entries of each."""
+    report = GradcheckReport(subject, tolerance=options.tolerance)
+    targets = [(p.name, p.value, p.grad) for p in clone.parameters()] + [("input", x, grad_x)]
+    rng = np.random.default_rng(options.seed)
+    picks = {
+        name: None
+        if options.sample is None or value.size <= options.sample
+        else np.sort(rng.choice(value.size, options.sample, replace=False))
+        for name, value, _ in targets
+    }
+    total = sum(
+        value.size if picks[name] is None else options.sample or 0 for name, value, _ in targets
+    )
+    if options.sample is None and total > LARGE_CHECK:
+        warnings.warn(
+            f"checking {total:,} entries by central differences takes {2 * total:,} passes of "
+            "the model; pass sample=<entries per tensor> to check a random subset",
+            UserWarning,
+            stacklevel=3,
+        )
+    with _progress(total, options.progress) as done:
+        for name, value, analytic in targets:
+            pick = picks[name]
+            numeric = numeric_gradient(f, value, options.eps, entries=pick, done=done)
+            chosen = analytic if pick is None else analytic.reshape(-1)[pick]
+            report.errors[name] = relative_error(chosen, numeric)
     return report
+
+
+@dataclass
+class _Options:
+    eps: float
+    tolerance: float
+    sample: int | None
+    seed: int
+    progress: bool | None
+
+
+def _options(
+    eps: float, tolerance: float, sample: int | None, seed: int, progress: bool | None, rows: int
+) -> _Options:
+    check_positive("eps", eps)
+    check_positive("tolerance", tolerance)
+    if rows == 0:
+        raise ValueError("gradient check needs at least one row of input, got 0")
+    if sample is not None:
+        sample = check_int("sample", sample, 1)
+    return _Options(eps, tolerance, sample, check_int("seed", seed, 0), progress)
+
+
+@contextmanager
+def _progress(total: int, enabled: bool | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on the terminal for long checks (``enabled=None``: when worth it)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    show = enabled if enabled is not None else (console.is_terminal and total > 2000)
+    if not show:
+        yield lambda _: None
+        return
+    with Progress(console=console, transient=console.is_terminal) as bar:
+        task = bar.add_task("gradient check", total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def check_layer(
@@ -141,11 +214,16 @@ def check_layer(
     eps: float = DEFAULT_EPS,
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
+    sample: int | None = None,
+    progress: bool | None = None,
 ) -> GradcheckReport:
-    """Check ``layer.backward`` against finite differences at input ``x``. Shapes: x (N, in)."""
+    """Check ``layer.backward`` against finite differences at input ``x``. Shapes: x (N, in).
+
+    ``sample``, ``progress``: as in :func:`check_model`.
+    """
     clone = float64_copy(layer)
     x = np.array(x, dtype=np.float64)
-    _check_arguments(eps, tolerance, len(x))
+    options = _options(eps, tolerance, sample, seed, progress, len(x))
     training, reset = _training_function(clone)
 
     def output() -> Array:
@@ -160,7 +238,7 @@ def check_layer(
     reset()
     clone.forward(x, training=True)
     grad_x = clone.backward(G)
-    return _compare(_one_line(layer), clone, f, x, grad_x, eps, tolerance)
+    return _compare(_one_line(layer), clone, f, x, grad_x, options)
 
 
 def check_loss(
@@ -174,7 +252,7 @@ def check_loss(
     """Check the fused delta ``loss.backward()`` = (ŷ − y)/N against finite differences."""
     clone = copy.deepcopy(loss)
     z = np.array(logits, dtype=np.float64)
-    _check_arguments(eps, tolerance, len(z))
+    _options(eps, tolerance, None, 0, None, len(z))
     clone.forward(z, y)
     delta = clone.backward().copy()
     numeric = numeric_gradient(lambda: clone.forward(z, y), z, eps)
@@ -189,12 +267,21 @@ def check_model(
     *,
     eps: float = DEFAULT_EPS,
     tolerance: float = DEFAULT_TOLERANCE,
+    sample: int | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
 ) -> GradcheckReport:
-    """Check every parameter gradient of ``loss(model(X), y)`` and ∂L/∂X."""
+    """Check every parameter gradient of ``loss(model(X), y)`` and ∂L/∂X.
+
+    Each entry costs two passes of the model, so a large model takes long: ``sample=k`` checks
+    k randomly chosen entries of each tensor (drawn with ``seed``), and a check of more than
+    :data:`LARGE_CHECK` entries without it warns. ``progress``: a progress bar on the
+    terminal (None: for long checks on a terminal).
+    """
     clone = float64_copy(model)
     loss_clone = copy.deepcopy(loss)
     X = np.array(X, dtype=np.float64)
-    _check_arguments(eps, tolerance, len(X))
+    options = _options(eps, tolerance, sample, seed, progress, len(X))
     training, reset = _training_function(clone)
 
     def f() -> float:
@@ -204,4 +291,4 @@ def check_model(
     reset()
     loss_clone.forward(clone.forward(X, training=True), y)
     grad_X = clone.backward(loss_clone.backward())
-    return _compare(_one_line(model), clone, f, X, grad_X, eps, tolerance)
+    return _compare(_one_line(model), clone, f, X, grad_X, options)

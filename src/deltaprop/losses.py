@@ -190,8 +190,8 @@ class SoftmaxCrossEntropy(Loss):
     With ŷ = softmax(z): ∂ℓ/∂z_k = ŷ_k − y_k — the Jacobian of softmax and the 1/ŷ of the log
     cancel just as sigmoid and BCE do in the seed, so ``δ = ŷ − y``.
 
-    Shapes: logits (N, K); y either integer class indices (N,) in [0, K), or one-hot /
-    probability rows (N, K) that are non-negative and sum to 1.
+    Shapes: logits (N, K); y either integer class indices (N,) in [0, K) — or an (N, 1) column
+    of them — or one-hot / probability rows (N, K) that are non-negative and sum to 1.
     """
 
     task = "classification"
@@ -200,6 +200,8 @@ class SoftmaxCrossEntropy(Loss):
     def prepare_targets(self, y: Any, n_outputs: int) -> Array:
         name = type(self).__name__
         y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1 and n_outputs > 1:
+            y = y[:, 0]  # a column of class indices, as scikit-learn takes it
         if y.ndim == 1:
             if y.dtype.kind == "f":
                 check_finite("y", y, owner=name)
