@@ -253,6 +253,7 @@ def _valid_file_bytes() -> bytes:
     return VALID
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(st.data())
 def test_fuzzed_bytes_load_or_give_model_file_error(data):
@@ -301,6 +302,7 @@ layer_configs = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(
     st.fixed_dictionaries(
