@@ -241,11 +241,10 @@ class Layer(ABC):
                 f"{type(self).__name__}.backward called before forward(x, training=True); "
                 "run a training forward pass first"
             )
-        if grad_out is not None and getattr(grad_out, "shape", None) != cache.shape:
+        if grad_out is not None and grad_out.shape != cache.shape:
             raise ShapeError(
-                f"{type(self).__name__}.backward: grad_out has shape "
-                f"{getattr(grad_out, 'shape', type(grad_out).__name__)}, expected {cache.shape} "
-                "(the shape of the last training forward's output)"
+                f"{type(self).__name__}.backward: grad_out has shape {grad_out.shape}, expected "
+                f"{cache.shape} (the shape of the last training forward's output)"
             )
 
     def __repr__(self) -> str:

@@ -12,6 +12,7 @@ Every rule matches the algorithm PyTorch documents for the same hyperparameters.
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -80,6 +81,15 @@ class Optimizer(ABC):
         self.state: dict[str, Array] = {
             key: np.zeros(size, dtype=dtype) for key in self.state_names
         }
+        self._state_views: list[list[Array]] = []  # per group, its span of each state array
+        self._slice_state()
+
+    def _slice_state(self) -> None:
+        self._state_views, offset = [], 0
+        for values, _ in self._groups:
+            span = slice(offset, offset + values.size)
+            self._state_views.append([self.state[key][span] for key in self.state_names])
+            offset += values.size
 
     def _find_groups(self) -> None:
         """The arrays to update: the flat buffer the parameters tile, or each parameter."""
@@ -102,7 +112,7 @@ class Optimizer(ABC):
         buffer; the optimizer follows them, keeping its state (which is laid out parameter by
         parameter, whatever the storage). A change of dtype (``astype``) is refused.
         """
-        if all(p.value is v for p, v in zip(self.parameters, self._storage, strict=True)):
+        if all(map(operator.is_, [p.value for p in self.parameters], self._storage)):
             return
         dtype = next(iter(self.state.values()), self._groups[0][0]).dtype
         for p in self.parameters:
@@ -112,6 +122,7 @@ class Optimizer(ABC):
                     f"optimizer was built for {dtype}; build the optimizer again after astype"
                 )
         self._find_groups()
+        self._slice_state()
 
     # --- learning rate ----------------------------------------------------------------------
 
@@ -157,10 +168,7 @@ class Optimizer(ABC):
                 grad_scale = self.clip_norm / (norm + 1e-6)
         self.step_count += 1
         arguments = self.rule_arguments()
-        offset = 0
-        for values, grads in self._groups:
-            size = values.size
-            views = [self.state[key][offset : offset + size] for key in self.state_names]
+        for (values, grads), views in zip(self._groups, self._state_views, strict=True):
             type(self).rule(
                 values,
                 grads,
@@ -170,7 +178,6 @@ class Optimizer(ABC):
                 step=self.step_count,
                 **arguments,
             )
-            offset += size
 
     @abstractmethod
     def rule_arguments(self) -> dict[str, Any]:

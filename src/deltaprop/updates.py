@@ -35,9 +35,14 @@ def _flush(state: Array, tiny: float) -> None:
 def _check_flat(rule: str, names: str, *arrays: Array) -> None:
     """Refuse arrays that are not 1-D and of one length, before a compiled loop indexes them."""
     shape = arrays[0].shape
-    if len(shape) != 1 or any(a.shape != shape for a in arrays):
-        shapes = dict(zip(names.split(), (a.shape for a in arrays), strict=True))
-        raise ShapeError(f"{rule}: arguments must be 1-D arrays of one length, got {shapes}")
+    if len(shape) == 1:
+        for array in arrays:
+            if array.shape != shape:
+                break
+        else:
+            return
+    shapes = dict(zip(names.split(), (a.shape for a in arrays), strict=True))
+    raise ShapeError(f"{rule}: arguments must be 1-D arrays of one length, got {shapes}")
 
 
 _TINY = {np.dtype(t): np.finfo(t).tiny for t in (np.float32, np.float64)}
