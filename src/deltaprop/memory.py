@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -98,6 +99,7 @@ class HasValueAndGrad(Protocol):
 
     value: Array
     grad: Array
+    name: str
 
 
 def flatten_into(
@@ -150,3 +152,61 @@ def flat_buffers(parameters: Sequence[HasValueAndGrad]) -> tuple[Array, Array] |
             return None
         offset += p.value.size
     return base_v, base_g
+
+
+class UpdateGroups:
+    """The arrays an update pass runs over for a list of parameters, and where they live now.
+
+    When the parameters tile a model's flat buffers, that is one group — the whole model in one
+    pass; otherwise each parameter is its own group. A model placed inside another Sequential
+    moves its parameters into the new model's buffers: :meth:`follow` finds them there.
+
+    Attributes:
+        arrays: ``(values, grads)`` per group, each 1-D.
+        spans: each group's slice of an array laid out parameter by parameter.
+        size, dtype: of all the parameters together.
+    """
+
+    def __init__(self, parameters: Sequence[HasValueAndGrad], *, owner: str) -> None:
+        self.parameters = list(parameters)
+        self.owner = owner
+        self.arrays: list[tuple[Array, Array]] = []
+        self.spans: list[slice] = []
+        self._values: list[Array] = []  # each parameter's value array when the groups were made
+        self._find()
+        self.size = sum(values.size for values, _ in self.arrays)
+        self.dtype = self.arrays[0][0].dtype
+
+    def _find(self) -> None:
+        flat = flat_buffers(self.parameters)
+        if flat is not None:
+            self.arrays = [flat]
+        else:
+            for p in self.parameters:
+                if not (p.value.flags.c_contiguous and p.grad.flags.c_contiguous):
+                    raise ValueError(
+                        f"{self.owner}: parameter {p.name!r} is not a contiguous array"
+                    )
+            self.arrays = [(p.value.reshape(-1), p.grad.reshape(-1)) for p in self.parameters]
+        self.spans, offset = [], 0
+        for values, _ in self.arrays:
+            self.spans.append(slice(offset, offset + values.size))
+            offset += values.size
+        self._values = [p.value for p in self.parameters]
+
+    def follow(self) -> bool:
+        """Find the parameters again if they moved since; True when they had.
+
+        Raises:
+            TypeError: if they changed dtype (``astype``): the state is of the old one.
+        """
+        if all(map(operator.is_, [p.value for p in self.parameters], self._values)):
+            return False
+        for p in self.parameters:
+            if p.value.dtype != self.dtype:
+                raise TypeError(
+                    f"{self.owner}: parameter {p.name!r} is now {p.value.dtype}, but the optimizer "
+                    f"was built for {self.dtype}; build the optimizer again after astype"
+                )
+        self._find()
+        return True

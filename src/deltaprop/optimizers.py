@@ -12,7 +12,6 @@ Every rule matches the algorithm PyTorch documents for the same hyperparameters.
 from __future__ import annotations
 
 import math
-import operator
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -23,7 +22,7 @@ import numpy as np
 from . import updates
 from .backend import Array
 from .core import Parameter, format_call
-from .memory import flat_buffers
+from .memory import UpdateGroups
 from .validation import check_bool, check_fraction, check_positive
 
 LearningRate = float | Callable[[int], float]
@@ -73,56 +72,23 @@ class Optimizer(ABC):
         )
         self.lr_scale = 1.0
         self.step_count = 0
-        self._groups: list[tuple[Array, Array]] = []
-        self._storage: list[Array] = []  # each parameter's value array when the groups were made
-        self._find_groups()
-        size = sum(values.size for values, _ in self._groups)
-        dtype = self._groups[0][0].dtype
+        self._groups = UpdateGroups(self.parameters, owner=name)
         self.state: dict[str, Array] = {
-            key: np.zeros(size, dtype=dtype) for key in self.state_names
+            key: np.zeros(self._groups.size, dtype=self._groups.dtype) for key in self.state_names
         }
         self._state_views: list[list[Array]] = []  # per group, its span of each state array
         self._slice_state()
 
     def _slice_state(self) -> None:
-        self._state_views, offset = [], 0
-        for values, _ in self._groups:
-            span = slice(offset, offset + values.size)
-            self._state_views.append([self.state[key][span] for key in self.state_names])
-            offset += values.size
-
-    def _find_groups(self) -> None:
-        """The arrays to update: the flat buffer the parameters tile, or each parameter."""
-        flat = flat_buffers(self.parameters)
-        if flat is not None:
-            self._groups = [flat]
-        else:
-            for p in self.parameters:
-                if not (p.value.flags.c_contiguous and p.grad.flags.c_contiguous):
-                    raise ValueError(
-                        f"{type(self).__name__}: parameter {p.name!r} is not a contiguous array"
-                    )
-            self._groups = [(p.value.reshape(-1), p.grad.reshape(-1)) for p in self.parameters]
-        self._storage = [p.value for p in self.parameters]
+        self._state_views = [
+            [self.state[key][span] for key in self.state_names] for span in self._groups.spans
+        ]
 
     def _follow_parameters(self) -> None:
-        """Update the parameters where they live now.
-
-        A model placed inside another Sequential moves its parameters into the new model's
-        buffer; the optimizer follows them, keeping its state (which is laid out parameter by
-        parameter, whatever the storage). A change of dtype (``astype``) is refused.
-        """
-        if all(map(operator.is_, [p.value for p in self.parameters], self._storage)):
-            return
-        dtype = next(iter(self.state.values()), self._groups[0][0]).dtype
-        for p in self.parameters:
-            if p.value.dtype != dtype:
-                raise TypeError(
-                    f"{type(self).__name__}: parameter {p.name!r} is now {p.value.dtype}, but the "
-                    f"optimizer was built for {dtype}; build the optimizer again after astype"
-                )
-        self._find_groups()
-        self._slice_state()
+        """Update the parameters where they live now (see :class:`~deltaprop.memory.UpdateGroups`),
+        keeping the state, which is laid out parameter by parameter whatever the storage."""
+        if self._groups.follow():
+            self._slice_state()
 
     # --- learning rate ----------------------------------------------------------------------
 
@@ -148,7 +114,7 @@ class Optimizer(ABC):
         """Global L2 norm of all gradients (inf or nan if any gradient is not finite)."""
         self._follow_parameters()
         total = 0.0
-        for _, grads in self._groups:
+        for _, grads in self._groups.arrays:
             total += float(np.dot(grads, grads))
         return math.sqrt(total) if total >= 0 else math.nan
 
@@ -168,7 +134,7 @@ class Optimizer(ABC):
                 grad_scale = self.clip_norm / (norm + 1e-6)
         self.step_count += 1
         arguments = self.rule_arguments()
-        for (values, grads), views in zip(self._groups, self._state_views, strict=True):
+        for (values, grads), views in zip(self._groups.arrays, self._state_views, strict=True):
             type(self).rule(
                 values,
                 grads,
