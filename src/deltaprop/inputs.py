@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import registry
-from .backend import Array, as_float_array, as_real_array
+from .backend import Array, as_real_array
 from .errors import ShapeError
 from .hooks import Callback
 from .losses import Loss
@@ -28,15 +28,7 @@ from .validation import check_finite, plural
 def prepare_inputs(model: Sequential, X: Any, *, name: str = "X") -> Array:
     """``X`` as a 2-D array of the model's dtype and width, every value finite in that dtype."""
     raw = as_real_array(X, name=name)
-    X_arr = as_float_array(raw, model.dtype, name=name)
-    if X_arr.ndim != 2:
-        raise ShapeError(f"{name} must be 2-D (n_samples, n_features), got shape {X_arr.shape}")
-    width = model.input_features()
-    if width is not None and X_arr.shape[1] != width:
-        raise ShapeError(
-            f"{name} has {X_arr.shape[1]} features (shape {X_arr.shape}), "
-            f"but the model's first layer expects {width}"
-        )
+    X_arr = model.as_input(raw, name=name)
     try:
         check_finite(name, X_arr)
     except ValueError:
@@ -153,6 +145,18 @@ def check_optimizer(model: Sequential, optimizer: Any) -> None:
             f"{len(theirs - ours)} others): was the model built again after the optimizer? "
             f"Build it on this model: {type(optimizer).__name__}(model.parameters(), ...)"
         )
+
+
+def check_pair(name: str, value: Any) -> None:
+    """``value`` is None or a pair such as ``(X_val, y_val)``."""
+    if value is None or (isinstance(value, tuple | list) and len(value) == 2):
+        return
+    got = (
+        f"a {type(value).__name__} of length {len(value)}"
+        if isinstance(value, tuple | list)
+        else f"a {type(value).__name__}"
+    )
+    raise TypeError(f"{name} must be a pair (X_val, y_val), got {got}")
 
 
 def check_callbacks(callbacks: Any) -> list[Callback]:

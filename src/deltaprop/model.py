@@ -159,7 +159,7 @@ class Sequential(Layer):
         ``x`` is converted to the network's dtype once, here (float64 data into a float32 network
         computes in float32, as the network asks).
         """
-        x = self._check_model_input(x)
+        x = self.as_input(x)
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
@@ -187,7 +187,7 @@ class Sequential(Layer):
         none of them trains it meanwhile.
         """
         batch_size = check_int("batch_size", batch_size, 1)
-        x = self._check_model_input(x)
+        x = self.as_input(x)
         out = np.empty((x.shape[0], self.output_features(x.shape[1])), dtype=self.dtype)
         with reusing(*self.workspaces()):
             for start in range(0, x.shape[0], batch_size):
@@ -204,16 +204,22 @@ class Sequential(Layer):
         )
         return self.predict_logits(x, batch_size)
 
-    def _check_model_input(self, x: Any) -> Array:
+    def as_input(self, x: Any, *, name: str = "X") -> Array:
+        """``x`` as a 2-D array of the model's dtype (converted once, here) and input width.
+
+        Raises:
+            TypeError: for values that are not real numbers.
+            ShapeError: for another number of dimensions or another width.
+        """
         if not isinstance(x, np.ndarray) or x.dtype != self.dtype or x.ndim != 2:
-            x = as_float_array(x, self.dtype, name="X")
+            x = as_float_array(x, self.dtype, name=name)
             if x.ndim != 2:
-                raise ShapeError(f"Sequential: X must be 2-D (N, features), got shape {x.shape}")
+                raise ShapeError(f"{name} must be 2-D (n_samples, n_features), got shape {x.shape}")
         width = self.input_features()
         if width is not None and x.shape[1] != width:
             raise ShapeError(
-                f"Sequential: X has {x.shape[1]} features (shape {x.shape}), "
-                f"but the first layer expects {width}"
+                f"{name} has {x.shape[1]} features (shape {x.shape}), "
+                f"but the model's first layer expects {width}"
             )
         return x
 

@@ -26,6 +26,7 @@ from .hooks import Callback, History, TrainingRun
 from .inputs import (
     check_callbacks,
     check_optimizer,
+    check_pair,
     check_parts,
     prepare_data,
     prepare_inputs,
@@ -141,17 +142,7 @@ def fit(
     check_parts(model, loss)
     check_optimizer(model, optimizer)
     callbacks = check_callbacks(callbacks)
-    if validation_data is not None and (
-        not isinstance(validation_data, tuple | list) or len(validation_data) != 2
-    ):
-        raise TypeError(
-            "validation_data must be a pair (X_val, y_val), got "
-            + (
-                f"a {type(validation_data).__name__} of length {len(validation_data)}"
-                if isinstance(validation_data, tuple | list)
-                else f"a {type(validation_data).__name__}"
-            )
-        )
+    check_pair("validation_data", validation_data)
     validation_split = check_number(
         "validation_split", validation_split, low=0, high=1, high_open=True
     )
