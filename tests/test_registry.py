@@ -128,3 +128,24 @@ def test_configurations_round_trip_through_the_registry():
 def test_bad_configurations_are_refused(config, message):
     with pytest.raises(ValueError, match=message):
         registry.from_config(config, registry.LAYERS, "architecture")
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "moved_to"),
+    [
+        ("deltaprop.optimizers", "OPTIMIZERS", "deltaprop.registry.OPTIMIZERS"),
+        ("deltaprop.schedules", "SCHEDULES", "deltaprop.registry.SCHEDULES"),
+        ("deltaprop.train", "EarlyStopping", "deltaprop.callbacks.EarlyStopping"),
+        ("deltaprop.train", "History", "deltaprop.hooks.History"),
+    ],
+)
+def test_old_homes_of_moved_names_still_answer_with_a_warning(module, name, moved_to):
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=moved_to):
+        value = getattr(importlib.import_module(module), name)
+    if name.isupper():
+        table = getattr(registry, name)
+        assert value == {n: table.get(n) for n in table.names()}
+    else:
+        assert value is getattr(dp, name)

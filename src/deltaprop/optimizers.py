@@ -420,3 +420,15 @@ class Adagrad(Optimizer):
             "eps": self.eps,
             "clip_norm": self.clip_norm,
         }
+
+
+def __getattr__(name: str) -> Any:
+    """``OPTIMIZERS``, the old name → class table, is now ``deltaprop.registry.OPTIMIZERS``."""
+    if name != "OPTIMIZERS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        "OPTIMIZERS is now deltaprop.registry.OPTIMIZERS; the old table goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}

@@ -9,6 +9,7 @@ Steps are optimizer updates (mini-batches), not epochs; for a per-epoch decay us
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any, Self
 
@@ -125,3 +126,18 @@ class InverseScaling(Schedule):
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "power_t": self.power_t}
+
+
+def __getattr__(name: str) -> Any:
+    """``SCHEDULES``, the old name → class table, is now ``deltaprop.registry.SCHEDULES``."""
+    if name != "SCHEDULES":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        "SCHEDULES is now deltaprop.registry.SCHEDULES; the old table goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return {
+        cls.__name__: cls
+        for cls in (Constant, StepDecay, ExponentialDecay, CosineDecay, InverseScaling)
+    }

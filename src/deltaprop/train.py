@@ -386,3 +386,33 @@ def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 2048) ->
     check_parts(model, loss)
     X_arr = prepare_inputs(model, X)
     return loss.predict(model.predict_logits(X_arr, batch_size=batch_size))
+
+
+_MOVED = {
+    "History": "hooks",
+    "TrainingRun": "hooks",
+    "Callback": "hooks",
+    "EarlyStopping": "callbacks",
+    "ReduceLROnPlateau": "callbacks",
+    "TerminateOnNaN": "callbacks",
+    "CSVLogger": "callbacks",
+    "ModelCheckpoint": "callbacks",
+    "Diagnostics": "callbacks",
+    "EpochLogger": "display",
+    "ProgressBar": "display",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The callbacks moved out of this module; their old place works for one release."""
+    if name not in _MOVED:
+        raise AttributeError(f"module 'deltaprop.train' has no attribute {name!r}")
+    import importlib
+
+    warnings.warn(
+        f"deltaprop.train.{name} moved to deltaprop.{_MOVED[name]}.{name} (and is deltaprop."
+        f"{name}); the old name goes away in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(f"deltaprop.{_MOVED[name]}"), name)
