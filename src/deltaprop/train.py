@@ -388,10 +388,7 @@ def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 2048) ->
     return loss.predict(model.predict_logits(X_arr, batch_size=batch_size))
 
 
-_MOVED = {
-    "History": "hooks",
-    "TrainingRun": "hooks",
-    "Callback": "hooks",
+_MOVED = {  # (History, TrainingRun and Callback are still imported here)
     "EarlyStopping": "callbacks",
     "ReduceLROnPlateau": "callbacks",
     "TerminateOnNaN": "callbacks",
