@@ -136,7 +136,7 @@ def test_bad_configurations_are_refused(config, message):
         ("deltaprop.optimizers", "OPTIMIZERS", "deltaprop.registry.OPTIMIZERS"),
         ("deltaprop.schedules", "SCHEDULES", "deltaprop.registry.SCHEDULES"),
         ("deltaprop.train", "EarlyStopping", "deltaprop.callbacks.EarlyStopping"),
-        ("deltaprop.train", "ProgressBar", "deltaprop.display.ProgressBar"),
+        ("deltaprop.train", "Diagnostics", "deltaprop.callbacks.Diagnostics"),
     ],
 )
 def test_old_homes_of_moved_names_still_answer_with_a_warning(module, name, moved_to):

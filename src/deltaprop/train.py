@@ -388,15 +388,13 @@ def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 2048) ->
     return loss.predict(model.predict_logits(X_arr, batch_size=batch_size))
 
 
-_MOVED = {  # (History, TrainingRun and Callback are still imported here)
+_MOVED = {  # (History, TrainingRun, Callback and the display are still imported here)
     "EarlyStopping": "callbacks",
     "ReduceLROnPlateau": "callbacks",
     "TerminateOnNaN": "callbacks",
     "CSVLogger": "callbacks",
     "ModelCheckpoint": "callbacks",
     "Diagnostics": "callbacks",
-    "EpochLogger": "display",
-    "ProgressBar": "display",
 }
 
 
