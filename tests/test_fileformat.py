@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import deltaprop as dp
-from deltaprop import fileformat
+from deltaprop import atomic, fileformat
 from support import network
 
 
@@ -136,7 +136,7 @@ def test_crash_mid_write_leaves_the_old_file_intact(saved, tmp_path, monkeypatch
         file.write(chunk[: len(chunk) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(fileformat, "_write_chunk", failing_write)
+    monkeypatch.setattr(atomic, "_write_chunk", failing_write)
     with pytest.raises(OSError, match="disk full"):
         dp.save(network(rng), path)
     assert calls and path.read_bytes() == before

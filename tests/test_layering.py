@@ -16,6 +16,8 @@ LEVELS = {
     # base
     "errors": 0,
     "backend": 0,
+    "deprecation": 0,
+    "atomic": 0,
     "validation": 1,
     "functional": 1,
     "updates": 1,
@@ -45,6 +47,7 @@ LEVELS = {
     "callbacks": 10,
     "display": 10,
     "inputs": 10,
+    "rollback": 10,
     "train": 11,
     # faces
     "estimators": 12,

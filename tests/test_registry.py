@@ -144,8 +144,4 @@ def test_old_homes_of_moved_names_still_answer_with_a_warning(module, name, move
 
     with pytest.warns(DeprecationWarning, match=moved_to):
         value = getattr(importlib.import_module(module), name)
-    if name.isupper():
-        table = getattr(registry, name)
-        assert value == {n: table.get(n) for n in table.names()}
-    else:
-        assert value is getattr(dp, name)
+    assert value is (getattr(registry, name) if name.isupper() else getattr(dp, name))

@@ -12,9 +12,9 @@ import numpy as np
 import typer
 
 from . import gradcheck, registry
+from .atomic import check_writable
 from .callbacks import EarlyStopping
 from .errors import ModelFileError
-from .fileformat import check_writable
 from .files import inspect_file, save
 from .losses import Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from .model import Sequential, mlp

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import copy
-import warnings
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .backend import Array, float_dtype
+from .deprecation import moved
 from .errors import ForwardNotCalledError, ShapeError
 from .memory import Workspace
 
@@ -251,27 +251,14 @@ class Layer(ABC):
         return format_call(type(self).__name__, self.config(), self.positional_config)
 
 
-_MOVED = {
-    "reusing": "memory",
-    "flatten_into": "memory",
-    "flat_buffers": "memory",
-    "check_input": "validation",
-    "DeltapropError": "errors",
-    "ShapeError": "errors",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Names that moved out of this module keep working for one release, with a warning."""
-    if name not in _MOVED:
-        raise AttributeError(f"module 'deltaprop.core' has no attribute {name!r}")
-    import importlib
-
-    module = _MOVED[name]
-    warnings.warn(
-        f"deltaprop.core.{name} moved to deltaprop.{module}.{name}; the old name goes away in "
-        "the next release",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(f"deltaprop.{module}"), name)
+__getattr__ = moved(
+    __name__,
+    {
+        "reusing": "memory",
+        "flatten_into": "memory",
+        "flat_buffers": "memory",
+        "check_input": "validation",
+        "DeltapropError": "errors",
+        "ShapeError": "errors",
+    },
+)

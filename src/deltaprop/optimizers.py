@@ -22,6 +22,7 @@ import numpy as np
 from . import updates
 from .backend import Array
 from .core import Parameter, format_call
+from .deprecation import moved
 from .memory import UpdateGroups
 from .validation import check_bool, check_fraction, check_positive
 
@@ -422,13 +423,4 @@ class Adagrad(Optimizer):
         }
 
 
-def __getattr__(name: str) -> Any:
-    """``OPTIMIZERS``, the old name → class table, is now ``deltaprop.registry.OPTIMIZERS``."""
-    if name != "OPTIMIZERS":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        "OPTIMIZERS is now deltaprop.registry.OPTIMIZERS; the old table goes in the next release",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+__getattr__ = moved(__name__, {"OPTIMIZERS": "registry"})

@@ -115,6 +115,9 @@ class Registry(Generic[T]):
         """The aliases of the entry registered as ``name``."""
         return sorted(alias for alias, target in self._aliases.items() if target == name)
 
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._resolve(name) is not None
 

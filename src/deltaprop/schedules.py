@@ -9,11 +9,11 @@ Steps are optimizer updates (mini-batches), not epochs; for a per-epoch decay us
 from __future__ import annotations
 
 import math
-import warnings
 from abc import ABC, abstractmethod
 from typing import Any, Self
 
 from .core import format_call
+from .deprecation import moved
 from .validation import check_int, check_number, check_positive
 
 
@@ -128,16 +128,4 @@ class InverseScaling(Schedule):
         return {"lr": self.lr, "power_t": self.power_t}
 
 
-def __getattr__(name: str) -> Any:
-    """``SCHEDULES``, the old name → class table, is now ``deltaprop.registry.SCHEDULES``."""
-    if name != "SCHEDULES":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        "SCHEDULES is now deltaprop.registry.SCHEDULES; the old table goes in the next release",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return {
-        cls.__name__: cls
-        for cls in (Constant, StepDecay, ExponentialDecay, CosineDecay, InverseScaling)
-    }
+__getattr__ = moved(__name__, {"SCHEDULES": "registry"})

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from .backend import Array
 from .checkpoints import data_fingerprint, load_checkpoint
+from .deprecation import moved
 from .display import EpochLogger, ProgressBar
 from .hooks import Callback, History, TrainingRun
 from .inputs import (
@@ -37,6 +37,7 @@ from .memory import reusing
 from .metrics import Metrics
 from .model import Sequential
 from .optimizers import Optimizer
+from .rollback import Fallbacks, stop_on_non_finite
 from .validation import check_bool, check_int, check_number, check_rng
 
 # --- the loop -----------------------------------------------------------------------------
@@ -207,7 +208,7 @@ def fit(
         epoch=start_epoch,
     )
     batches = _Batches(X_all, y_all)
-    fallbacks = _Fallbacks(model, start_epoch)  # weights to roll back to after a blow-up
+    fallbacks = Fallbacks(model, start_epoch)  # weights to roll back to after a blow-up
     n_train = len(train_index)
     y_train_reference = y_all if len(train_index) == len(y_all) else y_all[train_index]
     blew_up = False
@@ -229,7 +230,7 @@ def fit(
                     value, norm, logits = train_step(model, loss, optimizer, xb, yb)
                     if not (math.isfinite(value) and math.isfinite(norm)):
                         check = (X_all, y_all, train_index)
-                        _stop_on_non_finite(run, value, norm, epoch, batch, fallbacks, check)
+                        stop_on_non_finite(run, value, norm, epoch, batch, fallbacks, check)
                         blew_up = True
                         break
                     metrics.update(logits, yb, value)
@@ -271,84 +272,6 @@ def _restore_callbacks(callbacks: list[Callback], saved: list[tuple[str, dict[st
                 break
 
 
-class _Fallbacks:
-    """Weights to roll back to when training blows up: at the start of ``fit`` and after each
-    of the last two epochs (one copy of the weights per epoch, into recycled storage)."""
-
-    def __init__(self, model: Sequential, epochs_done: int) -> None:
-        self.model = model
-        self.initial = (epochs_done, model.flat_values.copy())
-        self.recent: list[tuple[int, Array]] = []  # newest first
-
-    def record(self, epochs_done: int) -> None:
-        storage = self.recent.pop()[1] if len(self.recent) == 2 else None
-        if storage is None:
-            storage = self.model.flat_values.copy()
-        else:
-            np.copyto(storage, self.model.flat_values)
-        self.recent.insert(0, (epochs_done, storage))
-
-    def candidates(self) -> list[tuple[int, Array]]:
-        """Newest first, the weights at the start of ``fit`` last."""
-        return [*self.recent, self.initial]
-
-
-def _finite_loss(model: Sequential, loss: Loss, data: tuple[Array, Array, Array]) -> bool:
-    """Whether the model's loss is finite on every training row (in evaluation mode)."""
-    X, y, index = data
-    for start in range(0, len(index), 2048):
-        rows = index[start : start + 2048]
-        if not math.isfinite(loss.forward_prepared(model.forward(X[rows]), y[rows])):
-            return False
-    return True
-
-
-def _stop_on_non_finite(
-    run: TrainingRun,
-    value: float,
-    norm: float,
-    epoch: int,
-    batch: int,
-    fallbacks: _Fallbacks,
-    data: tuple[Array, Array, Array],
-) -> None:
-    """Stop training and keep the newest weights whose loss is finite on the training rows.
-
-    After a non-finite gradient (the update was not applied) those may be the current weights;
-    otherwise the weights after one of the last two epochs, or at the start of ``fit``.
-    """
-    weights = run.model.flat_values
-    finite_now = math.isfinite(value) and np.isfinite(weights).all()
-    if finite_now and _finite_loss(run.model, run.loss, data):
-        kept = "the network keeps its weights from before that batch"
-    else:
-        chosen = None
-        for epochs_done, candidate in fallbacks.candidates():
-            np.copyto(weights, candidate)
-            if _finite_loss(run.model, run.loss, data):
-                chosen = epochs_done
-                break
-        when = f"after epoch {chosen}" if chosen else "at the start of training"
-        kept = (
-            f"the network was restored to its weights {when}, the newest whose loss is finite on "
-            "the training data"
-            if chosen is not None
-            else "the network was restored to its weights at the start of training, though even "
-            "their loss is not finite on the training data"
-        )
-    what = (
-        f"non-finite loss ({value})"
-        if not math.isfinite(value)
-        else f"non-finite gradient (norm {norm}, loss {value:.6g})"
-    )
-    reason = (
-        f"{what} at epoch {epoch + 1}, batch {batch + 1}: training stopped and {kept}. "
-        "Try a smaller learning rate or gradient clipping (clip_norm)."
-    )
-    run.stop(reason)
-    warnings.warn(reason, RuntimeWarning, stacklevel=3)
-
-
 def _evaluate_prepared(
     model: Sequential, loss: Loss, X: Array, y: Array, *, prefix: str = "", batch_size: int = 2048
 ) -> dict[str, float]:
@@ -388,26 +311,18 @@ def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 2048) ->
     return loss.predict(model.predict_logits(X_arr, batch_size=batch_size))
 
 
-_MOVED = {  # (History, TrainingRun, Callback and the display are still imported here)
-    "EarlyStopping": "callbacks",
-    "ReduceLROnPlateau": "callbacks",
-    "TerminateOnNaN": "callbacks",
-    "CSVLogger": "callbacks",
-    "ModelCheckpoint": "callbacks",
-    "Diagnostics": "callbacks",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """The callbacks moved out of this module; their old place works for one release."""
-    if name not in _MOVED:
-        raise AttributeError(f"module 'deltaprop.train' has no attribute {name!r}")
-    import importlib
-
-    warnings.warn(
-        f"deltaprop.train.{name} moved to deltaprop.{_MOVED[name]}.{name} (and is deltaprop."
-        f"{name}); the old name goes away in the next release",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(f"deltaprop.{_MOVED[name]}"), name)
+# (History, TrainingRun, Callback and the display are still imported here)
+__getattr__ = moved(
+    __name__,
+    {
+        name: "callbacks"
+        for name in (
+            "EarlyStopping",
+            "ReduceLROnPlateau",
+            "TerminateOnNaN",
+            "CSVLogger",
+            "ModelCheckpoint",
+            "Diagnostics",
+        )
+    },
+)
