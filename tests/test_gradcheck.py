@@ -54,6 +54,8 @@ def _targets(kind, rng, n, k):
     if kind == "probabilities":
         p = rng.random((n, k))
         return p / p.sum(axis=1, keepdims=True)
+    if kind == "counts":
+        return rng.poisson(2.0, (n, k)).astype(float)
     return rng.standard_normal((n, k)) if k > 1 else rng.standard_normal(n)
 
 
@@ -65,6 +67,7 @@ LOSSES = [
     ("SoftmaxCE-probabilities", dp.SoftmaxCrossEntropy, "probabilities", 4),
     ("MSE-1", dp.MeanSquaredError, "values", 1),
     ("MSE-3", dp.MeanSquaredError, "values", 3),
+    ("Poisson-2", dp.PoissonLoss, "counts", 2),
 ]
 
 

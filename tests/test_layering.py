@@ -33,6 +33,7 @@ LEVELS = {
     "losses": 4,
     "optimizers": 4,
     "schedules": 4,
+    "regularization": 4,
     # model
     "model": 5,
     # registry

@@ -130,3 +130,58 @@ def test_float_class_indices_must_be_whole_numbers():
         dp.SoftmaxCrossEntropy().forward(z, np.array([0.0, 1.5, 1.0]))
     with pytest.raises(ValueError, match=r"NaN or inf in y: 1 value in 1 row \(first in row 2\)"):
         dp.SoftmaxCrossEntropy().forward(z, np.array([0.0, 1.0, np.nan]))
+
+
+WEIGHTED = [
+    (dp.SigmoidBinaryCrossEntropy, lambda rng: (rng.random((6, 3)) > 0.5).astype(float), 3),
+    (dp.SoftmaxCrossEntropy, lambda rng: rng.integers(0, 4, 6), 4),
+    (dp.SoftmaxCrossEntropy, lambda rng: np.eye(4)[rng.integers(0, 4, 6)], 4),
+    (dp.MeanSquaredError, lambda rng: rng.standard_normal((6, 2)), 2),
+    (dp.PoissonLoss, lambda rng: rng.poisson(2.0, (6, 2)).astype(float), 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "targets", "k"), WEIGHTED, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_weighted_loss_is_the_weighted_mean_and_its_delta_the_gradient(cls, targets, k, rng):
+    from deltaprop import gradcheck
+
+    z = rng.standard_normal((6, k))
+    y = targets(rng)
+    w = np.array([1.0, 0.0, 2.5, 1.0, 0.5, 3.0])
+    loss = cls()
+    rows = [cls().forward(z[i : i + 1], y[i : i + 1]) for i in range(6)]
+    assert loss.forward(z, y, sample_weight=w) == pytest.approx(np.dot(w, rows) / w.sum())
+    assert loss.normalizer == w.sum()
+    delta = loss.backward().copy()
+    numeric = gradcheck.numeric_gradient(lambda: cls().forward(z, y, sample_weight=w), z)
+    assert gradcheck.relative_error(delta, numeric) < 1e-6
+    # whole weights are repeated rows
+    repeat = np.array([1, 0, 2, 1, 3, 2])
+    assert loss.forward(z, y, sample_weight=repeat) == pytest.approx(
+        cls().forward(np.repeat(z, repeat, axis=0), np.repeat(y, repeat, axis=0))
+    )
+
+
+def test_weights_are_checked():
+    loss = dp.MeanSquaredError()
+    z, y = np.zeros((3, 1)), np.zeros(3)
+    with pytest.raises(ValueError, match=r"sample_weight must be >= 0, got -1.0 at row 2"):
+        loss.forward(z, y, sample_weight=[1, 1, -1])
+    with pytest.raises(dp.ShapeError, match=r"one weight per row, shape \(3,\), got shape \(2,\)"):
+        loss.forward(z, y, sample_weight=[1, 1])
+    with pytest.raises(ValueError, match="NaN or inf in sample_weight"):
+        loss.forward(z, y, sample_weight=[1, np.nan, 1])
+    assert loss.forward(z + 1, y, sample_weight=[0, 0, 0]) == 0.0  # nothing counts
+
+
+def test_poisson_loss_is_scikit_learns_half_deviance(rng):
+    from sklearn.neural_network._base import poisson_loss
+
+    z = rng.standard_normal((8, 2))
+    y = rng.poisson(1.5, (8, 2)).astype(float)
+    assert dp.PoissonLoss().forward(z, y) == pytest.approx(poisson_loss(y, np.exp(z)), rel=1e-12)
+    np.testing.assert_allclose(dp.PoissonLoss().predict(z), np.exp(z))
+    with pytest.raises(ValueError, match="PoissonLoss: targets must be >= 0, got -1"):
+        dp.PoissonLoss().forward(z, -np.ones((8, 2)))

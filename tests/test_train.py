@@ -451,3 +451,34 @@ def test_what_a_callback_predicts_during_fit_is_not_overwritten_later():
     for logits, copy in kept.values():
         np.testing.assert_array_equal(logits, copy)
     assert not np.array_equal(kept[0][1], kept[2][1])  # the model did change meanwhile
+
+
+def test_whole_sample_weights_train_as_repeated_rows():
+    """One full batch: weights 0, 1, 2, 3 give what removing or repeating rows gives."""
+    rng = np.random.default_rng(0)
+    X, y = _data(rng, n=30)
+    X = X.astype(np.float64)
+    weights = rng.integers(0, 4, 30)
+
+    def trained(X, y, **kwargs):
+        net = dp.mlp([5, 8, 3], rng=np.random.default_rng(1), dtype=np.float64)
+        net[0].l2 = 0.5  # the penalty is divided by Σ w, as the data term
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.Adam(net.parameters(), lr=0.01),
+            X,
+            y,
+            epochs=20,
+            batch_size=1000,
+            rng=np.random.default_rng(2),
+            verbose=0,
+            **kwargs,
+        )
+        return net.flat_values
+
+    weighted = trained(X, y, sample_weight=weights)
+    repeated = trained(np.repeat(X, weights, axis=0), np.repeat(y, weights))
+    np.testing.assert_allclose(weighted, repeated, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        trained(X, y, sample_weight=-weights)

@@ -30,9 +30,16 @@ from .explain import LayerTrace, Trace, trace
 from .files import FileInfo, inspect_file, load, save
 from .hooks import Callback, History, TrainingRun
 from .layers import Dense
-from .losses import Loss, MeanSquaredError, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from .losses import (
+    Loss,
+    MeanSquaredError,
+    PoissonLoss,
+    SigmoidBinaryCrossEntropy,
+    SoftmaxCrossEntropy,
+)
 from .model import Sequential, mlp
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .regularization import Dropout
 from .schedules import Constant, CosineDecay, ExponentialDecay, InverseScaling, Schedule, StepDecay
 from .train import evaluate, fit, predict
 
@@ -51,6 +58,7 @@ __all__ = [
     "Dense",
     "DeltapropError",
     "Diagnostics",
+    "Dropout",
     "EarlyStopping",
     "EpochLogger",
     "ExponentialDecay",
@@ -68,6 +76,7 @@ __all__ = [
     "ModelFileError",
     "Optimizer",
     "Parameter",
+    "PoissonLoss",
     "ProgressBar",
     "RMSprop",
     "ReLU",

@@ -314,6 +314,9 @@ class ModelCheckpoint(Callback):
             val_index=run.val_index,
             callbacks=[(type(c).__name__, c.state_dict()) for c in run.callbacks],
             data=run.data_fingerprint(),
+            generator_states=[
+                dict(g.bit_generator.state) for g in run.model.generators() if g is not run.rng
+            ],
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -109,10 +109,13 @@ def save_checkpoint(
     val_index: Array | None = None,
     callbacks: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
     data: dict[str, Any] | None = None,
+    generator_states: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> None:
     """Write everything needed to continue training exactly, atomically.
 
-    ``data`` is the training set's :func:`data_fingerprint`, checked when resuming.
+    ``data`` is the training set's :func:`data_fingerprint`, checked when resuming;
+    ``generator_states`` the states of the layers' own generators (a Dropout given ``rng=``),
+    in the order of ``model.generators()``, restored when resuming.
     """
     tensors: dict[str, Array] = dict(model.state_dict())
     for key, array in optimizer.state.items():
@@ -141,6 +144,7 @@ def save_checkpoint(
         },
         "callbacks": saved_callbacks,
         "data": data,
+        "generators": json_safe(list(generator_states)),
     }
     check_finite_tensors(model.state_dict())
     write_file(path, tensors, info, check=lambda contents: _check_readable(contents, str(path)))
@@ -155,6 +159,7 @@ class CheckpointState:
     rng_state: dict[str, Any]
     val_index: Array | None
     callbacks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    generator_states: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_state(contents: FileContents, shown: str) -> tuple[CheckpointState, dict[str, Any]]:
@@ -187,6 +192,9 @@ def read_state(contents: FileContents, shown: str) -> tuple[CheckpointState, dic
             }
             callbacks.append((str(entry["type"]), restored))
         epoch = int(state["epoch"])
+        generator_states = list(state.get("generators", []))
+        if not all(isinstance(g, dict) for g in generator_states):
+            raise ValueError("its generator states are not tables")
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise ModelFileError(f"{shown!r}: its training state is malformed ({error})") from None
     checkpoint = CheckpointState(
@@ -195,6 +203,7 @@ def read_state(contents: FileContents, shown: str) -> tuple[CheckpointState, dic
         rng_state=state["rng"],
         val_index=tensors.get("split.val_index"),
         callbacks=callbacks,
+        generator_states=generator_states,
     )
     return checkpoint, optimizer
 

@@ -161,6 +161,18 @@ class Layer(ABC):
             self.dtype = dtype
         return self
 
+    # --- penalties ---------------------------------------------------------------------------
+
+    def penalty(self) -> float:
+        """The layer's regularization term, before the loss's normalizer: ½ Σ λ‖θ‖² over its
+        penalized parameters (Dense with ``l2``); 0 by default."""
+        return 0.0
+
+    def penalty_backward(self, scale: float) -> None:
+        """Add ``scale`` × ∂penalty/∂θ (scale · λ θ) to the penalized parameters' grads, after
+        :meth:`backward`; ``scale`` is 1 / the loss's normalizer. Nothing by default."""
+        return None
+
     # --- configuration -------------------------------------------------------------------------
 
     def config(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from . import functional as F
 from . import initializers
 from .backend import Array, float_dtype
 from .core import Layer, Parameter
-from .validation import check_bool, check_input, check_int, check_rng
+from .validation import check_bool, check_input, check_int, check_positive, check_rng
 
 
 class Dense(Layer):
@@ -36,6 +36,9 @@ class Dense(Layer):
             the layer is placed in a :class:`~deltaprop.Sequential`).
         bias: whether to learn b (zeros at start).
         dtype: float32 (default) or float64.
+        l2: L2 penalty λ >= 0 on W (not b): ½ λ ‖W‖² joins the loss, divided by the loss's
+            normalizer (the batch size, or its total sample weight) like the data term, so
+            ∂L/∂W gains λ W / N. scikit-learn's ``alpha`` is this λ.
 
     In model files its tensors are ``weight`` and ``bias``, as ``torch.nn.Linear``'s.
     """
@@ -51,8 +54,10 @@ class Dense(Layer):
         init: str = "auto",
         bias: bool = True,
         dtype: npt.DTypeLike = np.float32,
+        l2: float = 0.0,
     ) -> None:
         super().__init__()
+        self.l2 = check_positive("l2", l2, owner="Dense", allow_zero=True)
         self.in_features = check_int("in_features", in_features, 1, owner="Dense")
         self.out_features = check_int("out_features", out_features, 1, owner="Dense")
         check_rng("rng", rng, owner="Dense")
@@ -140,6 +145,19 @@ class Dense(Layer):
         if self.b is not None:
             F.sum_over_batch(D, out=self.b.grad)  # (out,): Σ_n δ_n
 
+    # --- the L2 penalty: ½ λ ‖W‖², divided by the loss's normalizer -----------------------------
+
+    def penalty(self) -> float:
+        """½ λ ‖W‖² (0 without ``l2``)."""
+        if not self.l2:
+            return 0.0
+        return 0.5 * self.l2 * float(np.vdot(self.W.value, self.W.value))
+
+    def penalty_backward(self, scale: float) -> None:
+        """∂/∂W of scale · ½ λ ‖W‖² = scale · λ W, added to dW."""
+        if self.l2:
+            self.W.grad += self.W.value.dtype.type(scale * self.l2) * self.W.value
+
     # --- the protocol ---------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Array]:
@@ -150,12 +168,15 @@ class Dense(Layer):
 
     def config(self) -> dict[str, Any]:
         assert self.dtype is not None
-        return {
+        config: dict[str, Any] = {
             "in_features": self.in_features,
             "out_features": self.out_features,
             "bias": self.has_bias,
             "dtype": self.dtype.name,
         }
+        if self.l2:  # only when set, so configurations written without it compare equal
+            config["l2"] = self.l2
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:

@@ -7,7 +7,9 @@ single owner of the batch mean: no layer or optimizer divides by N.
 
 Per sample, the loss is *summed* over output units and the batch is *averaged*:
 ``L = (1/N) Σ_n Σ_k ℓ(z_nk, y_nk)``, which is what makes ∂L/∂z = (ŷ − y)/N hold for any number
-of outputs.
+of outputs. With sample weights w the average is weighted, ``L = Σ_n w_n ℓ_n / Σ_n w_n``, and the
+delta's row n is ``w_n (ŷ_n − y_n) / Σ w``; the batch's normalizer (N or Σ w) is
+:attr:`Loss.normalizer`, which also scales a model's L2 penalty (see ``Dense(l2=...)``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from scipy import special
 
 from . import functional as F
 from .backend import Array
@@ -43,6 +46,9 @@ class Loss(ABC):
         self.workspace = Workspace()
         self._y_hat: Array | None = None  # Ŷ = f(z), cached for the delta
         self._y: Array | None = None  # targets in the form prepare_targets returns
+        self._row_scale: Array | None = None  # w_n / Σ w, (N, 1), for weighted batches
+        self.normalizer = 1.0
+        """What the last forward divided by: N, or Σ w for weighted rows (1 if all are 0)."""
 
     # --- targets ---------------------------------------------------------------------------
 
@@ -56,12 +62,14 @@ class Loss(ABC):
 
     # --- forward and backward, a facing pair -----------------------------------------------
 
-    def forward(self, logits: Array, y: Any) -> float:
-        """Mean loss over the batch. Shapes: logits (N, K); y as :meth:`prepare_targets` takes.
+    def forward(self, logits: Array, y: Any, sample_weight: Any = None) -> float:
+        """Mean loss over the batch (weighted by ``sample_weight``, if given).
+
+        Shapes: logits (N, K); y as :meth:`prepare_targets` takes; sample_weight (N,), >= 0.
 
         Raises:
-            ShapeError: logits not 2-D, or y with a different number of rows.
-            ValueError: NaN or inf in the logits, or invalid targets.
+            ShapeError: logits not 2-D, or y or the weights with a different number of rows.
+            ValueError: NaN or inf in the logits, invalid targets or weights.
         """
         name = type(self).__name__
         if not isinstance(logits, np.ndarray) or logits.ndim != 2:
@@ -79,14 +87,34 @@ class Loss(ABC):
         targets = self.prepare_targets(y, logits.shape[1])
         if targets.dtype.kind == "f":  # compute in the logits' dtype: no silent up-cast
             targets = targets.astype(logits.dtype, copy=False)
-        return self.forward_prepared(logits, targets)
+        weights = None
+        if sample_weight is not None:
+            weights = prepare_weights(sample_weight, logits.shape[0], owner=name)
+        return self.forward_prepared(logits, targets, weights)
+
+    def forward_prepared(
+        self, logits: Array, y: Array, sample_weight: Array | None = None
+    ) -> float:
+        """:meth:`forward` without validation, for targets from :meth:`prepare_targets` and
+        weights from :func:`prepare_weights`."""
+        total = self._forward_sum(logits, y, sample_weight)
+        self._y = y
+        if sample_weight is None:
+            self._row_scale = None
+            self.normalizer = float(logits.shape[0])
+        else:
+            weight = float(np.sum(sample_weight))
+            self.normalizer = weight if weight > 0 else 1.0
+            scale = (sample_weight / self.normalizer).astype(logits.dtype)
+            self._row_scale = scale.reshape(-1, 1)
+        return total / self.normalizer
 
     @abstractmethod
-    def forward_prepared(self, logits: Array, y: Array) -> float:
-        """:meth:`forward` without validation, for targets from :meth:`prepare_targets`."""
+    def _forward_sum(self, logits: Array, y: Array, sample_weight: Array | None) -> float:
+        """Σ_n w_n ℓ_n (w = 1 without weights), caching Ŷ = f(z) for :meth:`backward`."""
 
     def backward(self) -> Array:
-        """D = ∂L/∂z = (Ŷ − Y) / N. Shapes: (N, K)."""
+        """D = ∂L/∂z = (Ŷ − Y) / N, or w (Ŷ − Y) / Σ w row by row. Shapes: (N, K)."""
         if self._y_hat is None or self._y is None:
             raise ForwardNotCalledError(
                 f"{type(self).__name__}.backward called before forward(logits, y)"
@@ -96,7 +124,10 @@ class Loss(ABC):
         # the seed's Step 1: δ = ∂L/∂ŷ · ∂ŷ/∂z = ŷ − y, the output activation's derivative
         # cancelled by the loss's (each subclass derives it in its docstring)
         self._subtract_targets(D, self._y)  # Ŷ − Y
-        D *= D.dtype.type(1.0 / D.shape[0])  # the batch mean, owned here and nowhere else
+        if self._row_scale is None:
+            D *= D.dtype.type(1.0 / D.shape[0])  # the batch mean, owned here and nowhere else
+        else:
+            D *= self._row_scale  # the weighted mean: w_n / Σ w
         return D
 
     def _subtract_targets(self, D: Array, y: Array) -> None:
@@ -122,6 +153,36 @@ class Loss(ABC):
 
     def __repr__(self) -> str:
         return format_call(type(self).__name__, self.config())
+
+
+def prepare_weights(sample_weight: Any, n_rows: int, *, owner: str | None = None) -> Array:
+    """``sample_weight`` as a float64 array of ``n_rows`` finite, non-negative weights.
+
+    Raises:
+        ValueError / TypeError: naming what is wrong with the weights.
+    """
+    prefix = f"{owner}: " if owner else ""
+    weights = np.asarray(sample_weight)
+    if weights.dtype.kind not in "biuf":
+        raise TypeError(f"{prefix}sample_weight must hold numbers, got dtype {weights.dtype}")
+    weights = weights.astype(np.float64)
+    if weights.shape != (n_rows,):
+        raise ShapeError(
+            f"{prefix}sample_weight must have one weight per row, shape ({n_rows},), got "
+            f"shape {weights.shape}"
+        )
+    check_finite("sample_weight", weights, owner=owner)
+    if (weights < 0).any():
+        row = int(np.argmax(weights < 0))
+        raise ValueError(f"{prefix}sample_weight must be >= 0, got {weights[row]} at row {row}")
+    return weights
+
+
+def _weighted_sum(rows: Array, sample_weight: Array | None) -> float:
+    """Σ_n w_n r_n in float64 (or Σ_n r_n). Shapes: rows (N,)."""
+    if sample_weight is None:
+        return float(np.sum(rows, dtype=np.float64))
+    return float(np.dot(sample_weight, rows.astype(np.float64)))
 
 
 def _as_2d_targets(name: str, y: Any, n_outputs: int, dtype: np.dtype[Any]) -> Array:
@@ -166,12 +227,11 @@ class SigmoidBinaryCrossEntropy(Loss):
             )
         return y
 
-    def forward_prepared(self, logits: Array, y: Array) -> float:
+    def _forward_sum(self, logits: Array, y: Array, sample_weight: Array | None) -> float:
         # ℓ = softplus(z) − y z, stable for any finite z
         per_sample = np.sum(F.softplus(logits) - y * logits, axis=1)  # (N,)
         self._y_hat = F.sigmoid(logits, out=self.workspace.get("Y_hat", logits.shape, logits.dtype))
-        self._y = y
-        return float(np.mean(per_sample))
+        return _weighted_sum(per_sample, sample_weight)
 
     def predict(self, logits: Array) -> Array:
         """σ(z): the probability of each label. Shapes: (N, K) -> (N, K)."""
@@ -236,17 +296,18 @@ class SoftmaxCrossEntropy(Loss):
             )
         return y
 
-    def forward_prepared(self, logits: Array, y: Array) -> float:
-        N = logits.shape[0]
+    def _forward_sum(self, logits: Array, y: Array, sample_weight: Array | None) -> float:
         P = self.workspace.get("P", logits.shape, logits.dtype)  # ŷ = softmax(z) (N, K)
-        if y.ndim == 1:  # class indices: Σ_k y_k z_k = z[n, y_n], in one compiled pass
-            loss = F.softmax_cross_entropy_labels(logits, y, out=P) / N
-        else:
-            P, log_norm = F.softmax_and_logsumexp(logits, out=P)  # logsumexp(z) (N, 1)
-            loss = float(np.mean(log_norm[:, 0] - np.sum(y * logits, axis=1)))
+        if y.ndim == 1 and sample_weight is None:  # Σ_k y_k z_k = z[n, y_n], one compiled pass
+            self._y_hat = P
+            return F.softmax_cross_entropy_labels(logits, y, out=P)
+        P, log_norm = F.softmax_and_logsumexp(logits, out=P)  # logsumexp(z) (N, 1)
         self._y_hat = P
-        self._y = y
-        return loss
+        if y.ndim == 1:
+            picked = logits[np.arange(len(y)), y]  # z_n[y_n]
+        else:
+            picked = np.sum(y * logits, axis=1)
+        return _weighted_sum(log_norm[:, 0] - picked, sample_weight)
 
     def _subtract_targets(self, D: Array, y: Array) -> None:
         if y.ndim == 1:  # one-hot implied: subtract 1 at each row's class
@@ -280,12 +341,45 @@ class MeanSquaredError(Loss):
     def prepare_targets(self, y: Any, n_outputs: int) -> Array:
         return _as_2d_targets(type(self).__name__, y, n_outputs, np.dtype(np.float64))
 
-    def forward_prepared(self, logits: Array, y: Array) -> float:
+    def _forward_sum(self, logits: Array, y: Array, sample_weight: Array | None) -> float:
         self._y_hat = logits
-        self._y = y
         residual = logits - y
-        return float(0.5 * np.sum(residual * residual) / logits.shape[0])
+        return _weighted_sum(0.5 * np.sum(residual * residual, axis=1), sample_weight)
 
     def predict(self, logits: Array) -> Array:
         """Identity: the regression output itself. Shapes: (N, K) -> (N, K)."""
         return logits.copy()
+
+
+class PoissonLoss(Loss):
+    """Exponential output fused with the half Poisson deviance, for counts and rates.
+
+    Per output, with ŷ = e^z: ``ℓ = y log(y / ŷ) − y + ŷ = e^z − y z + (y log y − y)``; the
+    bracket does not depend on z (it makes a perfect prediction cost 0, as scikit-learn's
+    ``poisson`` loss does).
+
+    The seed's cancellation: ∂ℓ/∂ŷ = 1 − y/ŷ and ∂ŷ/∂z = ŷ, so ``δ = ∂ℓ/∂z = ŷ − y``.
+
+    Shapes: logits (N, K); y (N,) for K = 1 or (N, K), each entry >= 0. (e^z overflows above
+    z ≈ 88 in float32 and 709 in float64.)
+    """
+
+    task = "regression"
+
+    def prepare_targets(self, y: Any, n_outputs: int) -> Array:
+        name = type(self).__name__
+        y = _as_2d_targets(name, y, n_outputs, np.dtype(np.float64))
+        if (y < 0).any():
+            row, col = (int(i) for i in np.argwhere(y < 0)[0])
+            raise ValueError(f"{name}: targets must be >= 0, got {y[row, col]:g} at row {row}")
+        return y
+
+    def _forward_sum(self, logits: Array, y: Array, sample_weight: Array | None) -> float:
+        y_hat = np.exp(logits, out=self.workspace.get("Y_hat", logits.shape, logits.dtype))
+        self._y_hat = y_hat
+        constant = special.xlogy(y, y) - y  # y log y − y: 0 at y = 0
+        return _weighted_sum(np.sum(y_hat - y * logits + constant, axis=1), sample_weight)
+
+    def predict(self, logits: Array) -> Array:
+        """e^z: the predicted mean. Shapes: (N, K) -> (N, K)."""
+        return np.exp(logits)

@@ -13,13 +13,16 @@ from .losses import Loss
 class Metrics:
     """Running metrics over batches: accuracy for classification; MSE, MAE, R² for regression.
 
-    ``y_reference`` gives R² its baseline: the variance of the targets being scored.
+    The loss is averaged with each batch's normalizer (its rows, or its total sample weight) as
+    the weight; the other metrics count rows. ``y_reference`` gives R² its baseline: the
+    variance of the targets being scored.
     """
 
     def __init__(self, loss: Loss, y_reference: Array) -> None:
         self.loss = loss
         self.classification = loss.task == "classification"
         self.loss_sum = 0.0
+        self.loss_weight = 0.0
         self.count = 0
         self.correct = 0
         self.sq = 0.0
@@ -30,9 +33,10 @@ class Metrics:
             centered = y_reference - y_reference.mean(axis=0)
             self.variance_per_row = float(np.sum(centered * centered)) / len(y_reference)
 
-    def update(self, logits: Array, y: Array, batch_loss: float) -> None:
+    def update(self, logits: Array, y: Array, batch_loss: float, normalizer: float) -> None:
         n = logits.shape[0]
-        self.loss_sum += batch_loss * n
+        self.loss_sum += batch_loss * normalizer
+        self.loss_weight += normalizer
         self.count += n
         if self.classification:
             self.correct += self.loss.n_correct(logits, y)
@@ -44,7 +48,7 @@ class Metrics:
     def result(self, prefix: str = "") -> dict[str, float]:
         if self.count == 0:
             return {}
-        logs = {prefix + "loss": self.loss_sum / self.count}
+        logs = {prefix + "loss": self.loss_sum / self.loss_weight}
         if self.classification:
             logs[prefix + "accuracy"] = self.correct / self.count
         else:

@@ -279,6 +279,13 @@ class Sequential(Layer):
             in_features = layer.output_features(in_features)
         return in_features
 
+    def penalty(self) -> float:
+        return sum(layer.penalty() for layer in self.layers)
+
+    def penalty_backward(self, scale: float) -> None:
+        for layer in self.layers:
+            layer.penalty_backward(scale)
+
     def differs_in_training(self) -> bool:
         return any(layer.differs_in_training() for layer in self.layers)
 

@@ -17,7 +17,17 @@ import inspect
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
-from . import activations, datasets, initializers, layers, losses, model, optimizers, schedules
+from . import (
+    activations,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    model,
+    optimizers,
+    regularization,
+    schedules,
+)
 from .core import Layer, format_call
 from .errors import UnknownNameError
 
@@ -141,6 +151,7 @@ LAYERS = Registry[type[Layer]]("layer", "LAYERS").register_each(
     activations.GELU,
     activations.Softplus,
     activations.Softmax,
+    regularization.Dropout,
     model.Sequential,
 )
 
@@ -159,6 +170,7 @@ LOSSES: Registry[type[losses.Loss]] = Registry("loss", "LOSSES")
 LOSSES.register(losses.SigmoidBinaryCrossEntropy, aliases=("bce", "binary-cross-entropy"))
 LOSSES.register(losses.SoftmaxCrossEntropy, aliases=("softmax-ce", "cross-entropy", "ce"))
 LOSSES.register(losses.MeanSquaredError, aliases=("mse", "squared-error"))
+LOSSES.register(losses.PoissonLoss, aliases=("poisson",))
 
 OPTIMIZERS = Registry[type[optimizers.Optimizer]]("optimizer", "OPTIMIZERS").register_each(
     optimizers.SGD, optimizers.Adam, optimizers.AdamW, optimizers.RMSprop, optimizers.Adagrad

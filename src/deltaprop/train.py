@@ -32,7 +32,7 @@ from .inputs import (
     prepare_inputs,
     validation_split_indices,
 )
-from .losses import Loss
+from .losses import Loss, prepare_weights
 from .memory import reusing
 from .metrics import Metrics
 from .model import Sequential
@@ -46,44 +46,63 @@ from .validation import check_bool, check_int, check_number, check_rng
 class _Batches:
     """Mini-batches gathered from a per-epoch permutation into reused storage."""
 
-    def __init__(self, X: Array, y: Array) -> None:
-        self.X, self.y = X, y
-        self._storage: dict[int, tuple[Array, Array]] = {}
+    def __init__(self, X: Array, y: Array, weights: Array | None = None) -> None:
+        self.X, self.y, self.weights = X, y, weights
+        self._storage: dict[int, tuple[Array, Array, Array | None]] = {}
 
-    def gather(self, index: Array) -> tuple[Array, Array]:
+    def gather(self, index: Array) -> tuple[Array, Array, Array | None]:
+        """The rows ``index`` of X, y (and the sample weights, if any), in reused storage."""
         n = len(index)
         storage = self._storage.get(n)
         if storage is None:
             storage = (
                 np.empty((n, *self.X.shape[1:]), self.X.dtype),
                 np.empty((n, *self.y.shape[1:]), self.y.dtype),
+                None if self.weights is None else np.empty(n, self.weights.dtype),
             )
             self._storage[n] = storage
-        xb, yb = storage
+        xb, yb, wb = storage
         # mode="clip" skips numpy's bounds-checked (buffered) path; the indices are our own
         # permutation of valid rows, so nothing is ever clipped
         np.take(self.X, index, axis=0, out=xb, mode="clip")
         np.take(self.y, index, axis=0, out=yb, mode="clip")
-        return xb, yb
+        if wb is not None:
+            assert self.weights is not None
+            np.take(self.weights, index, out=wb, mode="clip")
+        return xb, yb, wb
 
 
 def train_step(
-    model: Sequential, loss: Loss, optimizer: Optimizer, xb: Array, yb: Array
+    model: Sequential,
+    loss: Loss,
+    optimizer: Optimizer,
+    xb: Array,
+    yb: Array,
+    wb: Array | None = None,
 ) -> tuple[float, float, Array]:
     """One update from a prepared batch: forward, fused loss, backward, optimizer.
 
     Does nothing to the weights when the loss or a gradient is not finite.
 
+    Args:
+        wb: the batch's sample weights (None: every row counts once).
+
     Returns:
-        ``(loss, grad_norm, logits)``; the update was applied only if both numbers are finite
-        (grad_norm is NaN when the loss already was not).
+        ``(loss, grad_norm, logits)``, the loss with the model's L2 penalty; the update was
+        applied only if both numbers are finite (grad_norm is NaN when the loss already was
+        not).
     """
     logits = model.forward(xb, training=True)
-    value = loss.forward_prepared(logits, yb)
+    value = loss.forward_prepared(logits, yb, wb)
+    penalty = model.penalty()
+    if penalty:
+        value += penalty / loss.normalizer  # the loss's normalizer divides the penalty too
     if not math.isfinite(value):
         return value, math.nan, logits
     # the seed's backward pass: Step 1 in the loss (δ = ŷ − y), Steps 2-5 layer by layer
     model.backward_params(loss.backward())
+    if penalty:
+        model.penalty_backward(1.0 / loss.normalizer)
     norm = optimizer.grad_norm()
     if math.isfinite(norm):
         optimizer.step(grad_norm=norm)
@@ -100,7 +119,8 @@ def fit(
     epochs: int = 1,
     batch_size: int = 32,
     rng: np.random.Generator | None = None,
-    validation_data: tuple[Any, Any] | None = None,
+    sample_weight: Any = None,
+    validation_data: tuple[Any, ...] | None = None,
     validation_split: float = 0.0,
     shuffle: bool = True,
     callbacks: Sequence[Callback] = (),
@@ -120,7 +140,11 @@ def fit(
         rng: the generator for the validation split and the per-epoch shuffles, also offered
             to layers that draw random numbers in training and have no generator of their own
             (:meth:`~deltaprop.core.Layer.offer_rng`). The same seed gives bit-identical weights.
-        validation_data: ``(X_val, y_val)`` evaluated after each epoch (``val_*`` metrics).
+        sample_weight: one weight >= 0 per row of (X, y): each batch's loss is then the
+            weighted mean Σ w ℓ / Σ w (as scikit-learn's and Keras's); None: every row counts
+            once.
+        validation_data: ``(X_val, y_val)`` or ``(X_val, y_val, weights)`` evaluated after
+            each epoch (``val_*`` metrics).
         validation_split: fraction of (X, y) held out instead, shuffled and stratified by class
             for classification. Ignored when validation_data is given.
         shuffle: draw a new permutation of the training rows each epoch.
@@ -152,6 +176,7 @@ def fit(
     if check_int("verbose", verbose) not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     X_all, y_all = prepare_data(model, loss, X, y)
+    w_all = None if sample_weight is None else prepare_weights(sample_weight, len(X_all))
     classification = loss.task == "classification"
 
     history = History()
@@ -168,11 +193,18 @@ def fit(
         _restore_callbacks(callbacks, state.callbacks)
 
     model.offer_rng(rng)  # for layers that draw random numbers in training
+    if resume_from is not None:  # the generators layers were given themselves, not fit's
+        own = [g for g in model.generators() if g is not rng]
+        for generator, saved in zip(own, state.generator_states, strict=False):
+            generator.bit_generator.state = saved
 
     X_val: Array | None
     y_val: Array | None
+    w_val: Array | None = None
     if validation_data is not None:
-        X_val, y_val = prepare_data(model, loss, *validation_data, name="X_val")
+        X_val, y_val = prepare_data(model, loss, *validation_data[:2], name="X_val")
+        if len(validation_data) == 3:
+            w_val = prepare_weights(validation_data[2], len(X_val))
         train_index = np.arange(len(X_all))
         val_index = None
     elif validation_split > 0:
@@ -183,6 +215,7 @@ def fit(
         else:
             train_index = np.setdiff1d(np.arange(len(X_all)), val_index, assume_unique=True)
         X_val, y_val = X_all[val_index], y_all[val_index]
+        w_val = None if w_all is None else w_all[val_index]
     else:
         train_index = np.arange(len(X_all))
         X_val = y_val = None
@@ -207,7 +240,7 @@ def fit(
         callbacks=callbacks,
         epoch=start_epoch,
     )
-    batches = _Batches(X_all, y_all)
+    batches = _Batches(X_all, y_all, w_all)
     fallbacks = Fallbacks(model, start_epoch)  # weights to roll back to after a blow-up
     n_train = len(train_index)
     y_train_reference = y_all if len(train_index) == len(y_all) else y_all[train_index]
@@ -226,21 +259,21 @@ def fit(
                 metrics = Metrics(loss, y_train_reference)
                 lr = optimizer.current_lr()
                 for batch, start in enumerate(range(0, n_train, batch_size)):
-                    xb, yb = batches.gather(order[start : start + batch_size])
-                    value, norm, logits = train_step(model, loss, optimizer, xb, yb)
+                    xb, yb, wb = batches.gather(order[start : start + batch_size])
+                    value, norm, logits = train_step(model, loss, optimizer, xb, yb, wb)
                     if not (math.isfinite(value) and math.isfinite(norm)):
                         check = (X_all, y_all, train_index)
                         stop_on_non_finite(run, value, norm, epoch, batch, fallbacks, check)
                         blew_up = True
                         break
-                    metrics.update(logits, yb, value)
+                    metrics.update(logits, yb, value, loss.normalizer)
                     for callback in callbacks:
                         callback.on_batch_end(run, batch, value)
                 if blew_up:
                     break
                 logs = metrics.result()
                 if X_val is not None and y_val is not None:
-                    logs.update(_evaluate_prepared(model, loss, X_val, y_val, prefix="val_"))
+                    logs.update(_evaluate_prepared(model, loss, X_val, y_val, w_val, prefix="val_"))
                 logs["lr"] = lr
                 logs["epoch_time"] = time.perf_counter() - started
                 for callback in callbacks:
@@ -273,20 +306,38 @@ def _restore_callbacks(callbacks: list[Callback], saved: list[tuple[str, dict[st
 
 
 def _evaluate_prepared(
-    model: Sequential, loss: Loss, X: Array, y: Array, *, prefix: str = "", batch_size: int = 2048
+    model: Sequential,
+    loss: Loss,
+    X: Array,
+    y: Array,
+    weights: Array | None = None,
+    *,
+    prefix: str = "",
+    batch_size: int = 2048,
 ) -> dict[str, float]:
     metrics = Metrics(loss, y)
     for start in range(0, len(X), batch_size):
-        xb, yb = X[start : start + batch_size], y[start : start + batch_size]
-        logits = model.forward(xb)
-        metrics.update(logits, yb, loss.forward_prepared(logits, yb))
+        rows = slice(start, start + batch_size)
+        wb = None if weights is None else weights[rows]
+        logits = model.forward(X[rows])
+        value = loss.forward_prepared(logits, y[rows], wb)
+        metrics.update(logits, y[rows], value, loss.normalizer)
     return metrics.result(prefix)
 
 
 def evaluate(
-    model: Sequential, loss: Loss, X: Any, y: Any, *, batch_size: int = 2048
+    model: Sequential,
+    loss: Loss,
+    X: Any,
+    y: Any,
+    *,
+    sample_weight: Any = None,
+    batch_size: int = 2048,
 ) -> dict[str, float]:
-    """Loss and metrics of ``model`` on (X, y), in batches.
+    """Loss and metrics of ``model`` on (X, y), in batches, in evaluation mode.
+
+    The loss is the data term (weighted by ``sample_weight`` if given), without a model's L2
+    penalty; accuracy, MSE, MAE and R² count every row once.
 
     Returns:
         ``{"loss", "accuracy"}`` for classification, ``{"loss", "mse", "mae", "r2"}`` for
@@ -295,7 +346,8 @@ def evaluate(
     batch_size = check_int("batch_size", batch_size, 1)
     check_parts(model, loss)
     X_arr, y_arr = prepare_data(model, loss, X, y)
-    return _evaluate_prepared(model, loss, X_arr, y_arr, batch_size=batch_size)
+    weights = None if sample_weight is None else prepare_weights(sample_weight, len(X_arr))
+    return _evaluate_prepared(model, loss, X_arr, y_arr, weights, batch_size=batch_size)
 
 
 def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 2048) -> Array:
