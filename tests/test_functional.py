@@ -142,3 +142,13 @@ def test_relu_backward_with_a_gradient_of_the_wrong_shape_is_refused(rng):
     layer.forward(rng.standard_normal((10, 4)), training=True)
     with pytest.raises(dp.ShapeError, match=r"ReLU.backward: grad_out has shape \(200, 4\), "):
         layer.backward(np.ones((200, 4)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_scaled_equals_the_numpy_expression(rng, dtype):
+    grad = rng.standard_normal((7, 5)).astype(dtype)
+    x = rng.standard_normal((7, 5)).astype(dtype)
+    expected = grad + dtype(0.25) * x
+    np.testing.assert_array_equal(F.add_scaled(grad, x, 0.25), expected)
+    with pytest.raises(dp.ShapeError, match="add_scaled"):
+        F.add_scaled(grad, x[:, :4], 1.0)

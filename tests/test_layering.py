@@ -50,12 +50,15 @@ LEVELS = {
     "inputs": 10,
     "rollback": 10,
     "train": 11,
+    "sklearn_training": 11,
+    "estimator_files": 6,
     # faces
-    "estimators": 12,
+    "mlp_base": 12,
+    "estimators": 13,
     "plots": 12,
     "cli": 12,
-    "__main__": 13,
-    "__init__": 13,
+    "__main__": 14,
+    "__init__": 14,
 }
 PACKAGE = Path(deltaprop.__file__).parent
 

@@ -26,6 +26,7 @@ from .errors import (
     ShapeError,
     UnknownNameError,
 )
+from .estimators import MLPClassifier, MLPRegressor
 from .explain import LayerTrace, Trace, trace
 from .files import FileInfo, inspect_file, load, save
 from .hooks import Callback, History, TrainingRun
@@ -70,6 +71,8 @@ __all__ = [
     "Layer",
     "LayerTrace",
     "LeakyReLU",
+    "MLPClassifier",
+    "MLPRegressor",
     "Loss",
     "MeanSquaredError",
     "ModelCheckpoint",

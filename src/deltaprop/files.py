@@ -26,8 +26,8 @@ from .fileformat import FileContents, read_file, write_file
 from .losses import Loss
 from .model import Sequential
 
-TRAINING_STATE_PREFIXES = ("optimizer.", "callbacks.", "split.")
-"""Tensors of a checkpoint that are not the model's own."""
+TRAINING_STATE_PREFIXES = ("optimizer.", "callbacks.", "split.", "estimator.")
+"""Tensors of a checkpoint (or an estimator file) that are not the model's own."""
 
 
 def _library_version() -> str:
@@ -49,23 +49,35 @@ def base_info(model: Sequential, loss: Loss | None, kind: str) -> dict[str, Any]
     }
 
 
-def save(model: Sequential, path: str | os.PathLike[str], *, loss: Loss | None = None) -> None:
-    """Save a network (and optionally its loss) to a safetensors file, atomically.
+def save(model: Any, path: str | os.PathLike[str], *, loss: Loss | None = None) -> None:
+    """Save a network (and optionally its loss), or a fitted estimator, to a safetensors file.
 
-    Everything ``load`` checks is checked first — the file is read back from memory and the
-    model it describes built — so a file that would not load again never replaces anything.
+    An estimator (``dp.MLPClassifier``, ...) is written with its network, loss, parameters
+    and fitted state; :func:`load` gives it back fitted. Everything ``load`` checks is checked
+    first — the file is read back from memory and what it describes built — so a file that
+    would not load again never replaces anything; the write is atomic.
 
     Raises:
-        TypeError: if ``model`` is not a Sequential.
+        TypeError: if ``model`` is neither a Sequential nor a deltaprop estimator.
         UnknownNameError: if it holds a layer or a loss the registry does not know.
         ValueError: if a weight is NaN or inf.
         OSError: if the directory is missing or not writable.
     """
-    if not isinstance(model, Sequential):
-        raise TypeError(f"save: model must be a Sequential, got {type(model).__name__}")
-    tensors = model.state_dict()
+    extra: dict[str, Array] = {}
+    if isinstance(model, Sequential):
+        info = base_info(model, loss, "model")
+        network = model
+    elif hasattr(model, "__deltaprop_save__"):
+        network, loss, document, extra = model.__deltaprop_save__()
+        info = base_info(network, loss, "estimator")
+        info["estimator"] = {"type": registry.ESTIMATORS.name_of(type(model)), **document}
+    else:
+        raise TypeError(
+            f"save: model must be a Sequential or a deltaprop estimator, got {type(model).__name__}"
+        )
+    tensors = network.state_dict()
     check_finite_tensors(tensors)
-    write_file(path, tensors, base_info(model, loss, "model"), check=model_from)
+    write_file(path, {**tensors, **extra}, info, check=load_contents)
 
 
 def check_finite_tensors(tensors: dict[str, Array]) -> None:
@@ -177,17 +189,33 @@ def _loss_from(info: dict[str, Any], path: str) -> Loss | None:
     return loss
 
 
-def load(path: str | os.PathLike[str]) -> tuple[Sequential, Loss | None]:
-    """Load a network (and its loss, if one was saved) from a deltaprop file.
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load what :func:`save` wrote.
 
     Returns:
-        ``(model, loss)``; loss is None when the file was saved without one.
+        For a model file, ``(model, loss)`` (loss is None when the file was saved without
+        one); for an estimator file, the fitted estimator.
 
     Raises:
         ModelFileError: for anything but an intact deltaprop file.
         FileNotFoundError: if ``path`` does not exist.
     """
-    return model_from(read_file(path), str(path))
+    return load_contents(read_file(path), str(path))
+
+
+def load_contents(contents: FileContents, path: str = "<file>") -> Any:
+    """:func:`load` for a file already read and checked by the file format."""
+    model, loss = model_from(contents, path)
+    if contents.info.get("kind") != "estimator":
+        return model, loss
+    try:
+        description = dict(contents.info["estimator"])
+        cls = registry.ESTIMATORS.get(description.pop("type"))
+        return cls.__deltaprop_load__(model, loss, description, contents.tensors)
+    except ModelFileError as error:
+        raise ModelFileError(f"{path!r}: {error}") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise _malformed(path, error) from None
 
 
 def architecture_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -161,6 +161,30 @@ def gelu_prime(z: Array) -> Array:
     return (cdf + z * pdf).astype(z.dtype, copy=False)
 
 
+# --- A scaled addition (the L2 penalty's gradient) -----------------------------------------
+
+
+def add_scaled(grad: Array, x: Array, scale: float) -> Array:
+    """grad += scale · x, in place, in one pass and without a temporary.
+
+    The L2 penalty's term of ∂L/∂W: scale · λ W. Shapes: grad and x alike (any shape,
+    C-contiguous).
+    """
+    if grad.shape != x.shape or not (grad.flags.c_contiguous and x.flags.c_contiguous):
+        raise ShapeError(
+            f"add_scaled: needs two C-contiguous arrays of one shape, got {grad.shape} and "
+            f"{x.shape}"
+        )
+    _add_scaled(grad=grad.reshape(-1), x=x.reshape(-1), scale=grad.dtype.type(scale))
+    return grad
+
+
+@compiled
+def _add_scaled(grad, x, scale):  # pragma: no cover - compiled
+    for i in range(grad.size):
+        grad[i] += scale * x[i]
+
+
 # --- Sums over the batch -------------------------------------------------------------------
 
 

@@ -36,6 +36,8 @@ class History(dict[str, list[float]]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stop_reason: str | None = None
+        self.diverged = False
+        """Whether training stopped at a non-finite loss or gradient (and rolled back)."""
 
     @property
     def n_epochs(self) -> int:

@@ -156,7 +156,7 @@ class Dense(Layer):
     def penalty_backward(self, scale: float) -> None:
         """∂/∂W of scale · ½ λ ‖W‖² = scale · λ W, added to dW."""
         if self.l2:
-            self.W.grad += self.W.value.dtype.type(scale * self.l2) * self.W.value
+            F.add_scaled(self.W.grad, self.W.value, scale * self.l2)
 
     # --- the protocol ---------------------------------------------------------------------------
 

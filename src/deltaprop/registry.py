@@ -189,6 +189,9 @@ INITIALIZERS: Registry[initializers.Initializer] = Registry(
 )
 """Weight initializers by name; ``Dense(init=name)`` looks names up in this same table."""
 
+ESTIMATORS: Registry[Any] = Registry("estimator", "ESTIMATORS")
+"""The estimators a model file can hold (:mod:`deltaprop.estimators` registers its two)."""
+
 DATASETS: Registry[Callable[[], datasets.Split]] = Registry(
     "data set", "DATASETS", datasets.LOADERS
 )

@@ -264,7 +264,7 @@ def fit(
                     if not (math.isfinite(value) and math.isfinite(norm)):
                         check = (X_all, y_all, train_index)
                         stop_on_non_finite(run, value, norm, epoch, batch, fallbacks, check)
-                        blew_up = True
+                        blew_up = history.diverged = True
                         break
                     metrics.update(logits, yb, value, loss.normalizer)
                     for callback in callbacks:
