@@ -46,3 +46,27 @@ def test_profile_runs_on_a_tiny_budget(tmp_path):
     assert "16 steps" in report  # 2,048 rows in batches of 128
     for part in ("batch gather", "Dense forward (0)", "Adam update", "gradient norm", "**total**"):
         assert part in report
+
+
+@pytest.mark.skipif(
+    not datasets.FASHION_MNIST_DIR.exists(),
+    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_estimator_benchmark_runs_on_a_tiny_budget(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT.parent / "estimators.py"),
+            "--tiny",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "estimators-tiny.md").read_text()
+    assert "| deltaprop |" in report and "| scikit-learn |" in report and "GEMM floor" in report
