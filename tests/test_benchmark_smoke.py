@@ -70,3 +70,33 @@ def test_estimator_benchmark_runs_on_a_tiny_budget(tmp_path):
     assert result.returncode == 0, result.stderr
     report = (tmp_path / "estimators-tiny.md").read_text()
     assert "| deltaprop |" in report and "| scikit-learn |" in report and "GEMM floor" in report
+
+
+@pytest.mark.skipif(
+    not datasets.FASHION_MNIST_DIR.exists(),
+    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_regularization_experiment_runs_on_a_tiny_budget(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT.parent / "regularization.py"),
+            "--tiny",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "regularization-tiny.md").read_text()
+    for variant in (
+        "| plain |",
+        "| Dropout(0.3) |",
+        "| BatchNorm |",
+        "| BatchNorm + Dropout(0.3) |",
+    ):
+        assert variant in report
+    accuracies = [float(line.split("|")[2].split()[0]) for line in report.splitlines()[4:]]
+    assert len(accuracies) == 4 and all(0.3 < a <= 1 for a in accuracies)

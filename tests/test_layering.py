@@ -34,6 +34,7 @@ LEVELS = {
     "optimizers": 4,
     "schedules": 4,
     "regularization": 4,
+    "normalization": 4,
     # model
     "model": 5,
     # registry

@@ -126,6 +126,32 @@ def test_the_l2_penalty_is_half_lambda_w_squared_over_the_normalizer(rng):
     assert "l2=0.7" in repr(net[0]) and "l2" not in repr(dp.Dense(2, 2, rng=rng))
 
 
+def test_trace_shows_the_l2_term_of_each_gradient(rng):
+    net = dp.Sequential(
+        dp.Dense(3, 4, rng=rng, dtype=np.float64, l2=0.6),
+        dp.ReLU(),
+        dp.Dense(4, 1, rng=rng, dtype=np.float64),
+    )
+    loss = dp.SigmoidBinaryCrossEntropy()
+    X, y = rng.standard_normal((5, 3)), np.array([0, 1, 1, 0, 1])
+    record = dp.trace(net, loss, X, y)
+    first, second = record.layers
+    np.testing.assert_allclose(first.penalty_grads["W"], 0.6 * net[0].W.value / 5, rtol=1e-12)
+    assert set(first.penalty_grads) == {"W"} and second.penalty_grads == {}
+    data_term = first.delta.T @ first.a_prev  # the seed's Σ δ a_prevᵀ
+    np.testing.assert_allclose(first.dW, data_term + first.penalty_grads["W"], rtol=1e-12)
+    np.testing.assert_allclose(second.dW, second.delta.T @ second.a_prev, rtol=1e-12)
+    np.testing.assert_allclose(net[0].W.grad, first.dW)  # the gradients fit would use
+
+    def objective():
+        return loss.forward(net.forward(X), y) + net.penalty() / 5
+
+    assert record.loss == pytest.approx(objective(), rel=1e-12)
+    numeric = gradcheck.numeric_gradient(objective, net[0].W.value)
+    assert gradcheck.relative_error(first.dW, numeric) < 1e-7
+    assert "= data term + L2 term penalty_grads['W']" in str(record)
+
+
 def test_l2_shrinks_the_weights(rng):
     X, y = classification_data(np.random.default_rng(1))
     norms = []

@@ -39,6 +39,7 @@ from .losses import (
     SoftmaxCrossEntropy,
 )
 from .model import Sequential, mlp
+from .normalization import BatchNorm, LayerNorm
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .regularization import Dropout
 from .schedules import Constant, CosineDecay, ExponentialDecay, InverseScaling, Schedule, StepDecay
@@ -52,6 +53,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "BatchNorm",
     "CSVLogger",
     "Callback",
     "Constant",
@@ -69,6 +71,7 @@ __all__ = [
     "Identity",
     "InverseScaling",
     "Layer",
+    "LayerNorm",
     "LayerTrace",
     "LeakyReLU",
     "MLPClassifier",

@@ -92,17 +92,19 @@ class EarlyStopping(Callback):
         self.best = _worst(self.mode)
         self.best_epoch = -1
         self.wait = 0
-        self.best_weights: Array | None = None
+        self.best_state: list[Array] | None = None  # the model's snapshot at its best epoch
+
+    @property
+    def best_weights(self) -> Array | None:
+        """The flat parameters of the best epoch (its buffers are in ``best_state``)."""
+        return None if self.best_state is None else self.best_state[0]
 
     def on_epoch_end(self, run: TrainingRun, epoch: int, logs: dict[str, float]) -> None:
         value = _monitored(logs, self.monitor, "EarlyStopping")
         if _improves(value, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
-                if self.best_weights is None:
-                    self.best_weights = run.model.flat_values.copy()
-                else:
-                    np.copyto(self.best_weights, run.model.flat_values)
+                self.best_state = run.model.snapshot()
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -113,25 +115,33 @@ class EarlyStopping(Callback):
             )
 
     def on_train_end(self, run: TrainingRun) -> None:
-        if self.restore_best_weights and self.best_weights is not None:
-            np.copyto(run.model.flat_values, self.best_weights)
+        if self.restore_best_weights and self.best_state is not None:
+            run.model.restore(self.best_state)
             note = f"restored the weights of epoch {self.best_epoch + 1}"
             run.stop_reason = f"{run.stop_reason}; {note}" if run.stop_reason else note
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "best": self.best,
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "best_weights": self.best_weights,
         }
+        for i, buffer in enumerate((self.best_state or [])[1:]):
+            state[f"best_buffer_{i}"] = buffer
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state["best"])
         self.best_epoch = int(state["best_epoch"])
         self.wait = int(state["wait"])
         weights = state.get("best_weights")
-        self.best_weights = None if weights is None else np.array(weights)
+        buffers = [
+            np.array(state[f"best_buffer_{i}"])
+            for i in range(len(state))
+            if f"best_buffer_{i}" in state
+        ]
+        self.best_state = None if weights is None else [np.array(weights), *buffers]
 
 
 class ReduceLROnPlateau(Callback):

@@ -148,6 +148,14 @@ class Layer(ABC):
         """
         return {name: p.value for name, p in self.named_parameters()}
 
+    def buffers(self) -> dict[str, Array]:
+        """Tensors that are state but not trained (BatchNorm's running statistics), by name.
+
+        They are in :meth:`state_dict` too; callers that snapshot a model (early stopping, the
+        rollback after a blow-up) keep them with the parameters. The default: none.
+        """
+        return {}
+
     def astype(self, dtype: npt.DTypeLike) -> Self:
         """Convert parameters (and buffers) to float32 or float64, in place; returns the layer.
 
@@ -224,6 +232,11 @@ class Layer(ABC):
         function, with its randomness held fixed (see :meth:`generators`).
         """
         return False
+
+    def min_training_rows(self) -> int:
+        """The fewest rows a training batch may have (2 for batch statistics); ``fit`` refuses a
+        batch size that would leave a smaller last batch, before any training."""
+        return 1
 
     def offer_rng(self, rng: np.random.Generator) -> None:
         """What the layer needs from ``fit``: fit offers its generator before training, and a

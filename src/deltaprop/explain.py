@@ -11,6 +11,10 @@ seed; for a Dense layer the seed's ``z = W a + b``):
 - ``grads``  = each parameter's gradient by name; for Dense ``dW`` = δ_lᵀ a_{l−1}, the sum of the
   N outer products δ aᵀ (out, in), and ``db`` = Σ_n δ_l (out,)
 - ``grad_a_prev`` = ∂L/∂a_{l−1}; for Dense δ_l W_l, the seed's W_lᵀ δ_l for every row (N, in)
+- ``penalty_grads`` = the L2 penalty's term of each gradient, λ W / N for ``Dense(l2=λ)`` (the
+  loss's normalizer divides it as it divides the data term); ``grads`` include it, as in ``fit``
+
+The loss L likewise includes the penalty, ½ λ ‖W‖² / N, as ``fit`` reports it.
 
 Every layer is asked only what the Layer protocol offers, so a new layer type is traced as is.
 """
@@ -42,6 +46,7 @@ class LayerTrace:
     delta: Array
     grads: dict[str, Array]  # ∂L/∂θ for each of the layer's parameters, by local name
     grad_a_prev: Array
+    penalty_grads: dict[str, Array] = field(default_factory=dict)  # the L2 term of grads
 
     @property
     def dW(self) -> Array | None:
@@ -83,6 +88,8 @@ class Trace:
             )
             for name, shape in t.shapes().items():
                 lines.append(f"    {name:<12} shape {shape}")
+            for name in t.penalty_grads:
+                lines.append(f"    d{name:<11} = data term + L2 term penalty_grads[{name!r}]")
         return "\n".join(lines)
 
 
@@ -111,6 +118,9 @@ def trace(model: Layer, loss: Loss, X: Any, y: Any) -> Trace:
         grad = layers[i].backward(grad).copy()
         grads_in[i] = grad
 
+    penalty_grads = [_penalty_terms(layer, 1.0 / loss.normalizer) for layer in layers]
+    value += model.penalty() / loss.normalizer
+
     record = Trace(loss=value, y_hat=y_hat, y=np.asarray(y))
     with_parameters = [i for i, layer in enumerate(layers) if layer.parameters()]
     for number, i in enumerate(with_parameters, start=1):
@@ -134,6 +144,20 @@ def trace(model: Layer, loss: Loss, X: Any, y: Any) -> Trace:
                 delta=grads_out[i],
                 grads={name: p.grad.copy() for name, p in layers[i].named_parameters()},
                 grad_a_prev=grads_in[i],
+                penalty_grads=penalty_grads[i],
             )
         )
     return record
+
+
+def _penalty_terms(layer: Layer, scale: float) -> dict[str, Array]:
+    """Add the layer's penalty gradient (× ``scale``) to its parameters' grads, as ``fit`` does,
+    and return that term by parameter name (only the parameters it touches)."""
+    data = {name: p.grad.copy() for name, p in layer.named_parameters()}
+    for _, p in layer.named_parameters():
+        p.grad[...] = 0
+    layer.penalty_backward(scale)
+    terms = {name: p.grad.copy() for name, p in layer.named_parameters() if np.any(p.grad)}
+    for name, p in layer.named_parameters():
+        p.grad += data[name]
+    return terms

@@ -48,7 +48,8 @@ def sha256(data: bytes | memoryview) -> str:
 
 def encode(tensors: dict[str, Array], info: dict[str, Any]) -> bytes:
     """The bytes of a deltaprop file holding ``tensors`` and the metadata document ``info``."""
-    tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+    # np.asarray, not np.ascontiguousarray: that one turns a 0-d tensor into shape (1,)
+    tensors = {name: np.asarray(array, order="C") for name, array in tensors.items()}
     info = dict(info)
     # Loading checks each tensor's hash, so a damaged file names the tensor; the payload hash
     # (the tensors' bytes in name order) is there for tools that check the file as a whole.

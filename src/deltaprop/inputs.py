@@ -165,3 +165,18 @@ def check_callbacks(callbacks: Any) -> list[Callback]:
     for index, callback in enumerate(callbacks):
         _instance_of(f"callbacks[{index}]", callback, Callback, "dp.EarlyStopping()")
     return list(callbacks)
+
+
+def check_batch_rows(model: Sequential, n_train: int, batch_size: int) -> None:
+    """Refuse a batch size whose batches (the last one included) would be smaller than a
+    layer can train on: batch normalization needs 2 rows for a variance."""
+    if n_train == 0:
+        return
+    last = n_train % batch_size or min(batch_size, n_train)
+    for layer in model.layers:
+        if last < layer.min_training_rows():
+            raise ValueError(
+                f"{layer!r} needs training batches of at least {layer.min_training_rows()} rows, "
+                f"but {n_train} training rows in batches of batch_size={batch_size} leave a "
+                f"batch of {last}; choose another batch_size"
+            )

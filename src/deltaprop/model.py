@@ -243,6 +243,24 @@ class Sequential(Layer):
             for name, tensor in layer.state_dict().items()
         }
 
+    def buffers(self) -> dict[str, Array]:
+        return {
+            f"{index}.{name}": tensor
+            for index, layer in enumerate(self.layers)
+            for name, tensor in layer.buffers().items()
+        }
+
+    def snapshot(self) -> list[Array]:
+        """Copies of everything that defines the model's function: the flat parameters, then
+        each buffer (running statistics). :meth:`restore` puts them back."""
+        return [self.flat_values.copy(), *(b.copy() for b in self.buffers().values())]
+
+    def restore(self, snapshot: list[Array]) -> None:
+        """Put back what :meth:`snapshot` copied, in place."""
+        np.copyto(self.flat_values, snapshot[0])
+        for target, saved in zip(self.buffers().values(), snapshot[1:], strict=True):
+            np.copyto(target, saved)
+
     def astype(self, dtype: npt.DTypeLike) -> Self:
         dtype = float_dtype(dtype)
         for layer in self.layers:
@@ -288,6 +306,9 @@ class Sequential(Layer):
 
     def differs_in_training(self) -> bool:
         return any(layer.differs_in_training() for layer in self.layers)
+
+    def min_training_rows(self) -> int:
+        return max((layer.min_training_rows() for layer in self.layers), default=1)
 
     def offer_rng(self, rng: np.random.Generator) -> None:
         for layer in self.layers:

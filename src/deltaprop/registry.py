@@ -24,6 +24,7 @@ from . import (
     layers,
     losses,
     model,
+    normalization,
     optimizers,
     regularization,
     schedules,
@@ -152,6 +153,8 @@ LAYERS = Registry[type[Layer]]("layer", "LAYERS").register_each(
     activations.Softplus,
     activations.Softmax,
     regularization.Dropout,
+    normalization.BatchNorm,
+    normalization.LayerNorm,
     model.Sequential,
 )
 

@@ -24,18 +24,20 @@ class Fallbacks:
 
     def __init__(self, model: Sequential, epochs_done: int) -> None:
         self.model = model
-        self.initial = (epochs_done, model.flat_values.copy())
-        self.recent: list[tuple[int, Array]] = []  # newest first
+        self.initial = (epochs_done, model.snapshot())
+        self.recent: list[tuple[int, list[Array]]] = []  # newest first
 
     def record(self, epochs_done: int) -> None:
-        storage = self.recent.pop()[1] if len(self.recent) == 2 else None
-        if storage is None:
-            storage = self.model.flat_values.copy()
+        if len(self.recent) == 2:  # recycle the oldest snapshot's storage
+            storage = self.recent.pop()[1]
+            np.copyto(storage[0], self.model.flat_values)
+            for target, buffer in zip(storage[1:], self.model.buffers().values(), strict=True):
+                np.copyto(target, buffer)
         else:
-            np.copyto(storage, self.model.flat_values)
+            storage = self.model.snapshot()
         self.recent.insert(0, (epochs_done, storage))
 
-    def candidates(self) -> list[tuple[int, Array]]:
+    def candidates(self) -> list[tuple[int, list[Array]]]:
         """Newest first, the weights at the start of ``fit`` last."""
         return [*self.recent, self.initial]
 
@@ -71,7 +73,7 @@ def stop_on_non_finite(
     else:
         chosen = None
         for epochs_done, candidate in fallbacks.candidates():
-            np.copyto(weights, candidate)
+            run.model.restore(candidate)
             if _finite_loss(run.model, run.loss, data):
                 chosen = epochs_done
                 break

@@ -39,7 +39,7 @@ class SklearnBookkeeping(Callback):
         self.n_samples = n_samples
         self.validate = validate
         self._accumulated = 0.0
-        self._best_weights: Array | None = None
+        self._best: list[Array] | None = None  # the model's snapshot at the best score
 
     def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None:
         self._accumulated = 0.0
@@ -98,10 +98,7 @@ class SklearnBookkeeping(Callback):
             run.stop(message)
 
     def _keep_best(self, model: Sequential) -> None:
-        if self._best_weights is None:
-            self._best_weights = model.flat_values.copy()
-        else:
-            np.copyto(self._best_weights, model.flat_values)
+        self._best = model.snapshot()
 
     def _update_learning_rate(self, run: TrainingRun, est: Any) -> None:
         """scikit-learn's ``invscaling``: lr = lr_init / (t + 1)^power_t, t the samples seen."""
@@ -109,8 +106,8 @@ class SklearnBookkeeping(Callback):
             run.optimizer.lr = est.learning_rate_init / (est.t_ + 1) ** est.power_t
 
     def on_train_end(self, run: TrainingRun) -> None:
-        if self.validate is not None and self._best_weights is not None:
-            np.copyto(run.model.flat_values, self._best_weights)  # as scikit-learn: the best
+        if self.validate is not None and self._best is not None:
+            run.model.restore(self._best)  # as scikit-learn: the best
 
 
 def fit_lbfgs(

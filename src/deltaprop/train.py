@@ -24,6 +24,7 @@ from .deprecation import moved
 from .display import EpochLogger, ProgressBar
 from .hooks import Callback, History, TrainingRun
 from .inputs import (
+    check_batch_rows,
     check_callbacks,
     check_optimizer,
     check_pair,
@@ -240,6 +241,7 @@ def fit(
         callbacks=callbacks,
         epoch=start_epoch,
     )
+    check_batch_rows(model, len(train_index), batch_size)
     batches = _Batches(X_all, y_all, w_all)
     fallbacks = Fallbacks(model, start_epoch)  # weights to roll back to after a blow-up
     n_train = len(train_index)
