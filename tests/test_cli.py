@@ -1,6 +1,7 @@
 import os
 import re
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -121,3 +122,125 @@ def test_info_on_anything_but_a_model_file_is_one_line(tmp_path, make, message):
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and message in result.output
     assert "Traceback" not in result.output
+
+
+# --- explain ---------------------------------------------------------------------------------
+
+
+def test_explain_replays_the_seed_and_checks_every_gradient():
+    result = runner.invoke(app, ["explain"])
+    assert result.exit_code == 0, result.output
+    for title in (
+        "Step 1: Gradient at output (layer 2 error)",
+        "Step 3: Propagate gradient to hidden layer 1",
+        "Step 4: Gradient through activation (ReLU)",
+        "The general rule",
+    ):
+        assert title in result.output
+    assert result.output.count("✓ relative error") == 7
+
+
+def test_explain_the_neuron_prints_a_minus_y_times_x():
+    result = runner.invoke(app, ["explain", "--neuron", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    values = dict(re.findall(r"^  (\S+(?: \S+)*) = (-?[\d.e-]+)$", result.output, re.M))
+    a, y, x = float(values["a"]), float(values["y"]), float(values["x"])
+    assert float(values["∂L/∂w"]) == pytest.approx((a - y) * x, rel=1e-3)
+    assert "∂L/∂w = ∂L/∂a · ∂a/∂z · ∂z/∂w" in result.output
+
+
+def test_explain_a_model_file_on_a_data_set_row(tmp_path):
+    X, _, y, _ = dp.datasets.digits()
+    model = dp.mlp([64, 16, 10], rng=np.random.default_rng(0))
+    path = tmp_path / "digits.safetensors"
+    dp.save(model, path, loss=dp.SoftmaxCrossEntropy())
+    result = runner.invoke(
+        app, ["explain", "--model", str(path), "--data", "digits", "--index", "17"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Dense(64, 16, bias=True, dtype='float32')" in result.output
+    assert "W⁽¹⁾: shape (16, 64), norm" in result.output  # summarized, not printed whole
+    _, X_test, _, y_test = dp.datasets.digits()
+    label = int(y_test[17])
+    y_line = re.search(r"^  y = \[(.*)\]ᵀ$", result.output, re.M).group(1)
+    assert [float(v) for v in y_line.split(", ")].index(1.0) == label
+
+
+def test_explain_exits_1_when_a_gradient_disagrees(tmp_path):
+    class BrokenDense(dp.Dense):
+        def backward(self, grad_out):
+            return super().backward(grad_out) * 2.0
+
+    dp.registry.LAYERS.register(BrokenDense)
+    rng = np.random.default_rng(0)
+    model = dp.Sequential(
+        dp.Dense(3, 4, rng=rng),
+        dp.Tanh(),
+        BrokenDense(4, 2, rng=rng),
+        dp.Tanh(),
+        dp.Dense(2, 1, rng=rng),
+    )
+    path = tmp_path / "broken.safetensors"
+    dp.save(model, path, loss=dp.SigmoidBinaryCrossEntropy())
+    result = runner.invoke(app, ["explain", "--model", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "✗ relative error" in result.output and "DISAGREE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--layers", "3,0,1"], "expected comma-separated positive integers"),
+        (["--layers", "3"], "--layers needs an input and an output width"),
+        (["--activation", "relu6"], "unknown activation 'relu6'; known: gelu, identity"),
+        (["--loss", "hinge"], "unknown loss 'hinge'; known: MeanSquaredError (mse"),
+        (["--format", "html"], "--format must be text, md or json, got 'html'"),
+        (["--batch", "0"], "Invalid value for '--batch'"),
+        (["--data", "digits"], "--data needs --model"),
+        (["--model", "missing.safetensors"], "no such model file: 'missing.safetensors'"),
+    ],
+)
+def test_explain_refuses_bad_options_in_one_line(args, message):
+    result = runner.invoke(app, ["explain", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+
+
+def test_explain_refuses_a_data_set_of_another_width_or_an_index_out_of_range(tmp_path):
+    path = tmp_path / "m.safetensors"
+    dp.save(dp.mlp([64, 4, 10], rng=np.random.default_rng(0)), path, loss=dp.SoftmaxCrossEntropy())
+    for args, message in [
+        (["--data", "breast-cancer"], "the model takes 64 features, but breast-cancer has 30"),
+        (["--data", "digits", "--index", "450"], "--index 450 with --batch 1 is out of range"),
+        (["--data", "nope"], "unknown data set 'nope'"),
+    ]:
+        result = runner.invoke(app, ["explain", "--model", str(path), *args])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], lines
+    clf = dp.MLPClassifier(hidden_layer_sizes=(3,), solver="lbfgs").fit(np.eye(4), [0, 1, 0, 1])
+    dp.save(clf, tmp_path / "clf.safetensors")
+    result = runner.invoke(app, ["explain", "--model", str(tmp_path / "clf.safetensors")])
+    assert result.exit_code == 2 and "holds a MLPClassifier; --model takes a model file" in (
+        result.output
+    )
+
+
+def test_explain_colours_titles_and_checks_in_a_terminal(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import deltaprop.cli as cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(
+        cli, "Console", lambda **kw: Console(file=screen, force_terminal=True, width=120, **kw)
+    )
+    result = runner.invoke(app, ["explain"])
+    assert result.exit_code == 0, result.output
+    shown = screen.getvalue()
+    assert "\x1b[1mStep 1: Gradient at output (layer 2 error)" in shown  # bold title
+    assert "\x1b[32m      ✓ relative error" in shown  # a green check
+    assert re.sub(r"\x1b\[[0-9;]*m", "", shown).count("✓ relative error") == 7

@@ -157,8 +157,9 @@ def test_sample_checks_a_random_subset_of_each_tensor(rng):
     Counting.calls = 0
     report = gradcheck.check_model(model, dp.SoftmaxCrossEntropy(), X, y, sample=10)
     assert report.ok, str(report)
-    # 10 entries of each of 0.W, 0.b, 2.W, the input; all 2 entries of 2.b: 2 passes each
-    assert Counting.calls == 1 + 2 * (10 + 10 + 10 + 2 + 10)
+    # the analytic pass and the loss's level; then 10 entries of each of 0.W, 0.b, 2.W, the
+    # input and all 2 entries of 2.b, 2 passes each
+    assert Counting.calls == 2 + 2 * (10 + 10 + 10 + 2 + 10)
     assert set(report.errors) == {"0.W", "0.b", "2.W", "2.b", "input"}
 
 
@@ -186,3 +187,36 @@ def test_progress_is_shown_when_asked(rng, capsys):
         model, dp.MeanSquaredError(), np.ones((2, 3)), np.ones((2, 2)), progress=True
     )
     assert "gradient check" in capsys.readouterr().err
+
+
+def test_a_gradient_that_is_exactly_zero_passes_and_a_small_wrong_one_fails(rng):
+    """A bias right before batch norm has gradient 0 (the batch mean removes it): central
+    differences measure round-off there, which the check's resolution absorbs."""
+    model = dp.Sequential(
+        dp.Dense(4, 6, rng=rng, dtype=np.float64),
+        dp.BatchNorm(6, dtype=np.float64),
+        dp.Tanh(),
+        dp.Dense(6, 2, rng=rng, dtype=np.float64),
+    )
+    X, y = rng.standard_normal((7, 4)), rng.integers(0, 2, 7)
+    report = gradcheck.check_model(model, dp.SoftmaxCrossEntropy(), X, y)
+    assert report.ok, str(report)
+    assert report.errors["0.b"] < 1e-6
+
+    class SmallWrong(dp.Dense):
+        def backward_params(self, grad_out):
+            super().backward_params(grad_out)
+            self.b.grad += 1e-5  # a wrong term far below the gradient's own size
+
+    layer = SmallWrong(3, 2, rng=rng, dtype=np.float64)
+    report = gradcheck.check_layer(layer, rng.standard_normal((4, 3)))
+    assert not report.ok and report.errors["b"] > 1e-6
+
+
+def test_resolution_is_the_round_off_of_central_differences_over_the_tolerance():
+    assert gradcheck.resolution(0.0, 1e-6, 1, 1e-6) == pytest.approx(
+        10 * 2.22e-16 / 1e-12, rel=1e-2
+    )
+    assert gradcheck.resolution(3.0, 1e-6, 16, 1e-6) == pytest.approx(
+        4 * 4 * gradcheck.resolution(0.0, 1e-6, 1, 1e-6)
+    )

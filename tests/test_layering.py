@@ -24,6 +24,7 @@ LEVELS = {
     "initializers": 1,
     "datasets": 1,
     "fileformat": 1,
+    "formulas": 1,
     # core
     "memory": 2,
     "core": 3,
@@ -42,6 +43,12 @@ LEVELS = {
     # work
     "gradcheck": 7,
     "explain": 7,
+    "explanation": 7,
+    "replay": 11,
+    "notation": 8,
+    "backward_steps": 12,
+    "derivation": 13,
+    "neuron": 13,
     "metrics": 7,
     "files": 7,
     "checkpoints": 8,
@@ -57,9 +64,9 @@ LEVELS = {
     "mlp_base": 12,
     "estimators": 13,
     "plots": 12,
-    "cli": 12,
-    "__main__": 14,
-    "__init__": 14,
+    "cli": 14,
+    "__main__": 15,
+    "__init__": 15,
 }
 PACKAGE = Path(deltaprop.__file__).parent
 

@@ -18,6 +18,7 @@ from .callbacks import (
     TerminateOnNaN,
 )
 from .core import Layer, Parameter
+from .derivation import explain
 from .display import EpochLogger, ProgressBar
 from .errors import (
     DeltapropError,
@@ -28,6 +29,7 @@ from .errors import (
 )
 from .estimators import MLPClassifier, MLPRegressor
 from .explain import LayerTrace, Trace, trace
+from .explanation import Explanation
 from .files import FileInfo, inspect_file, load, save
 from .hooks import Callback, History, TrainingRun
 from .layers import Dense
@@ -39,6 +41,7 @@ from .losses import (
     SoftmaxCrossEntropy,
 )
 from .model import Sequential, mlp
+from .neuron import explain_neuron
 from .normalization import BatchNorm, LayerNorm
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .regularization import Dropout
@@ -64,6 +67,7 @@ __all__ = [
     "Dropout",
     "EarlyStopping",
     "EpochLogger",
+    "Explanation",
     "ExponentialDecay",
     "FileInfo",
     "ForwardNotCalledError",
@@ -103,6 +107,8 @@ __all__ = [
     "UnknownNameError",
     "__version__",
     "evaluate",
+    "explain",
+    "explain_neuron",
     "fit",
     "functional",
     "gradcheck",

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import formulas
 from . import functional as F
 from .backend import Array
 from .core import Layer
@@ -19,6 +20,8 @@ from .validation import check_fraction, check_input
 
 class Identity(Layer):
     """a = z; a' = 1. Shapes: (N, D) -> (N, D)."""
+
+    formula = formulas.IDENTITY
 
     def __init__(self) -> None:
         super().__init__()
@@ -36,6 +39,8 @@ class Identity(Layer):
 
 class ReLU(Layer):
     """a = max(z, 0); a' = 1[z > 0], the seed's gate. Shapes: (N, D) -> (N, D)."""
+
+    formula = formulas.RELU
 
     relu_like = True
 
@@ -65,6 +70,8 @@ class ReLU(Layer):
 class LeakyReLU(Layer):
     """a = z if z > 0 else slope·z; a' = 1 or slope. Shapes: (N, D) -> (N, D)."""
 
+    formula = formulas.LEAKY_RELU
+
     relu_like = True
 
     def __init__(self, negative_slope: float = 0.01) -> None:
@@ -93,6 +100,8 @@ class Sigmoid(Layer):
     the two so the output delta is ŷ − y.
     """
 
+    formula = formulas.SIGMOID
+
     def __init__(self) -> None:
         super().__init__()
         self._a: Array | None = None
@@ -111,6 +120,8 @@ class Sigmoid(Layer):
 
 class Tanh(Layer):
     """a = tanh(z); a' = 1 − a², from the cached output. Shapes: (N, D) -> (N, D)."""
+
+    formula = formulas.TANH
 
     def __init__(self) -> None:
         super().__init__()
@@ -131,6 +142,8 @@ class Tanh(Layer):
 class GELU(Layer):
     """a = z Φ(z) (exact, erf form); a' = Φ(z) + z φ(z). Shapes: (N, D) -> (N, D)."""
 
+    formula = formulas.GELU
+
     relu_like = True
 
     def __init__(self) -> None:
@@ -150,6 +163,8 @@ class GELU(Layer):
 
 class Softplus(Layer):
     """a = log(1 + e^z); a' = σ(z). Shapes: (N, D) -> (N, D)."""
+
+    formula = formulas.SOFTPLUS
 
     relu_like = True
 

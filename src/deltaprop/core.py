@@ -25,6 +25,7 @@ import numpy.typing as npt
 from .backend import Array, float_dtype
 from .deprecation import moved
 from .errors import ForwardNotCalledError, ShapeError
+from .formulas import ActivationFormula
 from .memory import Workspace
 
 
@@ -75,10 +76,16 @@ class Layer(ABC):
             :class:`~deltaprop.Diagnostics` reports the fraction of its units whose gate
             1[z > 0] never opens.
         positional_config: configuration keys shown as bare values in ``repr``.
+        formula: for an element-wise layer a = f(z), its symbol and local derivative f'(z) as
+            text and TeX (``dp.explain`` shows them); None for any other layer.
+        affine: the layer computes the seed's z = W a_prev + b with parameters named ``W`` and
+            ``b`` (``dp.explain`` then writes its gradients as δ a_prevᵀ and Wᵀ δ).
     """
 
     relu_like: ClassVar[bool] = False
     positional_config: ClassVar[tuple[str, ...]] = ()
+    formula: ClassVar[ActivationFormula | None] = None
+    affine: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.workspace = Workspace()

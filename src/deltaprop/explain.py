@@ -11,6 +11,8 @@ seed; for a Dense layer the seed's ``z = W a + b``):
 - ``grads``  = each parameter's gradient by name; for Dense ``dW`` = δ_lᵀ a_{l−1}, the sum of the
   N outer products δ aᵀ (out, in), and ``db`` = Σ_n δ_l (out,)
 - ``grad_a_prev`` = ∂L/∂a_{l−1}; for Dense δ_l W_l, the seed's W_lᵀ δ_l for every row (N, in)
+- ``grad_a``  = ∂L/∂a_l, the gradient arriving at ``a`` (before the activation's local gradient
+  turns it into δ_l; at a fused output, where ``a`` is ŷ, it is δ_l itself)
 - ``penalty_grads`` = the L2 penalty's term of each gradient, λ W / N for ``Dense(l2=λ)`` (the
   loss's normalizer divides it as it divides the data term); ``grads`` include it, as in ``fit``
 
@@ -47,6 +49,7 @@ class LayerTrace:
     grads: dict[str, Array]  # ∂L/∂θ for each of the layer's parameters, by local name
     grad_a_prev: Array
     penalty_grads: dict[str, Array] = field(default_factory=dict)  # the L2 term of grads
+    grad_a: Array | None = None  # ∂L/∂a, at the output of the activation after z
 
     @property
     def dW(self) -> Array | None:
@@ -145,6 +148,7 @@ def trace(model: Layer, loss: Loss, X: Any, y: Any) -> Trace:
                 grads={name: p.grad.copy() for name, p in layers[i].named_parameters()},
                 grad_a_prev=grads_in[i],
                 penalty_grads=penalty_grads[i],
+                grad_a=grads_out[end - 1],
             )
         )
     return record

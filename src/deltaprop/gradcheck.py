@@ -19,6 +19,7 @@ with its random generators reset before every evaluation, so each sees the same 
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,11 +74,26 @@ def _one_line(obj: object) -> str:
     return " ".join(line.strip() for line in repr(obj).splitlines())
 
 
-def relative_error(analytic: Array, numeric: Array) -> float:
-    """‖a − n‖ / max(‖a‖ + ‖n‖, 1e-12)."""
+def relative_error(analytic: Array, numeric: Array, *, floor: float = 1e-12) -> float:
+    """‖a − n‖ / max(‖a‖ + ‖n‖, floor): gradients smaller than ``floor`` are compared on that
+    absolute scale (see :func:`resolution`)."""
     diff = float(np.linalg.norm(analytic - numeric))
     scale = float(np.linalg.norm(analytic) + np.linalg.norm(numeric))
-    return diff / max(scale, 1e-12)
+    return diff / max(scale, floor)
+
+
+def resolution(value: float, eps: float, entries: int, tolerance: float) -> float:
+    """The gradient norm below which central differences cannot judge a relative error.
+
+    Each difference (f(x + eps) − f(x − eps)) / 2eps carries round-off of about
+    ε_machine (|f| + 1) / eps; over ``entries`` entries, √entries times that. A gradient that is
+    exactly 0 (a bias before batch normalization) is measured as that noise, so its relative
+    error would be 1. Returned: 10 × that noise / ``tolerance``, the floor for
+    :func:`relative_error` at which noise-level differences pass and any error larger than it
+    still fails.
+    """
+    noise = math.sqrt(entries) * float(np.finfo(np.float64).eps) * (abs(value) + 1) / eps
+    return 10 * noise / tolerance
 
 
 def numeric_gradient(
@@ -116,16 +132,22 @@ def float64_copy(layer: Layer) -> Layer:
     return copy.deepcopy(layer).astype(np.float64)
 
 
-def _training_function(clone: Layer) -> tuple[bool, Callable[[], None]]:
-    """Whether to evaluate ``clone`` in training mode, and how to reset its randomness."""
-    generators = clone.generators()
+def hold_randomness(layer: Layer) -> Callable[[], None]:
+    """A function that puts the layer's generators back to their present states, so each
+    training forward after it draws the same dropout masks."""
+    generators = layer.generators()
     states = [g.bit_generator.state for g in generators]
 
     def reset() -> None:
         for generator, state in zip(generators, states, strict=True):
             generator.bit_generator.state = state
 
-    return clone.differs_in_training(), reset
+    return reset
+
+
+def _training_function(clone: Layer) -> tuple[bool, Callable[[], None]]:
+    """Whether to evaluate ``clone`` in training mode, and how to reset its randomness."""
+    return clone.differs_in_training(), hold_randomness(clone)
 
 
 LARGE_CHECK = 50_000
@@ -161,12 +183,14 @@ def _compare(
             UserWarning,
             stacklevel=3,
         )
+    level = f()
     with _progress(total, options.progress) as done:
         for name, value, analytic in targets:
             pick = picks[name]
             numeric = numeric_gradient(f, value, options.eps, entries=pick, done=done)
             chosen = analytic if pick is None else analytic.reshape(-1)[pick]
-            report.errors[name] = relative_error(chosen, numeric)
+            floor = resolution(level, options.eps, chosen.size, options.tolerance)
+            report.errors[name] = relative_error(chosen, numeric, floor=floor)
     return report
 
 

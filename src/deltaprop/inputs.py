@@ -100,7 +100,7 @@ def validation_split_indices(
 # --- the parts: objects of the right kinds, that fit together ----------------------------
 
 
-def _instance_of(name: str, value: Any, kind: type, example: str) -> None:
+def check_instance(name: str, value: Any, kind: type, example: str) -> None:
     """Refuse a class, a string or anything else where an instance of ``kind`` belongs."""
     if isinstance(value, kind):
         return
@@ -117,7 +117,7 @@ def check_parts(model: Any, loss: Any) -> None:
     """The model and the loss are what they should be, and do not both apply σ or softmax."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
-    _instance_of("loss", loss, Loss, "dp.SoftmaxCrossEntropy()")
+    check_instance("loss", loss, Loss, "dp.SoftmaxCrossEntropy()")
     last: Any = model
     while isinstance(last, Sequential) and last.layers:
         last = last.layers[-1]
@@ -134,7 +134,7 @@ def check_parts(model: Any, loss: Any) -> None:
 
 def check_optimizer(model: Sequential, optimizer: Any) -> None:
     """The optimizer updates exactly the model's parameters."""
-    _instance_of("optimizer", optimizer, Optimizer, "dp.Adam(model.parameters())")
+    check_instance("optimizer", optimizer, Optimizer, "dp.Adam(model.parameters())")
     ours = {id(p) for p in model.parameters()}
     theirs = {id(p) for p in optimizer.parameters}
     if ours != theirs:
@@ -163,7 +163,7 @@ def check_callbacks(callbacks: Any) -> list[Callback]:
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Sequence | list | tuple):
         raise TypeError(f"callbacks must be a list of Callbacks, got {type(callbacks).__name__}")
     for index, callback in enumerate(callbacks):
-        _instance_of(f"callbacks[{index}]", callback, Callback, "dp.EarlyStopping()")
+        check_instance(f"callbacks[{index}]", callback, Callback, "dp.EarlyStopping()")
     return list(callbacks)
 
 

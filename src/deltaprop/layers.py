@@ -44,6 +44,7 @@ class Dense(Layer):
     """
 
     positional_config = ("in_features", "out_features")
+    affine = True
 
     def __init__(
         self,

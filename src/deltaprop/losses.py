@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from scipy import special
 
+from . import formulas
 from . import functional as F
 from .backend import Array
 from .core import format_call
@@ -41,6 +42,9 @@ class Loss(ABC):
     output_activation: ClassVar[str | None] = None
     """The registry name of the activation layer this loss applies itself (a model that ends
     in that layer would apply it twice)."""
+
+    derivation: ClassVar[formulas.OutputDerivation]
+    """The loss and its output written out as the seed derives δ = ŷ − y, for ``dp.explain``."""
 
     def __init__(self) -> None:
         self.workspace = Workspace()
@@ -213,6 +217,7 @@ class SigmoidBinaryCrossEntropy(Loss):
     """
 
     task = "classification"
+    derivation = formulas.SIGMOID_BCE
     output_activation = "Sigmoid"
 
     def prepare_targets(self, y: Any, n_outputs: int) -> Array:
@@ -255,6 +260,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     task = "classification"
+    derivation = formulas.SOFTMAX_CE
     output_activation = "Softmax"
 
     def prepare_targets(self, y: Any, n_outputs: int) -> Array:
@@ -337,6 +343,7 @@ class MeanSquaredError(Loss):
     """
 
     task = "regression"
+    derivation = formulas.IDENTITY_HALF_SE
 
     def prepare_targets(self, y: Any, n_outputs: int) -> Array:
         return _as_2d_targets(type(self).__name__, y, n_outputs, np.dtype(np.float64))
@@ -365,6 +372,7 @@ class PoissonLoss(Loss):
     """
 
     task = "regression"
+    derivation = formulas.EXP_POISSON
 
     def prepare_targets(self, y: Any, n_outputs: int) -> Array:
         name = type(self).__name__

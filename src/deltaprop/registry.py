@@ -98,9 +98,11 @@ class Registry(Generic[T]):
         """
         key = self._resolve(name) if isinstance(name, str) else None
         if key is None:
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
-            )
+            known = [
+                f"{n} ({', '.join(self.aliases(n))})" if self.aliases(n) else n
+                for n in self.names()
+            ]
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {', '.join(known)}")
         return self._table[key]
 
     def name_of(self, entry: Any) -> str:

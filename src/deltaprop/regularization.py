@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from . import formulas
 from .backend import Array
 from .core import Layer
 from .validation import check_fraction, check_input, check_rng
@@ -28,6 +29,8 @@ class Dropout(Layer):
 
     Shapes: (N, D) -> (N, D).
     """
+
+    formula = formulas.DROPOUT
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator | None = None) -> None:
         super().__init__()

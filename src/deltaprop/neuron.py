@@ -1,0 +1,148 @@
+"""The seed's single neuron, z = w x + b, a = σ(z), binary cross-entropy: the chain rule
+∂L/∂w = ∂L/∂a · ∂a/∂z · ∂z/∂w = (a − y) x on live numbers, checked."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .explanation import Equation, Explanation, Prose, Step, Value
+from .formulas import Formula
+from .layers import Dense
+from .losses import SigmoidBinaryCrossEntropy
+from .model import Sequential
+from .notation import chain_rule
+from .replay import check_options, replay
+
+NEURON_CHAIN_TEX = (
+    r"\dfrac{\partial L}{\partial a} \cdot \dfrac{\partial a}{\partial z} \cdot "
+    r"\dfrac{\partial z}{\partial w}"
+)
+
+
+def explain_neuron(
+    x: float, y: float, *, w: float, b: float, tolerance: float = 1e-6, eps: float = 1e-6
+) -> Explanation:
+    """The seed's single neuron: z = w x + b, a = σ(z), binary cross-entropy, and the chain
+    rule ∂L/∂w = ∂L/∂a · ∂a/∂z · ∂z/∂w = (a − y) x on these numbers, checked."""
+    check_options(0, tolerance, eps, 1)
+    dense = Dense(1, 1, rng=np.random.default_rng(0), dtype=np.float64)
+    dense.W.value[...], dense.b.value[...] = w, b  # type: ignore[union-attr]
+    loss = SigmoidBinaryCrossEntropy()
+    net = replay(
+        Sequential(dense), loss, [[x]], [y], seed=0, eps=eps, tolerance=tolerance, sample=1
+    )
+    t = net.traces[0]
+    a_value, x_value = float(net.y_hat[0, 0]), float(t.a_prev[0, 0])
+    dl_da, da_dz = (float(v[0, 0]) for v in loss.derivation.factors(net.y_hat, net.Y))
+    X = t.a_prev
+
+    def scalar(key: str, name: tuple[str, str], value: float) -> Value:
+        return Value(key, Formula(*name), np.array(value))
+
+    forward = Step(
+        "A single neuron: forward",
+        "forward",
+        [
+            Prose("The loss depends on the weight through intermediate steps:"),
+            Equation(Formula("z = w x + b", "z = wx + b")),
+            Equation(
+                Formula("a = σ(z) = 1 / (1 + e^(−z))", r"a = \sigma(z) = \dfrac{1}{1+e^{-z}}")
+            ),
+            Equation(
+                Formula("L = −[y log(a) + (1 − y) log(1 − a)]", r"L = -[y\log(a) + (1-y)\log(1-a)]")
+            ),
+            scalar("x", ("x", "x"), x_value),
+            scalar("w", ("w", "w"), w),
+            scalar("b", ("b", "b"), b),
+            scalar("z", ("z", "z"), float(t.z[0, 0])),
+            scalar("a", ("a", "a"), a_value),
+            scalar("y", ("y", "y"), y),
+            scalar("L", ("L", "L"), net.value),
+        ],
+    )
+    dw, db = t.grads["W"], t.grads["b"]
+    params = dict(net.layers[0].named_parameters())  # the copy's, which the checks perturb
+    backward = Step(
+        "Applying the chain rule to a single neuron",
+        "neuron",
+        [
+            Prose("The chain rule traces how a change in w propagates to L:"),
+            Equation(
+                Formula(
+                    "∂L/∂w = ∂L/∂a · ∂a/∂z · ∂z/∂w",
+                    r"\dfrac{\partial L}{\partial w} = " + NEURON_CHAIN_TEX,
+                )
+            ),
+            Equation(Formula("∂z/∂w = x", r"\dfrac{\partial z}{\partial w} = x")),
+            scalar("dz_dw", ("∂z/∂w", r"\dfrac{\partial z}{\partial w}"), x_value),
+            Equation(
+                Formula(
+                    "∂a/∂z = σ(z)(1 − σ(z)) = a(1 − a)",
+                    r"\dfrac{\partial a}{\partial z} = \sigma(z)(1-\sigma(z)) = a(1-a)",
+                )
+            ),
+            scalar("da_dz", ("∂a/∂z", r"\dfrac{\partial a}{\partial z}"), da_dz),
+            Equation(
+                Formula(
+                    "∂L/∂a = −y/a + (1 − y)/(1 − a)",
+                    r"\dfrac{\partial L}{\partial a} = -\dfrac{y}{a} + \dfrac{1-y}{1-a}",
+                )
+            ),
+            scalar("dL_da", ("∂L/∂a", r"\dfrac{\partial L}{\partial a}"), dl_da),
+            Prose("Multiplied, a(1 − a) cancels the denominator of ∂L/∂a:"),
+            scalar(
+                "product",
+                (
+                    "∂L/∂a · ∂a/∂z · ∂z/∂w",
+                    NEURON_CHAIN_TEX,
+                ),
+                dl_da * da_dz * x_value,
+            ),
+            scalar("a_minus_y_x", ("(a − y) · x", r"(a-y) \cdot x"), (a_value - y) * x_value),
+            net.checked(
+                "dW1",
+                Formula("∂L/∂w", r"\dfrac{\partial L}{\partial w}"),
+                dw.reshape(()),
+                dw,
+                params["W"].value,
+                0,
+                X,
+            ),
+            Equation(
+                Formula("∂L/∂b = (a − y) · 1", r"\dfrac{\partial L}{\partial b} = (a-y) \cdot 1")
+            ),
+            net.checked(
+                "db1",
+                Formula("∂L/∂b", r"\dfrac{\partial L}{\partial b}"),
+                db.reshape(()),
+                db,
+                params["b"].value,
+                0,
+                X,
+            ),
+        ],
+    )
+    summary = Step(
+        "Forward and back propagation",
+        "summary",
+        [
+            Prose("Forward propagation: calculate z, then a, then the loss L."),
+            Prose(
+                "Back propagation: calculate the gradient from a and the truth label y, "
+                "∂L/∂w = (a − y) x."
+            ),
+        ],
+    )
+    return Explanation(
+        title="The chain rule on a single neuron",
+        summary=(
+            "One sigmoid neuron with binary cross-entropy; the numbers are deltaprop's own "
+            "(float64), and each gradient is checked by central differences."
+        ),
+        network=[repr(dense)],
+        loss_name=type(loss).__name__,
+        loss=net.value,
+        n_samples=1,
+        tolerance=tolerance,
+        steps=[chain_rule(), forward, backward, summary],
+    )
