@@ -166,19 +166,9 @@ def propagate_step(net: Replay, layer_no: int, number: int) -> Step:
 
 
 def activation_step(net: Replay, layer_no: int, number: int) -> Step:
-    t = net.traces[layer_no - 1]
     followers, local = net.followers[layer_no - 1], net.local[layer_no - 1]
     a, z, delta = a_sym(layer_no), z_sym(layer_no), delta_sym(layer_no)
-    delta_value = net.checked(
-        f"delta{layer_no}",
-        delta,
-        net.rows(t.delta * net.n),
-        t.delta,
-        t.z,
-        t.position + 1,
-        t.z,
-        note=batch_note(net.n),
-    )
+    delta_value = net.checked_delta(layer_no)
     if not followers:
         parts: list[Part] = [
             Prose(f"No activation after layer {layer_no}: {a.text} = {z.text}, so δ = ∂L/∂a."),

@@ -124,16 +124,7 @@ def _output_error(net: Replay, number: int) -> Step:
     t, derivation = net.traces[-1], net.loss.derivation
     z, delta = z_sym(last), delta_sym(last)
     followers = net.followers[-1]
-    delta_value = net.checked(
-        f"delta{last}",
-        delta,
-        net.rows(t.delta * net.n),
-        t.delta,
-        t.z,
-        t.position + 1,
-        t.z,
-        note=batch_note(net.n),
-    )
+    delta_value = net.checked_delta(last)
     if not followers:
         dl, dyz = derivation.factors(net.y_hat, net.Y)
         product = np.einsum("nk,nkj->nj", dl, dyz) if dyz.ndim == 3 else dl * dyz

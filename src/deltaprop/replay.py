@@ -20,6 +20,7 @@ from .gradcheck import hold_randomness, numeric_gradient, relative_error, resolu
 from .inputs import check_instance
 from .losses import Loss
 from .model import Sequential
+from .notation import batch_note, delta_sym
 from .validation import check_int, check_positive
 
 
@@ -57,6 +58,20 @@ class Replay:
     def rows(self, array: Array) -> Array:
         """One sample's row as the seed's column vector (1-D); a batch as it is."""
         return array[0] if self.n == 1 else array
+
+    def checked_delta(self, layer_no: int) -> Value:
+        """δ⁽ˡ⁾, one row per sample, checked in z⁽ˡ⁾ (the input of the layers after it)."""
+        t = self.traces[layer_no - 1]
+        return self.checked(
+            f"delta{layer_no}",
+            delta_sym(layer_no),
+            self.rows(t.delta * self.n),
+            t.delta,
+            t.z,
+            t.position + 1,
+            t.z,
+            note=batch_note(self.n),
+        )
 
     def checked(
         self,
