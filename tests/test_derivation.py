@@ -40,7 +40,10 @@ def test_the_values_are_the_engines_for_one_sample(rng):
     np.testing.assert_allclose(explanation.value("dW1"), np.outer(delta1, x[0]), rtol=1e-12)
     np.testing.assert_allclose(explanation.value("product"), delta2, rtol=1e-12)
     assert explanation.ok and explanation.worst < 1e-6
-    assert set(explanation.checks) == {"delta2", "dW2", "db2", "dL_da1", "delta1", "dW1", "db1"}
+    assert set(explanation.checks) == {
+        *("dL_dy_hat", "dy_hat_dz", "product", "delta2", "dW2", "db2"),
+        *("dL_da1", "local1", "delta1", "dW1", "db1"),
+    }
 
 
 def test_the_steps_follow_the_seed(rng):
@@ -87,7 +90,16 @@ def test_the_single_neuron_gives_a_minus_y_times_x():
     assert float(explanation.value("da_dz")) == pytest.approx(a * (1 - a), rel=1e-12)
     assert float(explanation.value("dL_da")) == pytest.approx(-y / a + (1 - y) / (1 - a))
     assert float(explanation.value("product")) == pytest.approx((a - y) * x, rel=1e-12)
-    assert explanation.ok and set(explanation.checks) == {"dW1", "db1"}
+    assert explanation.ok
+    assert set(explanation.checks) == {
+        "dz_dw",
+        "da_dz",
+        "dL_da",
+        "product",
+        "a_minus_y_x",
+        "dW1",
+        "db1",
+    }
 
 
 @pytest.mark.parametrize(
@@ -184,3 +196,21 @@ def test_bad_arguments_are_named():
         dp.explain(model, dp.MeanSquaredError(), np.ones((1, 4)), [[0, 0]])
     with pytest.raises(ValueError, match="explain: tolerance must be > 0, got 0"):
         dp.explain(model, dp.MeanSquaredError(), np.ones((1, 3)), [[0, 0]], tolerance=0)
+
+
+def test_the_shown_factors_are_checked_too(rng):
+    """Step 1's ∂L/∂ŷ and ∂ŷ/∂z are checked against central differences of the loss written in
+    ŷ and of the engine's output activation: a wrong factor is caught."""
+    import dataclasses
+
+    def wrong_factors(y_hat, y):
+        dl, dyz = formulas.SIGMOID_BCE.factors(y_hat, y)
+        return dl, dyz * 1.01
+
+    class Mistaken(dp.SigmoidBinaryCrossEntropy):
+        derivation = dataclasses.replace(formulas.SIGMOID_BCE, factors=wrong_factors)
+
+    X = rng.standard_normal((2, 3))
+    explanation = dp.explain(_seed_network(rng), Mistaken(), X, [1.0, 0.0])
+    failing = {k for k, e in explanation.checks.items() if e > 1e-6}
+    assert failing == {"dy_hat_dz", "product"}  # the engine's own δ still agrees

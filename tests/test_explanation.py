@@ -109,4 +109,4 @@ def test_text_is_plain_when_piped():
     assert result.exit_code == 0, result.output
     assert "\x1b[" not in result.output  # no colour codes off a terminal
     assert result.output.startswith("Forward and back propagation, step by step\n")
-    assert "All 7 gradients agree with central differences" in result.output
+    assert "All 11 gradients agree with central differences" in result.output

@@ -196,7 +196,15 @@ def activation_step(net: Replay, layer_no: int, number: int) -> Step:
                 Formula(f"∂L/∂{a.text} ⊙ {prime.text}", rf"{d_of(a).tex} \odot {prime.tex}"),
             ),
             eq(prime, derivative(followers)),
-            Value(f"local{layer_no}", prime, net.rows(local), note=gates_note(local)),
+            net.checked_local(
+                f"local{layer_no}",
+                prime,
+                net.rows(local),
+                local,
+                lambda z_: net.run(followers, z_),
+                net.traces[layer_no - 1].z,
+                note=gates_note(local),
+            ),
             delta_value,
         ]
     return Step(f"Gradient through activation ({f.text})", "activation", parts, number, layer_no)

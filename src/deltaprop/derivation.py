@@ -140,11 +140,23 @@ def _output_error(net: Replay, number: int) -> Step:
             eq(delta, d_of(z), two),
             Prose("Derive the two parts separately, then multiply them."),
             eq(d_of(Y_HAT), derivation.dl_dyhat),
-            Value("dL_dy_hat", d_of(Y_HAT), net.rows(dl)),
+            net.checked_local(
+                "dL_dy_hat",
+                d_of(Y_HAT),
+                net.rows(dl),
+                dl,
+                lambda y_hat: derivation.terms(y_hat, net.Y),
+                net.y_hat,
+                relative_step=True,
+            ),
             eq(d_by(Y_HAT, z), derivation.dyhat_dz),
-            Value("dy_hat_dz", d_by(Y_HAT, z), net.rows(dyz)),
+            net.checked_local(
+                "dy_hat_dz", d_by(Y_HAT, z), net.rows(dyz), dyz, net.loss.predict, t.z
+            ),
             Prose(f"Combine them (the cancellation): {derivation.cancellation}."),
-            Value("product", two, net.rows(product)),
+            net.checked(
+                "product", two, net.rows(product), product / net.n, t.z, t.position + 1, t.z
+            ),
             eq(delta, Formula("ŷ − y", r"\hat{y} - y")),
             delta_value,
         ]
@@ -179,7 +191,15 @@ def _output_error(net: Replay, number: int) -> Step:
     if local is not None:
         parts += [
             eq(d_by(a, z), derivative(followers)),
-            Value(f"local{last}", d_by(a, z), net.rows(local), note=gates_note(local)),
+            net.checked_local(
+                f"local{last}",
+                d_by(a, z),
+                net.rows(local),
+                local,
+                lambda z_: net.run(followers, z_),
+                t.z,
+                note=gates_note(local),
+            ),
         ]
     else:
         parts.append(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from scipy import special
 
 from .backend import Array
 
@@ -58,7 +59,8 @@ class OutputDerivation:
     """A fused loss written out as the seed derives it (Step 1).
 
     ``factors(ŷ, y)`` gives ∂ℓ/∂ŷ (N, K) and ∂ŷ/∂z — (N, K) for an element-wise output, (N, K, K)
-    Jacobians for softmax — per sample, before the batch mean.
+    Jacobians for softmax — per sample, before the batch mean. ``terms(ŷ, y)`` is the loss
+    written in ŷ, one term per output (ℓ is their sum): what ∂ℓ/∂ŷ is the derivative of.
     """
 
     loss: Formula  # ℓ(ŷ, y) for one sample
@@ -67,6 +69,7 @@ class OutputDerivation:
     dyhat_dz: Formula
     cancellation: str  # why the product is ŷ − y, in words
     factors: Callable[[Array, Array], tuple[Array, Array]]
+    terms: Callable[[Array, Array], Array]  # ℓ's terms as a function of ŷ, (N, K): checks ∂ℓ/∂ŷ
     example_targets: Callable[[np.random.Generator, int, int], Array]  # y for a demo, (N, K)
 
 
@@ -110,6 +113,7 @@ SIGMOID_BCE = OutputDerivation(
     dyhat_dz=Formula("σ'(z) = ŷ(1 − ŷ)", r"\sigma'(z) = \hat{y}(1-\hat{y})"),
     cancellation="the denominator of the loss gradient cancels the sigmoid's derivative",
     factors=_bce_factors,
+    terms=lambda y_hat, y: -(special.xlogy(y, y_hat) + special.xlogy(1 - y, 1 - y_hat)),
     example_targets=lambda rng, n, k: rng.integers(0, 2, (n, k)).astype(np.float64),
 )
 
@@ -123,6 +127,7 @@ SOFTMAX_CE = OutputDerivation(
         "and Σ_k y_k = 1"
     ),
     factors=_softmax_ce_factors,
+    terms=lambda y_hat, y: -special.xlogy(y, y_hat),
     example_targets=_class_indices,
 )
 
@@ -133,6 +138,7 @@ IDENTITY_HALF_SE = OutputDerivation(
     dyhat_dz=Formula("1", "1"),
     cancellation="the identity output has derivative 1, and the ½ cancels the square's 2",
     factors=_half_se_factors,
+    terms=lambda y_hat, y: 0.5 * (y_hat - y) ** 2,
     example_targets=lambda rng, n, k: rng.standard_normal((n, k)),
 )
 
@@ -143,5 +149,6 @@ EXP_POISSON = OutputDerivation(
     dyhat_dz=Formula("e^z = ŷ", r"e^{z} = \hat{y}"),
     cancellation="the 1/ŷ of the loss gradient cancels the exponential's derivative ŷ",
     factors=_poisson_factors,
+    terms=lambda y_hat, y: special.xlogy(y, y) - special.xlogy(y, y_hat) - y + y_hat,
     example_targets=lambda rng, n, k: rng.poisson(2.0, (n, k)).astype(np.float64),
 )

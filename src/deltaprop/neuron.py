@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .explanation import Equation, Explanation, Prose, Step, Value
@@ -61,7 +63,37 @@ def explain_neuron(
         ],
     )
     dw, db = t.grads["W"], t.grads["b"]
-    params = dict(net.layers[0].named_parameters())  # the copy's, which the checks perturb
+    layer = net.layers[0]
+    params = dict(layer.named_parameters())  # the copy's, which the checks perturb
+
+    def z_of(weight: np.ndarray) -> np.ndarray:
+        """The engine's z at another w (for ∂z/∂w by central differences)."""
+        kept = params["W"].value.copy()
+        params["W"].value[...] = weight
+        z = layer.forward(X, training=True).copy()
+        params["W"].value[...] = kept
+        return z
+
+    def local(
+        key: str, name: tuple[str, str], value: float, fn: Any, at: np.ndarray, relative: bool
+    ) -> Value:
+        """A local derivative, checked by central differences of ``fn`` at ``at``."""
+        return net.checked_local(
+            key,
+            Formula(*name),
+            np.array(value),
+            np.full((1, 1), value),
+            fn,
+            at,
+            relative_step=relative,
+        )
+
+    def dw_value(key: str, name: tuple[str, str], value: float) -> Value:
+        """A value of ∂L/∂w, checked by central differences of L in w."""
+        return net.checked(
+            key, Formula(*name), np.array(value), np.full((1, 1), value), params["W"].value, 0, X
+        )
+
     backward = Step(
         "Applying the chain rule to a single neuron",
         "neuron",
@@ -74,39 +106,49 @@ def explain_neuron(
                 )
             ),
             Equation(Formula("∂z/∂w = x", r"\dfrac{\partial z}{\partial w} = x")),
-            scalar("dz_dw", ("∂z/∂w", r"\dfrac{\partial z}{\partial w}"), x_value),
+            local(
+                "dz_dw",
+                ("∂z/∂w", r"\dfrac{\partial z}{\partial w}"),
+                x_value,
+                z_of,
+                params["W"].value.copy(),
+                False,
+            ),
             Equation(
                 Formula(
                     "∂a/∂z = σ(z)(1 − σ(z)) = a(1 − a)",
                     r"\dfrac{\partial a}{\partial z} = \sigma(z)(1-\sigma(z)) = a(1-a)",
                 )
             ),
-            scalar("da_dz", ("∂a/∂z", r"\dfrac{\partial a}{\partial z}"), da_dz),
+            local(
+                "da_dz",
+                ("∂a/∂z", r"\dfrac{\partial a}{\partial z}"),
+                da_dz,
+                loss.predict,
+                t.z,
+                False,
+            ),
             Equation(
                 Formula(
                     "∂L/∂a = −y/a + (1 − y)/(1 − a)",
                     r"\dfrac{\partial L}{\partial a} = -\dfrac{y}{a} + \dfrac{1-y}{1-a}",
                 )
             ),
-            scalar("dL_da", ("∂L/∂a", r"\dfrac{\partial L}{\partial a}"), dl_da),
-            Prose("Multiplied, a(1 − a) cancels the denominator of ∂L/∂a:"),
-            scalar(
-                "product",
-                (
-                    "∂L/∂a · ∂a/∂z · ∂z/∂w",
-                    NEURON_CHAIN_TEX,
-                ),
-                dl_da * da_dz * x_value,
+            local(
+                "dL_da",
+                ("∂L/∂a", r"\dfrac{\partial L}{\partial a}"),
+                dl_da,
+                lambda a: loss.derivation.terms(a, net.Y),
+                net.y_hat,
+                True,
             ),
-            scalar("a_minus_y_x", ("(a − y) · x", r"(a-y) \cdot x"), (a_value - y) * x_value),
-            net.checked(
-                "dW1",
-                Formula("∂L/∂w", r"\dfrac{\partial L}{\partial w}"),
-                dw.reshape(()),
-                dw,
-                params["W"].value,
-                0,
-                X,
+            Prose("Multiplied, a(1 − a) cancels the denominator of ∂L/∂a:"),
+            dw_value(
+                "product", ("∂L/∂a · ∂a/∂z · ∂z/∂w", NEURON_CHAIN_TEX), dl_da * da_dz * x_value
+            ),
+            dw_value("a_minus_y_x", ("(a − y) · x", r"(a-y) \cdot x"), (a_value - y) * x_value),
+            dw_value(
+                "dW1", ("∂L/∂w (the engine's)", r"\dfrac{\partial L}{\partial w}"), float(dw[0, 0])
             ),
             Equation(
                 Formula("∂L/∂b = (a − y) · 1", r"\dfrac{\partial L}{\partial b} = (a-y) \cdot 1")

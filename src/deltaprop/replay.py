@@ -104,6 +104,53 @@ class Replay:
             checked=chosen.size,
         )
 
+    def checked_local(
+        self,
+        key: str,
+        name: Formula,
+        shown: Array,
+        analytic: Array,
+        fn: Callable[[Array], Array],
+        at: Array,
+        *,
+        relative_step: bool = False,
+        note: str = "",
+    ) -> Value:
+        """``shown`` with the check of a local derivative: ``analytic`` (N, K) is d fn / d at
+        entry by entry for an element-wise ``fn`` (every entry is perturbed at once), or
+        (N, K, K) the Jacobian of a row-wise ``fn``. ``relative_step``: a step proportional to
+        each entry (for functions of probabilities near 0)."""
+        h = (
+            self.eps * np.where(at == 0, 1.0, np.abs(at))
+            if relative_step
+            else np.full_like(at, self.eps)
+        )
+        if analytic.ndim == at.ndim:
+            numeric = (fn(at + h) - fn(at - h)) / (2 * h)
+        else:
+            numeric = np.empty_like(analytic)
+            for k in range(at.shape[1]):
+                step = np.zeros_like(at)
+                step[:, k] = h[:, k]
+                numeric[:, :, k] = (fn(at + step) - fn(at - step)) / (2 * h[:, k : k + 1])
+        level = float(np.max(np.abs(fn(at)), initial=0.0))
+        floor = resolution(level, self.eps, analytic.size, self.tolerance)
+        return Value(
+            key,
+            name,
+            shown,
+            note=note,
+            relative_error=relative_error(analytic, numeric, floor=floor),
+            checked=analytic.size,
+        )
+
+    def run(self, layers: list[Layer], value: Array) -> Array:
+        """``layers`` applied to ``value`` in training mode, dropout masks held fixed."""
+        self.reset()
+        for layer in layers:
+            value = layer.forward(value, training=True)
+        return value.copy()  # layers hand out reused storage
+
 
 def local_gradient(followers: list[Layer], shape: tuple[int, ...]) -> Array | None:
     """f'(z) of element-wise followers, from their own backward (None if one is not)."""
