@@ -242,5 +242,6 @@ def test_explain_colours_titles_and_checks_in_a_terminal(monkeypatch):
     assert result.exit_code == 0, result.output
     shown = screen.getvalue()
     assert "\x1b[1mStep 1: Gradient at output (layer 2 error)" in shown  # bold title
+    assert "\x1b[1mNetwork" not in shown  # the summary is not a heading
     assert "\x1b[32m      ✓ relative error" in shown  # a green check
     assert re.sub(r"\x1b\[[0-9;]*m", "", shown).count("✓ relative error") == 11

@@ -1,9 +1,9 @@
 """One table of optimizers drives every test: formula, kernel, convergence, PyTorch agreement.
 
-Each case pairs an optimizer with the plain NumPy rule it must follow (``updates.<rule>_reference``,
-the algorithm PyTorch documents) and that rule's arguments: the optimizer's steps are checked
-against the rule applied by the test, in float64 and float32, and the compiled kernel against the
-reference rule directly — none of it needs PyTorch.
+Each case pairs an optimizer with the plain NumPy rule it must follow (``<rule>_reference`` of
+``updates`` or ``adaptive_updates``, the algorithm PyTorch documents) and that rule's arguments:
+the optimizer's steps are checked against the rule applied by the test, in float64 and float32,
+and the compiled kernel against the reference rule directly — none of it needs PyTorch.
 """
 
 import math
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
-from deltaprop import updates
+from deltaprop import adaptive_updates, updates
 from deltaprop.core import Parameter
 
 SGD_DEFAULTS = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0}
@@ -65,19 +65,19 @@ CASES = [
         updates.adam_reference,
         {**ADAM_DEFAULTS, "weight_decay": 0.1, "decoupled": True},
     ),
-    ("RMSprop", dp.RMSprop, {"lr": 0.01}, updates.rmsprop_reference, RMSPROP_DEFAULTS),
+    ("RMSprop", dp.RMSprop, {"lr": 0.01}, adaptive_updates.rmsprop_reference, RMSPROP_DEFAULTS),
     (
         "RMSprop-centered-momentum",
         dp.RMSprop,
         {"lr": 0.01, "centered": True, "momentum": 0.5, "weight_decay": 0.01},
-        updates.rmsprop_reference,
+        adaptive_updates.rmsprop_reference,
         {**RMSPROP_DEFAULTS, "centered": True, "momentum": 0.5, "weight_decay": 0.01},
     ),
     (
         "Adagrad",
         dp.Adagrad,
         {"lr": 0.1, "lr_decay": 0.01},
-        updates.adagrad_reference,
+        adaptive_updates.adagrad_reference,
         {**ADAGRAD_DEFAULTS, "lr_decay": 0.01},
     ),
 ]
@@ -132,12 +132,12 @@ RULES = {
         {**ADAM_DEFAULTS, "weight_decay": 0.1, "decoupled": True},
     ),
     "rmsprop": (
-        updates.rmsprop,
-        updates.rmsprop_reference,
+        adaptive_updates.rmsprop,
+        adaptive_updates.rmsprop_reference,
         3,
         {**RMSPROP_DEFAULTS, "centered": True, "momentum": 0.5},
     ),
-    "adagrad": (updates.adagrad, updates.adagrad_reference, 1, ADAGRAD_DEFAULTS),
+    "adagrad": (adaptive_updates.adagrad, adaptive_updates.adagrad_reference, 1, ADAGRAD_DEFAULTS),
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from . import functional, gradcheck, initializers, registry, schedules
 from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .adaptive_optimizers import Adagrad, RMSprop
 from .callbacks import (
     CSVLogger,
     Diagnostics,
@@ -43,7 +44,7 @@ from .losses import (
 from .model import Sequential, mlp
 from .neuron import explain_neuron
 from .normalization import BatchNorm, LayerNorm
-from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .optimizers import SGD, Adam, AdamW, Optimizer
 from .regularization import Dropout
 from .schedules import Constant, CosineDecay, ExponentialDecay, InverseScaling, Schedule, StepDecay
 from .train import evaluate, fit, predict

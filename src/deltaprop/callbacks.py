@@ -104,7 +104,7 @@ class EarlyStopping(Callback):
         if _improves(value, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
-                self.best_state = run.model.snapshot()
+                self.best_state = run.model.snapshot(into=self.best_state)
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -136,11 +136,9 @@ class EarlyStopping(Callback):
         self.best_epoch = int(state["best_epoch"])
         self.wait = int(state["wait"])
         weights = state.get("best_weights")
-        buffers = [
-            np.array(state[f"best_buffer_{i}"])
-            for i in range(len(state))
-            if f"best_buffer_{i}" in state
-        ]
+        buffers: list[Array] = []
+        while f"best_buffer_{len(buffers)}" in state:
+            buffers.append(np.array(state[f"best_buffer_{len(buffers)}"]))
         self.best_state = None if weights is None else [np.array(weights), *buffers]
 
 

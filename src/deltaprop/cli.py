@@ -320,9 +320,10 @@ def _print_text(explanation: Explanation) -> None:
     if not console.is_terminal:
         typer.echo(explanation.to_text())
         return
+    headings = set(explanation.headings())
     for line in explanation.to_text().splitlines():
         style = None
-        if line and not line.startswith(" ") and line != explanation.summary:
+        if line in headings:
             style = "bold"
         elif "✓" in line:
             style = "green"

@@ -116,6 +116,10 @@ class Explanation:
                     return part.array
         raise KeyError(f"no value {key!r} in this explanation")
 
+    def headings(self) -> list[str]:
+        """The title and each step's heading, as the text and Markdown show them."""
+        return [self.title, *(_step_title(step) for step in self.steps)]
+
     def __str__(self) -> str:
         return self.to_text()
 

@@ -26,7 +26,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import optimizers, registry
+from . import adaptive_optimizers, optimizers, registry
 from .backend import Array, float_dtype
 from .display import ProgressBar
 from .estimator_files import describe, rebuild
@@ -277,7 +277,7 @@ class BaseMLP(BaseEstimator):
                 params, lr, betas=betas, eps=float(self.epsilon), weight_decay=float(self.alpha)
             )
         if self.solver == "rmsprop":
-            return optimizers.RMSprop(params, lr, eps=float(self.epsilon))
+            return adaptive_optimizers.RMSprop(params, lr, eps=float(self.epsilon))
         return optimizers.Adam(params, lr, betas=betas, eps=float(self.epsilon))
 
     def _check_solver(self) -> bool:

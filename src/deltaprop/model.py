@@ -250,10 +250,19 @@ class Sequential(Layer):
             for name, tensor in layer.buffers().items()
         }
 
-    def snapshot(self) -> list[Array]:
+    def snapshot(self, into: list[Array] | None = None) -> list[Array]:
         """Copies of everything that defines the model's function: the flat parameters, then
-        each buffer (running statistics). :meth:`restore` puts them back."""
-        return [self.flat_values.copy(), *(b.copy() for b in self.buffers().values())]
+        each buffer (running statistics). :meth:`restore` puts them back.
+
+        Args:
+            into: an earlier snapshot of this model to overwrite (no new storage), or None.
+        """
+        current = [self.flat_values, *self.buffers().values()]
+        if into is None:
+            return [array.copy() for array in current]
+        for target, array in zip(into, current, strict=True):
+            np.copyto(target, array)
+        return into
 
     def restore(self, snapshot: list[Array]) -> None:
         """Put back what :meth:`snapshot` copied, in place."""

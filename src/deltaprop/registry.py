@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from . import (
     activations,
+    adaptive_optimizers,
     datasets,
     initializers,
     layers,
@@ -178,7 +179,11 @@ LOSSES.register(losses.MeanSquaredError, aliases=("mse", "squared-error"))
 LOSSES.register(losses.PoissonLoss, aliases=("poisson",))
 
 OPTIMIZERS = Registry[type[optimizers.Optimizer]]("optimizer", "OPTIMIZERS").register_each(
-    optimizers.SGD, optimizers.Adam, optimizers.AdamW, optimizers.RMSprop, optimizers.Adagrad
+    optimizers.SGD,
+    optimizers.Adam,
+    optimizers.AdamW,
+    adaptive_optimizers.RMSprop,
+    adaptive_optimizers.Adagrad,
 )
 
 SCHEDULES = Registry[type[schedules.Schedule]]("schedule", "SCHEDULES").register_each(

@@ -28,14 +28,8 @@ class Fallbacks:
         self.recent: list[tuple[int, list[Array]]] = []  # newest first
 
     def record(self, epochs_done: int) -> None:
-        if len(self.recent) == 2:  # recycle the oldest snapshot's storage
-            storage = self.recent.pop()[1]
-            np.copyto(storage[0], self.model.flat_values)
-            for target, buffer in zip(storage[1:], self.model.buffers().values(), strict=True):
-                np.copyto(target, buffer)
-        else:
-            storage = self.model.snapshot()
-        self.recent.insert(0, (epochs_done, storage))
+        oldest = self.recent.pop()[1] if len(self.recent) == 2 else None  # its storage, reused
+        self.recent.insert(0, (epochs_done, self.model.snapshot(into=oldest)))
 
     def candidates(self) -> list[tuple[int, list[Array]]]:
         """Newest first, the weights at the start of ``fit`` last."""

@@ -98,7 +98,7 @@ class SklearnBookkeeping(Callback):
             run.stop(message)
 
     def _keep_best(self, model: Sequential) -> None:
-        self._best = model.snapshot()
+        self._best = model.snapshot(into=self._best)
 
     def _update_learning_rate(self, run: TrainingRun, est: Any) -> None:
         """scikit-learn's ``invscaling``: lr = lr_init / (t + 1)^power_t, t the samples seen."""
