@@ -40,6 +40,7 @@ LEVELS = {
     "normalization": 4,
     # model
     "model": 5,
+    "builders": 6,
     # registry
     "registry": 6,
     # work

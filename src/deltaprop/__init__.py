@@ -10,6 +10,7 @@ from typing import Any
 from . import functional, gradcheck, initializers, registry, schedules
 from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .adaptive_optimizers import Adagrad, RMSprop
+from .builders import mlp
 from .callbacks import (
     CSVLogger,
     Diagnostics,
@@ -41,7 +42,7 @@ from .losses import (
     SigmoidBinaryCrossEntropy,
     SoftmaxCrossEntropy,
 )
-from .model import Sequential, mlp
+from .model import Sequential
 from .neuron import explain_neuron
 from .normalization import BatchNorm, LayerNorm
 from .optimizers import SGD, Adam, AdamW, Optimizer

@@ -17,13 +17,14 @@ from typer.core import TyperGroup
 from . import gradcheck, registry
 from .atomic import check_writable
 from .backend import Array
+from .builders import mlp
 from .callbacks import EarlyStopping
 from .derivation import explain
 from .errors import ModelFileError, ShapeError
 from .explanation import Explanation
 from .files import inspect_file, load, save
 from .losses import Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
-from .model import Sequential, mlp
+from .model import Sequential
 from .neuron import explain_neuron
 from .train import evaluate, fit
 
