@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
-    X_train, X_test, y_train, y_test = datasets.fashion_mnist()
+    X_train, X_test, y_train, y_test = datasets.fashion_mnist().train_test_split()
     if args.tiny:
         X_train, y_train, X_test, y_test = (
             X_train[:2000],

@@ -38,7 +38,7 @@ except ImportError:  # the bench extra is optional
 
 
 def load(tiny: bool) -> tuple[np.ndarray, ...]:
-    X_train, X_test, y_train, y_test = datasets.fashion_mnist()
+    X_train, X_test, y_train, y_test = datasets.fashion_mnist().train_test_split()
     if tiny:
         return X_train[:2048], X_test[:512], y_train[:2048], y_test[:512]
     return X_train, X_test, y_train, y_test

@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="500 rows, 1 epoch, 1 seed")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
-    X_train, X_test, y_train, y_test = datasets.fashion_mnist()
+    X_train, X_test, y_train, y_test = datasets.fashion_mnist().train_test_split()
     if args.tiny:
         args.train, args.epochs, args.seeds = 500, 1, 1
         X_test, y_test = X_test[:500], y_test[:500]

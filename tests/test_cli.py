@@ -1,3 +1,4 @@
+import json
 import os
 import re
 
@@ -16,17 +17,18 @@ def test_train_saves_and_info_reads(tmp_path):
     path = tmp_path / "bc.safetensors"
     result = runner.invoke(app, ["train", "--epochs", "15", "--save", str(path)])
     assert result.exit_code == 0, result.output
-    accuracy = float(re.search(r"test accuracy (\d\.\d+)", result.output).group(1))
+    accuracy = float(re.search(r"test accuracy\s*│\s*(\d\.\d+)", result.output).group(1))
     assert accuracy >= 0.9
     info = runner.invoke(app, ["info", str(path)])
     assert info.exit_code == 0 and "SigmoidBinaryCrossEntropy" in info.output
+    assert "classes: malignant, benign" in info.output
 
 
 def test_info_on_a_bad_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "x.safetensors"
     bad.write_bytes(b"")
     result = runner.invoke(app, ["info", str(bad)])
-    assert result.exit_code == 1 and "is empty" in result.output
+    assert result.exit_code == 2 and "is empty" in result.output
 
 
 def test_gradcheck_command():
@@ -36,16 +38,16 @@ def test_gradcheck_command():
 
 def test_bad_options_name_the_value():
     result = runner.invoke(app, ["train", "--dataset", "mnist"])
-    assert result.exit_code != 0 and "unknown data set 'mnist'" in result.output
+    assert result.exit_code == 2 and "unknown data set 'mnist'" in result.output
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--lr", "0"], "Adam: lr must be > 0, got 0.0"),
-        (["--lr", "inf"], "Adam: lr must be > 0, got inf"),
-        (["--lr", "-1e-3"], "Adam: lr must be > 0, got -0.001"),
-        (["--hidden", "0"], "expected comma-separated positive integers"),
+        (["--lr", "0"], "--lr must be > 0, got 0.0"),
+        (["--lr", "inf"], "--lr must be > 0, got inf"),
+        (["--lr", "-1e-3"], "--lr must be > 0, got -0.001"),
+        (["--hidden", "0"], "--hidden: expected comma-separated positive integers"),
         (["--hidden", ""], "expected comma-separated positive integers (such as 64,32), got ''"),
         (["--hidden", "16,x"], "got '16,x'"),
         (
@@ -63,12 +65,18 @@ def test_invalid_values_are_usage_errors_in_one_line(args, message):
     assert "Traceback" not in result.output
 
 
-def test_names_are_looked_up_in_the_registry_forgiving_case():
-    result = runner.invoke(
-        app, ["train", "--dataset", "two-moons", "--optimizer", "adamw", "--epochs", "1"]
-    )
+def test_names_are_looked_up_in_the_registry_forgiving_case(tmp_path):
+    args = ["train", "--dataset", "two-moons", "--optimizer", "adamw", "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--json", "--out", str(tmp_path / "m.safetensors")])
     assert result.exit_code == 0, result.output
-    assert "two-moons: 750 training and 250 test samples" in result.output
+    report = json.loads(result.output)
+    assert report["data"]["name"] == "moons" and report["model"]["optimizer"].startswith("AdamW")
+    assert report["split"] == {
+        "train": 270,
+        "validation": 30,
+        "test": 100,
+        "test_from": "25% of the rows, stratified by class, drawn with seed 0",
+    }
 
 
 def test_an_unusable_save_path_is_refused_before_training(tmp_path):
@@ -79,16 +87,18 @@ def test_an_unusable_save_path_is_refused_before_training(tmp_path):
         (tmp_path / "missing" / "m.safetensors", "does not exist"),
         (tmp_path, "it is a directory"),
     ]:
-        result = runner.invoke(app, ["train", "--epochs", "1", "--save", str(target)])
+        result = runner.invoke(
+            app, ["train", "--epochs", "1", "--verbose", "2", "--save", str(target)]
+        )
         assert result.exit_code == 2, result.output
-        assert "Invalid value for --save" in result.output and message in result.output
+        assert result.output.startswith("Error: --out: ") and message in result.output
         assert "epoch 1/1" not in result.output  # refused before any training
 
 
 def test_a_save_that_fails_after_training_keeps_the_model_elsewhere(tmp_path, monkeypatch):
-    import deltaprop.cli
+    import deltaprop.run_report
 
-    real_save = deltaprop.cli.save
+    real_save = deltaprop.run_report.save
     wanted = tmp_path / "m.safetensors"
 
     def flaky_save(model, path, **kwargs):
@@ -96,10 +106,10 @@ def test_a_save_that_fails_after_training_keeps_the_model_elsewhere(tmp_path, mo
             raise OSError(28, "No space left on device")
         real_save(model, path, **kwargs)
 
-    monkeypatch.setattr(deltaprop.cli, "save", flaky_save)
+    monkeypatch.setattr(deltaprop.run_report, "save", flaky_save)
     result = runner.invoke(app, ["train", "--epochs", "2", "--save", str(wanted)])
     assert result.exit_code == 1
-    line = [x for x in result.output.splitlines() if x.startswith("error:")]
+    line = [x for x in result.output.splitlines() if x.startswith("Error:")]
     assert len(line) == 1 and "No space left on device" in line[0]
     kept = re.search(r"it was saved to '([^']+)' instead", line[0]).group(1)
     assert dp.load(kept)[0].input_features() == 30
@@ -119,7 +129,7 @@ def test_info_on_anything_but_a_model_file_is_one_line(tmp_path, make, message):
     path = tmp_path / "x.safetensors"
     make(path)
     result = runner.invoke(app, ["info", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.count("\n") == 1 and message in result.output
     assert "Traceback" not in result.output
 
@@ -150,7 +160,7 @@ def test_explain_the_neuron_prints_a_minus_y_times_x():
 
 
 def test_explain_a_model_file_on_a_data_set_row(tmp_path):
-    X, _, y, _ = dp.datasets.digits()
+    X, _, y, _ = dp.datasets.digits().train_test_split()
     model = dp.mlp([64, 16, 10], rng=np.random.default_rng(0))
     path = tmp_path / "digits.safetensors"
     dp.save(model, path, loss=dp.SoftmaxCrossEntropy())
@@ -160,7 +170,7 @@ def test_explain_a_model_file_on_a_data_set_row(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Dense(64, 16, bias=True, dtype='float32')" in result.output
     assert "W⁽¹⁾: shape (16, 64), norm" in result.output  # summarized, not printed whole
-    _, X_test, _, y_test = dp.datasets.digits()
+    _, X_test, _, y_test = dp.datasets.digits().train_test_split()
     label = int(y_test[17])
     y_line = re.search(r"^  y = \[(.*)\]ᵀ$", result.output, re.M).group(1)
     assert [float(v) for v in y_line.split(", ")].index(1.0) == label
@@ -232,7 +242,7 @@ def test_explain_colours_titles_and_checks_in_a_terminal(monkeypatch):
 
     from rich.console import Console
 
-    import deltaprop.cli as cli
+    import deltaprop.cli_explain as cli
 
     screen = io.StringIO()
     monkeypatch.setattr(

@@ -23,7 +23,12 @@ LEVELS = {
     "updates": 1,
     "adaptive_updates": 2,
     "initializers": 1,
-    "datasets": 1,
+    "tables": 1,
+    "idx": 1,
+    "dataset": 2,
+    "builtin_sets": 3,
+    "datasets": 4,
+    "preprocessing": 3,
     "fileformat": 1,
     "formulas": 1,
     # core
@@ -67,9 +72,15 @@ LEVELS = {
     "mlp_base": 12,
     "estimators": 13,
     "plots": 12,
-    "cli": 14,
-    "__main__": 15,
-    "__init__": 15,
+    "scoring": 12,
+    "commandline": 13,
+    "run_report": 14,
+    "cli_train": 15,
+    "cli_model": 14,
+    "cli_explain": 14,
+    "cli": 16,
+    "__main__": 17,
+    "__init__": 17,
 }
 PACKAGE = Path(deltaprop.__file__).parent
 

@@ -43,7 +43,8 @@ def test_every_kind_is_registered():
         "StepDecay",
     ]
     assert registry.LOSSES.aliases("SoftmaxCrossEntropy") == ["ce", "cross-entropy", "softmax-ce"]
-    assert {"breast-cancer", "digits", "two-moons", "fashion-mnist"} <= set(registry.DATASETS)
+    assert {"breast-cancer", "digits", "moons", "iris", "fashion-mnist"} <= set(registry.DATASETS)
+    assert registry.DATASETS.get("two_moons") is dp.datasets.moons  # the old name, an alias
 
 
 def test_unknown_names_list_the_known_ones():

@@ -7,7 +7,7 @@ Every gradient follows the seed's derivation: δ_L = ŷ − y at a fused output,
 import warnings
 from typing import Any
 
-from . import functional, gradcheck, initializers, registry, schedules
+from . import datasets, functional, gradcheck, initializers, registry, schedules
 from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .adaptive_optimizers import Adagrad, RMSprop
 from .builders import mlp
@@ -32,7 +32,7 @@ from .errors import (
 from .estimators import MLPClassifier, MLPRegressor
 from .explain import LayerTrace, Trace, trace
 from .explanation import Explanation
-from .files import FileInfo, inspect_file, load, save
+from .files import FileInfo, inspect_file, load, load_preprocessor, save
 from .hooks import Callback, History, TrainingRun
 from .layers import Dense
 from .losses import (
@@ -46,6 +46,7 @@ from .model import Sequential
 from .neuron import explain_neuron
 from .normalization import BatchNorm, LayerNorm
 from .optimizers import SGD, Adam, AdamW, Optimizer
+from .preprocessing import Preprocessor
 from .regularization import Dropout
 from .schedules import Constant, CosineDecay, ExponentialDecay, InverseScaling, Schedule, StepDecay
 from .train import evaluate, fit, predict
@@ -89,6 +90,7 @@ __all__ = [
     "Optimizer",
     "Parameter",
     "PoissonLoss",
+    "Preprocessor",
     "ProgressBar",
     "RMSprop",
     "ReLU",
@@ -108,6 +110,7 @@ __all__ = [
     "TrainingRun",
     "UnknownNameError",
     "__version__",
+    "datasets",
     "evaluate",
     "explain",
     "explain_neuron",
@@ -117,6 +120,7 @@ __all__ = [
     "initializers",
     "inspect_file",
     "load",
+    "load_preprocessor",
     "mlp",
     "predict",
     "registry",

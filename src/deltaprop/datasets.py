@@ -1,180 +1,213 @@
-"""Built-in and file-based data sets, returned as float arrays ready for ``fit``.
+"""Data sets as arrays: synthetic 2-D sets, scikit-learn's bundled sets, Fashion-MNIST, your files.
 
-Each loader returns ``(X_train, X_test, y_train, y_test)`` with inputs standardized on the training
-split (mean 0, std 1 per feature; pixels scaled to [0, 1] for images).
+Every loader returns a :class:`Dataset`: the raw feature columns (a
+:class:`~deltaprop.tables.Table`, no preprocessing), the target (class indices with their
+names, or numbers for regression), the task, and where the data came from.
+``X, y = dp.datasets.moons(n=500)`` unpacks the arrays;
+:meth:`Dataset.train_test_split` gives ``(X_train, X_test, y_train, y_test)``, standardized on the
+training rows when asked. Nothing is downloaded: scikit-learn's sets ship with scikit-learn, and
+Fashion-MNIST is read from the gzipped IDX files of the Debian package ``dataset-fashion-mnist``.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 import numpy as np
 
-from .backend import DEFAULT_DTYPE, Array, empty
+from .builtin_sets import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_DIR,
+    blobs,
+    breast_cancer,
+    circles,
+    diabetes,
+    digits,
+    fashion_mnist,
+    fashion_mnist_files,
+    iris,
+    moons,
+    spirals,
+    wine,
+    xor,
+)
+from .dataset import Dataset, Split
+from .idx import idx_shape, read_idx, read_idx_images
+from .tables import FORMATS, Table, read_table
 
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_DIR",
+    "Dataset",
+    "Split",
+    "Table",
+    "blobs",
+    "breast_cancer",
+    "circles",
+    "diabetes",
+    "digits",
+    "fashion_mnist",
+    "fashion_mnist_files",
+    "from_file",
+    "idx_shape",
+    "iris",
+    "load",
+    "moons",
+    "read_idx",
+    "read_idx_images",
+    "spirals",
+    "wine",
+    "xor",
+]
 
-Split = tuple[Array, Array, Array, Array]
-
-
-def _standardized_split(X: Array, y: Array, test_size: float, seed: int) -> Split:
-    from sklearn.model_selection import train_test_split
-
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=seed, stratify=y
-    )
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
-    std[std == 0] = 1.0
-    return (
-        ((X_train - mean) / std).astype(np.float32),
-        ((X_test - mean) / std).astype(np.float32),
-        y_train,
-        y_test,
-    )
-
-
-def breast_cancer(test_size: float = 0.25, seed: int = 0) -> Split:
-    """scikit-learn's Wisconsin breast cancer set: 569 × 30, binary labels (1 = benign)."""
-    from sklearn.datasets import load_breast_cancer
-
-    X, y = load_breast_cancer(return_X_y=True)
-    return _standardized_split(X, y.astype(np.int64), test_size, seed)
-
-
-def digits(test_size: float = 0.25, seed: int = 0) -> Split:
-    """scikit-learn's 8×8 digits: 1797 × 64, 10 classes."""
-    from sklearn.datasets import load_digits
-
-    X, y = load_digits(return_X_y=True)
-    return _standardized_split(X, y.astype(np.int64), test_size, seed)
-
-
-def two_moons(n: int = 1000, noise: float = 0.2, test_size: float = 0.25, seed: int = 0) -> Split:
-    """scikit-learn's two interleaving half circles, binary labels."""
-    from sklearn.datasets import make_moons
-
-    X, y = make_moons(n_samples=n, noise=noise, random_state=seed)
-    return _standardized_split(X, y.astype(np.int64), test_size, seed)
-
-
-def xor() -> tuple[Array, Array]:
-    """The four points of XOR and their labels."""
-    return (
-        np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32),
-        np.array([0, 1, 1, 0], dtype=np.int64),
-    )
+MAX_CLASSES_GUESSED = 20
+"""A numeric target of whole numbers with at most this many values is guessed to be classes."""
 
 
-_IDX_TYPES: dict[int, Any] = {
-    0x08: np.uint8,
-    0x09: np.int8,
-    0x0B: ">i2",
-    0x0C: ">i4",
-    0x0D: ">f4",
-    0x0E: ">f8",
-}
+# --- the user's files -------------------------------------------------------------------------
 
 
-def _open_idx(path: str | os.PathLike[str]) -> tuple[BinaryIO, tuple[int, ...], np.dtype[Any]]:
-    """Open an IDX file and read its header: (file positioned at the data, shape, dtype)."""
-    file = cast(BinaryIO, gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb"))
-    head = file.read(4)
-    if len(head) < 4 or head[0] != 0 or head[1] != 0:
-        file.close()
-        raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number)")
-    code, ndim = head[2], head[3]
-    if code not in _IDX_TYPES:
-        file.close()
-        raise ValueError(f"{str(path)!r}: unknown IDX element type 0x{code:02x}")
-    shape = struct.unpack(f">{ndim}I", file.read(4 * ndim))
-    return file, shape, np.dtype(_IDX_TYPES[code])
+def _label(value: Any) -> Any:
+    """A class label as it is shown and stored: whole numbers as int, else as read."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
-def _read_exactly(
-    file: BinaryIO, size: int, path: str | os.PathLike[str], shape: tuple[int, ...]
-) -> bytes:
-    data = file.read(size)
-    if len(data) != size:
-        raise ValueError(
-            f"{str(path)!r}: header says shape {shape}, but the body is shorter "
-            f"({len(data)} bytes where {size} were due)"
-        )
-    return data
+def from_file(
+    path: str | os.PathLike[str],
+    target: str | None = None,
+    *,
+    task: str = "auto",
+    header: bool | None = None,
+    drop: tuple[str, ...] = (),
+) -> Dataset:
+    """A CSV, TSV, Parquet or NPZ file with a ``target`` column.
 
-
-def read_idx(path: str | os.PathLike[str]) -> Array:
-    """Read an IDX file (the MNIST format), gzipped or not.
+    Args:
+        target: the target column's name (for a file without a header, its position from
+            ``"0"``); None: ``"y"`` if the file has such a column, else an error listing them.
+        task: ``"classification"``, ``"regression"``, or ``"auto"``: classes for text labels
+            and for whole numbers of at most 20 distinct values, regression otherwise.
+        header: whether a CSV's first row names the columns; None guesses.
+        drop: columns to leave out (identifiers, free text).
 
     Raises:
-        ValueError: if the file is not IDX or its size disagrees with its header.
+        FileNotFoundError: if there is no such file.
+        ValueError: no such target or dropped column (the columns are listed), a target with
+            missing values (how many, the first row), text targets for regression.
     """
-    file, shape, dtype = _open_idx(path)
-    with file:
-        size = int(np.prod(shape)) * dtype.itemsize
-        data = _read_exactly(file, size, path, shape)
-        if file.read(1):
-            raise ValueError(f"{str(path)!r}: header says shape {shape}, but the body is longer")
-    return np.frombuffer(data, dtype=dtype).reshape(shape)
-
-
-def read_idx_images(path: str | os.PathLike[str], rows_per_chunk: int = 4096) -> Array:
-    """Read IDX images straight into float32 rows scaled to [0, 1], shape (N, H·W).
-
-    Converted chunk by chunk, so the bytes and the floats are never both held in full.
-    """
-    file, shape, dtype = _open_idx(path)
-    with file:
-        n, row = shape[0], int(np.prod(shape[1:]))
-        out = empty((n, row), DEFAULT_DTYPE)
-        for start in range(0, n, rows_per_chunk):
-            stop = min(start + rows_per_chunk, n)
-            chunk = _read_exactly(file, (stop - start) * row * dtype.itemsize, path, shape)
-            np.multiply(
-                np.frombuffer(chunk, dtype=dtype).reshape(stop - start, row),
-                np.float32(1 / 255),
-                out=out[start:stop],
+    table = read_table(path, header=header)
+    if target is None:
+        if "y" not in table:
+            raise ValueError(
+                f"name the target column with --target; the columns are {list(table.names)}"
             )
-    return out
-
-
-def fashion_mnist(directory: str | os.PathLike[str] = FASHION_MNIST_DIR) -> Split:
-    """Fashion-MNIST: 60,000 + 10,000 images 28×28 flattened to 784 float32 in [0, 1], 10 classes.
-
-    Reads the four gzipped IDX files (Debian package ``dataset-fashion-mnist``).
-
-    Raises:
-        FileNotFoundError: if the files are not in ``directory``, saying how to get them.
-    """
-    root = Path(directory)
-    names = (
-        "train-images-idx3-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz",
-        "train-labels-idx1-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz",
-    )
-    missing = [n for n in names if not (root / n).exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"Fashion-MNIST files {missing} not found in {str(root)!r}; on Debian: "
-            "apt-get install dataset-fashion-mnist"
+        target = "y"
+    for name in (target, *drop):
+        if name not in table:
+            raise ValueError(
+                f"{str(path)!r} has no column {name!r}; the columns are {list(table.names)}"
+            )
+    values = table.column(target)
+    features = table
+    for name in (target, *drop):
+        features = features.without(name)
+    if not features.names:
+        raise ValueError(f"{str(path)!r}: no feature columns are left beside target {target!r}")
+    text = values.dtype == object
+    missing = np.flatnonzero([v is None for v in values] if text else np.isnan(values))
+    if missing.size:
+        raise ValueError(
+            f"{str(path)!r}: target {target!r} has {missing.size} missing values (NaN), the "
+            f"first in row {missing[0] + 1}"
         )
-    return (
-        read_idx_images(root / names[0]),
-        read_idx_images(root / names[1]),
-        read_idx(root / names[2]).astype(np.int64),
-        read_idx(root / names[3]).astype(np.int64),
+    if task == "auto":
+        whole = not text and bool(np.all(np.isfinite(values) & (values == np.round(values))))
+        few = len(np.unique(values)) <= MAX_CLASSES_GUESSED
+        task = "classification" if text or (whole and few) else "regression"
+    if task == "regression":
+        if text:
+            raise ValueError(
+                f"{str(path)!r}: target {target!r} holds text, not numbers to regress on; use "
+                "--task classification"
+            )
+        y = values.astype(np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{str(path)!r}: target {target!r} holds inf")
+        classes: tuple[Any, ...] = ()
+    elif task == "classification":
+        labels, indices = np.unique(values.astype(str) if text else values, return_inverse=True)
+        y = indices.astype(np.int64)
+        classes = tuple(_label(v) for v in labels.tolist())
+        if len(classes) < 2:
+            raise ValueError(f"{str(path)!r}: target {target!r} has one class only: {classes}")
+    else:
+        raise ValueError(f"task must be auto, classification or regression, got {task!r}")
+    return Dataset(
+        name=Path(path).name,
+        features=features,
+        y=y,
+        task=task,
+        class_names=classes,
+        source=f"{FORMATS.get(Path(path).suffix.lower(), 'csv')} file {str(path)!r}",
     )
 
 
-LOADERS: dict[str, Callable[[], Split]] = {
+# --- by name ----------------------------------------------------------------------------------
+
+LOADERS: dict[str, Callable[..., Dataset]] = {
+    "xor": xor,
+    "moons": moons,
+    "circles": circles,
+    "spirals": spirals,
+    "blobs": blobs,
     "breast-cancer": breast_cancer,
     "digits": digits,
-    "two-moons": two_moons,
+    "iris": iris,
+    "wine": wine,
+    "diabetes": diabetes,
     "fashion-mnist": fashion_mnist,
 }
+"""The built-in data sets by name (the registry's ``DATASETS`` holds the same table)."""
+
+ALIASES = {"two-moons": "moons"}
+"""Other names of built-in sets."""
+
+SYNTHETIC = ("xor", "moons", "circles", "spirals", "blobs")
+"""The generated sets, which take ``n``, ``noise`` and ``seed``."""
+
+
+def is_file_name(name: str) -> bool:
+    """Whether ``name`` names a data file rather than a built-in set: a data file's suffix, a
+    path with a directory, or an existing path that is no built-in name."""
+    if Path(name).suffix.lower() in FORMATS or os.sep in name:
+        return True
+    key = name.strip().lower().replace("_", "-")
+    if key in LOADERS or key in ALIASES:
+        return False
+    return Path(name).exists()
+
+
+def load(name: str, **options: Any) -> Dataset:
+    """A built-in data set by name (``"iris"``, ``"fashion-mnist"``, ...) or a data file.
+
+    ``options`` go to the loader: ``n``, ``noise``, ``seed`` for the synthetic sets, ``directory``
+    for Fashion-MNIST, ``target``, ``task``, ``header``, ``drop`` for files (:func:`from_file`).
+
+    Raises:
+        ValueError: for an unknown name (the known ones are listed) or options it does not take.
+    """
+    if is_file_name(name):
+        return from_file(name, **options)
+    key = name.strip().lower().replace("_", "-")
+    key = ALIASES.get(key, key)
+    if key not in LOADERS:
+        raise ValueError(
+            f"unknown data set {name!r}; known: {', '.join(LOADERS)}, or a .csv, .tsv, .parquet "
+            "or .npz file"
+        )
+    return LOADERS[key](**options)

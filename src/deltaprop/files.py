@@ -25,6 +25,7 @@ from .errors import ModelFileError
 from .fileformat import FileContents, read_file, write_file
 from .losses import Loss
 from .model import Sequential
+from .preprocessing import Preprocessor
 
 TRAINING_STATE_PREFIXES = ("optimizer.", "callbacks.", "split.", "estimator.")
 """Tensors of a checkpoint (or an estimator file) that are not the model's own."""
@@ -49,8 +50,17 @@ def base_info(model: Sequential, loss: Loss | None, kind: str) -> dict[str, Any]
     }
 
 
-def save(model: Any, path: str | os.PathLike[str], *, loss: Loss | None = None) -> None:
+def save(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    loss: Loss | None = None,
+    preprocessor: Preprocessor | None = None,
+) -> None:
     """Save a network (and optionally its loss), or a fitted estimator, to a safetensors file.
+
+    A ``preprocessor`` (what ``deltaprop train`` fitted: columns, encodings, scaling, labels)
+    is stored beside the network; :func:`load_preprocessor` reads it back.
 
     An estimator (``dp.MLPClassifier``, ...) is written with its network, loss, parameters
     and fitted state; :func:`load` gives it back fitted. Everything ``load`` checks is checked
@@ -75,9 +85,42 @@ def save(model: Any, path: str | os.PathLike[str], *, loss: Loss | None = None) 
         raise TypeError(
             f"save: model must be a Sequential or a deltaprop estimator, got {type(model).__name__}"
         )
+    if preprocessor is not None:
+        if preprocessor.n_features != network.input_features():
+            raise ValueError(
+                f"the preprocessor makes {preprocessor.n_features} features, but the model "
+                f"takes {network.input_features()}"
+            )
+        info["preprocessing"] = preprocessor.to_dict()
     tensors = network.state_dict()
     check_finite_tensors(tensors)
-    write_file(path, {**tensors, **extra}, info, check=load_contents)
+    write_file(path, {**tensors, **extra}, info, check=_load_all)
+
+
+def _load_all(contents: FileContents, path: str = "<file>") -> Any:
+    """Everything a reader of the file will build: the model, and its preprocessing."""
+    preprocessor_from(contents, path)
+    return load_contents(contents, path)
+
+
+def preprocessor_from(contents: FileContents, path: str = "<file>") -> Preprocessor | None:
+    """The preprocessing a checked file holds, or None if it was saved without.
+
+    Raises:
+        ModelFileError: if it is malformed.
+    """
+    document = contents.info.get("preprocessing")
+    if document is None:
+        return None
+    try:
+        return Preprocessor.from_dict(document)
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(f"{path!r}: {error}") from None
+
+
+def load_preprocessor(path: str | os.PathLike[str]) -> Preprocessor | None:
+    """The preprocessing :func:`save` stored with a model (None if there is none)."""
+    return preprocessor_from(read_file(path), str(path))
 
 
 def check_finite_tensors(tensors: dict[str, Array]) -> None:
@@ -245,6 +288,7 @@ class FileInfo:
     tensors: dict[str, tuple[tuple[int, ...], str]]
     epoch: int | None = None
     optimizer: dict[str, Any] | None = None
+    preprocessing: Preprocessor | None = None
 
     @property
     def n_parameters(self) -> int:
@@ -270,6 +314,15 @@ class FileInfo:
             lines.append(
                 f"  optimizer: {self.optimizer['type']} (step {self.optimizer['step_count']})"
             )
+        prep = self.preprocessing
+        if prep is not None:
+            lines.append(f"  trained on: {prep.data} ({prep.task})")
+            lines.append(f"  input columns: {len(prep.columns)}, features: {prep.n_features}")
+            if prep.categories:
+                lines.append(f"  one-hot columns: {', '.join(prep.categories)}")
+            lines.append(f"  standardized: {'yes' if prep.mean else 'no'}")
+            if prep.class_names:
+                lines.append(f"  classes: {', '.join(map(str, prep.class_names))}")
         lines.append("  tensors:")
         for name, (shape, dtype) in self.tensors.items():
             lines.append(f"    {name:<24} {dtype:<8} {shape}")
@@ -308,6 +361,7 @@ def inspect_contents(file: FileContents, shown: str = "<file>") -> FileInfo:
             tensors={n: (tuple(a.shape), a.dtype.name) for n, a in sorted(file.tensors.items())},
             epoch=state.get("epoch"),
             optimizer=optimizer,
+            preprocessing=preprocessor_from(file, shown),
         )
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as error:
         raise _malformed(shown, error) from None

@@ -186,13 +186,12 @@ OPTIMIZERS = Registry[type[optimizers.Optimizer]]("optimizer", "OPTIMIZERS").reg
     adaptive_optimizers.Adagrad,
 )
 
-SCHEDULES = Registry[type[schedules.Schedule]]("schedule", "SCHEDULES").register_each(
-    schedules.Constant,
-    schedules.StepDecay,
-    schedules.ExponentialDecay,
-    schedules.CosineDecay,
-    schedules.InverseScaling,
-)
+SCHEDULES = Registry[type[schedules.Schedule]]("schedule", "SCHEDULES")
+SCHEDULES.register(schedules.Constant, aliases=("constant",))
+SCHEDULES.register(schedules.StepDecay, aliases=("step",))
+SCHEDULES.register(schedules.ExponentialDecay, aliases=("exponential",))
+SCHEDULES.register(schedules.CosineDecay, aliases=("cosine",))
+SCHEDULES.register(schedules.InverseScaling, aliases=("inverse-scaling", "invscaling"))
 
 INITIALIZERS: Registry[initializers.Initializer] = Registry(
     "initializer", "INITIALIZERS", initializers.INITIALIZERS
@@ -202,10 +201,12 @@ INITIALIZERS: Registry[initializers.Initializer] = Registry(
 ESTIMATORS: Registry[Any] = Registry("estimator", "ESTIMATORS")
 """The estimators a model file can hold (:mod:`deltaprop.estimators` registers its two)."""
 
-DATASETS: Registry[Callable[[], datasets.Split]] = Registry(
+DATASETS: Registry[Callable[..., datasets.Dataset]] = Registry(
     "data set", "DATASETS", datasets.LOADERS
 )
-"""Data set loaders by name, each returning ``(X_train, X_test, y_train, y_test)``."""
+"""Built-in data sets by name, each loader returning a :class:`~deltaprop.datasets.Dataset`."""
+for _alias, _name in datasets.ALIASES.items():
+    DATASETS.register(datasets.LOADERS[_name], _name, aliases=(_alias,))
 
 
 # --- objects <-> configurations ---------------------------------------------------------------
