@@ -18,6 +18,8 @@ from deltaprop.tables import read_table
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
+QUICK_FIT = ("--standardize", "--epochs", "60", "--lr", "0.01")
+"""Enough training for the small sets of these tests to be learned well."""
 
 
 def run(*args, code=0):
@@ -50,6 +52,11 @@ def flowers(tmp_path):
         for x, k in zip(iris.X, iris.y, strict=True):
             writer.writerow([x[0], x[1], iris.class_names[k], x[2], x[3]])
     return path
+
+
+def train_flowers(flowers, model, *options):
+    """Train on the flowers CSV (target: species) into ``model``."""
+    return run("train", "--data", flowers, "--target", "species", "--out", model, *options)
 
 
 def is_png(path):
@@ -135,21 +142,7 @@ def test_two_dimensional_data_gets_a_decision_boundary(tmp_path):
 
 def test_round_trip_train_predict_evaluate_on_a_csv_with_string_labels(flowers, tmp_path):
     model = tmp_path / "flowers.safetensors"
-    train = run_json(
-        "train",
-        "--data",
-        flowers,
-        "--target",
-        "species",
-        "--standardize",
-        "--epochs",
-        "60",
-        "--lr",
-        "0.01",
-        "--out",
-        model,
-        "--no-plots",
-    )
+    train = json.loads(train_flowers(flowers, model, *QUICK_FIT, "--no-plots", "--json").stdout)
     assert train["data"]["task"] == "classification"
     assert train["test"]["accuracy"] >= 0.85
     new = tmp_path / "new.csv"  # other column order, no label column
@@ -218,11 +211,7 @@ def test_regression_from_a_csv_reports_in_the_targets_units(tmp_path):
         "price",
         "--task",
         "regression",
-        "--standardize",
-        "--epochs",
-        "60",
-        "--lr",
-        "0.01",
+        *QUICK_FIT,
         "--out",
         model,
         "--plots",
@@ -489,20 +478,7 @@ def test_every_command_and_option_has_help():
 
 def test_explain_a_trained_model_on_a_row_of_its_data(flowers, tmp_path):
     model = tmp_path / "m.safetensors"
-    run(
-        "train",
-        "--data",
-        flowers,
-        "--target",
-        "species",
-        "--standardize",
-        "--epochs",
-        "2",
-        "--out",
-        model,
-        "--no-plots",
-        "-q",
-    )
+    train_flowers(flowers, model, "--standardize", "--epochs", "2", "--no-plots", "-q")
     result = run("explain", "--model", model, "--data", flowers, "--index", "3", "--format", "json")
     document = json.loads(result.stdout)
     assert document["ok"]

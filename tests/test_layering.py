@@ -78,9 +78,12 @@ LEVELS = {
     "cli_train": 15,
     "cli_model": 14,
     "cli_explain": 14,
-    "cli": 16,
-    "__main__": 17,
-    "__init__": 17,
+    "playground_session": 14,
+    "playground": 15,
+    "cli_playground": 16,
+    "cli": 17,
+    "__main__": 18,
+    "__init__": 18,
 }
 PACKAGE = Path(deltaprop.__file__).parent
 

@@ -11,6 +11,7 @@ from .activations import ReLU
 from .core import Layer
 from .layers import Dense
 from .model import Sequential
+from .regularization import Dropout
 from .validation import check_int, check_rng
 
 
@@ -20,6 +21,9 @@ def mlp(
     rng: np.random.Generator,
     activation: Callable[[], Layer] = ReLU,
     dtype: npt.DTypeLike = np.float32,
+    init: str = "auto",
+    dropout: float = 0.0,
+    l2: float = 0.0,
 ) -> Sequential:
     """A multi-layer perceptron: Dense layers of the given widths, ``activation`` between them.
 
@@ -33,6 +37,10 @@ def mlp(
         activation: a Layer class or a function returning a new Layer (``lambda:
             dp.LeakyReLU(0.1)``), called once per hidden layer.
         dtype: float32 (default) or float64.
+        init: each Dense layer's initializer (``"auto"``: He before ReLU-like units, else
+            Glorot; or a name in ``dp.registry.INITIALIZERS``).
+        dropout: if > 0, a ``Dropout(dropout)`` after each hidden activation.
+        l2: each Dense layer's L2 penalty ½λ‖W‖² (see ``Dense``).
     """
     widths = list(widths)
     if len(widths) < 2:
@@ -41,7 +49,7 @@ def mlp(
     check_rng("rng", rng, owner="mlp")
     layers: list[Layer] = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        layers.append(Dense(fan_in, fan_out, rng=rng, dtype=dtype))
+        layers.append(Dense(fan_in, fan_out, rng=rng, dtype=dtype, init=init, l2=l2))
         if i < len(widths) - 2:
             hidden = activation()
             if not isinstance(hidden, Layer):
@@ -50,4 +58,6 @@ def mlp(
                     f"{type(hidden).__name__} from {activation!r}"
                 )
             layers.append(hidden)
+            if dropout > 0:
+                layers.append(Dropout(dropout))
     return Sequential(*layers)

@@ -1,14 +1,14 @@
 """The ``deltaprop`` command: ``train``, ``evaluate``, ``predict``, ``datasets``, ``info``,
-``gradcheck`` and ``explain``; each command lives in the module named after its job."""
+``gradcheck``, ``explain`` and ``playground``; each lives in the module named after its job."""
 
 from __future__ import annotations
 
 import sys
 
-from . import cli_explain, cli_model, cli_train
+from . import cli_explain, cli_model, cli_playground, cli_train
 from .commandline import app
 
-__all__ = ["app", "cli_explain", "cli_model", "cli_train", "main"]
+__all__ = ["app", "cli_explain", "cli_model", "cli_playground", "cli_train", "main"]
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import typer
 
 from . import datasets, plots, registry
+from .builders import mlp
 from .callbacks import Diagnostics, EarlyStopping
 from .commandline import (
     app,
@@ -29,14 +30,11 @@ from .commandline import (
     parse_widths,
     user_input,
 )
-from .core import Layer
 from .datasets import Dataset
 from .hooks import Callback
-from .layers import Dense
 from .losses import Loss
 from .model import Sequential
 from .preprocessing import Preprocessor, check_complete
-from .regularization import Dropout
 from .run_report import TrainingReport, print_summary, save_or_keep, to_json, write_plots
 from .scoring import score
 from .train import fit
@@ -53,15 +51,8 @@ def _network(
 ) -> Sequential:
     """Dense layers of the given widths with ``activation`` (and dropout) between them."""
     make = lookup(registry.ACTIVATIONS, activation, "--activation")
-    layers: list[Layer] = []
-    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        with user_input("--init" if i == 0 else ""):
-            layers.append(Dense(fan_in, fan_out, rng=rng, init=init, dtype=dtype, l2=l2))
-        if i < len(widths) - 2:
-            layers.append(make())
-            if dropout > 0:
-                layers.append(Dropout(dropout))
-    return Sequential(*layers)
+    with user_input("--init"):
+        return mlp(widths, rng=rng, activation=make, dtype=dtype, init=init, dropout=dropout, l2=l2)
 
 
 @app.command()

@@ -10,6 +10,7 @@ the target's mean and scale for regression). It is written as plain JSON, never 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,18 +202,17 @@ class Preprocessor:
             return numeric
         blocks = [numeric]
         for name, cats in self.categories.items():
-            index = {c: j for j, c in enumerate(cats)}
             values = [_as_category(v) for v in table.column(name).tolist()]
-            _refuse_missing(name, [i for i, v in enumerate(values) if v is None], len(values))
-            unknown = [(i, v) for i, v in enumerate(values) if v not in index]
-            if unknown:
-                i, v = unknown[0]
-                raise ValueError(
-                    f"column {name!r} holds {v!r} (row {i + 1}), a category not seen in "
+
+            def unseen(row: int, value: str, name: str = name, cats: tuple[str, ...] = cats) -> str:
+                return (
+                    f"column {name!r} holds {value!r} (row {row + 1}), a category not seen in "
                     f"training; known: {list(cats)}"
                 )
+
+            hot = _indices(values, cats, name, unseen)
             one_hot = np.zeros((len(values), len(cats)))
-            one_hot[np.arange(len(values)), [index[v] for v in values]] = 1.0  # type: ignore[index]
+            one_hot[np.arange(len(values)), hot] = 1.0
             blocks.append(one_hot)
         return np.hstack(blocks)
 
@@ -228,17 +228,16 @@ class Preprocessor:
             y = _numbers(values)
             _refuse_missing("target", np.flatnonzero(~np.isfinite(y)).tolist(), len(y))
             return (y - self.target_mean) / self.target_scale
-        index = {_as_category(c): j for j, c in enumerate(self.class_names)}
+        names = [_as_category(c) for c in self.class_names]
         labels = [_as_category(v) for v in np.asarray(values, dtype=object).tolist()]
-        _refuse_missing("target", [i for i, v in enumerate(labels) if v is None], len(labels))
-        unknown = [(i, v) for i, v in enumerate(labels) if v not in index]
-        if unknown:
-            i, v = unknown[0]
-            raise ValueError(
-                f"the target holds the label {v!r} (row {i + 1}), which is not one of the "
+
+        def unknown(row: int, label: str) -> str:
+            return (
+                f"the target holds the label {label!r} (row {row + 1}), which is not one of the "
                 f"model's classes {list(self.class_names)}"
             )
-        return np.array([index[v] for v in labels], dtype=np.int64)  # type: ignore[index]
+
+        return np.array(_indices(labels, names, "target", unknown), dtype=np.int64)
 
     def decode(self, outputs: Array) -> Array:
         """Class indices (N,) → labels; scaled regression outputs → the target's units."""
@@ -369,6 +368,22 @@ def _numbers(values: Array) -> Array:
     if bad:
         raise ValueError(f"expected numbers, got {values[bad[0]]!r} in row {bad[0] + 1}")
     return np.array(numbers, dtype=np.float64)
+
+
+def _indices(
+    values: list[str | None],
+    known: Sequence[str | None],
+    column: str,
+    unknown: Callable[[int, str], str],
+) -> list[int]:
+    """Each value's position in ``known``; a missing value, or one not known, is refused
+    (``unknown(row, value)`` says how)."""
+    _refuse_missing(column, [i for i, v in enumerate(values) if v is None], len(values))
+    index = {name: j for j, name in enumerate(known)}
+    for i, v in enumerate(values):
+        if v not in index:
+            raise ValueError(unknown(i, str(v)))
+    return [index[v] for v in values]
 
 
 def _refuse_missing(name: str, rows: list[int], total: int) -> None:
