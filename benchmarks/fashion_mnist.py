@@ -50,8 +50,11 @@ def load(tiny: bool) -> tuple[np.ndarray, ...]:
 class Deltaprop:
     name = "deltaprop"
 
-    def __init__(self, seed: int, dtype=np.float32, widths=WIDTHS, batch_size=128) -> None:
+    def __init__(
+        self, seed: int, dtype=np.float32, widths=WIDTHS, batch_size=128, engine: str = "auto"
+    ) -> None:
         rng = np.random.default_rng(seed)
+        self.engine = engine
         self.net = dp.mlp(widths, rng=rng, dtype=dtype)
         self.loss = dp.SoftmaxCrossEntropy()
         self.opt = dp.Adam(self.net.parameters(), lr=1e-3)
@@ -69,6 +72,7 @@ class Deltaprop:
             batch_size=self.batch_size,
             rng=self.rng,
             verbose=0,
+            engine=self.engine,
         )
 
     def predict(self, X) -> np.ndarray:
@@ -237,12 +241,13 @@ def memory_child(name: str, tiny: bool) -> None:
 
 
 def profile(X: np.ndarray, y: np.ndarray, epochs: int = 3) -> str:
-    """Where deltaprop's training step spends its time, each part timed inside the real loop.
+    """Where the reference path's training step spends its time, each part timed inside the
+    real loop (the compiled epoch is one function: ``benchmarks/compiled_step.py`` measures it).
 
     Wraps the layers', the loss's and the optimizer's methods and the batch gather with timers,
     trains ``epochs`` epochs and reports the last one (the first pays for compilation).
     """
-    model = Deltaprop(seed=0)
+    model = Deltaprop(seed=0, engine="reference")
     spent: collections.Counter[str] = collections.Counter()
     patched: list[tuple[object, str, object]] = []  # class attributes to put back afterwards
 
@@ -269,7 +274,7 @@ def profile(X: np.ndarray, y: np.ndarray, epochs: int = 3) -> str:
     timer(model.loss, "backward", "softmax cross-entropy backward (the delta)")
     timer(model.opt, "grad_norm", "gradient norm (finiteness check)")
     timer(dp.Adam, "rule", "Adam update (one compiled pass)")
-    timer(dp.train._Batches, "gather", "batch gather")
+    timer(dp.inputs.Batches, "gather", "batch gather")
     try:
         for _ in range(epochs):
             spent.clear()

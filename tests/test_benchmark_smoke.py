@@ -58,3 +58,15 @@ def test_regularization_experiment_runs_on_a_tiny_budget(tmp_path):
     assert variants == ["plain", "Dropout(0.3)", "BatchNorm", "BatchNorm + Dropout(0.3)"]
     accuracies = [float(line.split("|")[2].split()[0]) for line in report.splitlines()[4:]]
     assert all(0.3 < a <= 1 for a in accuracies)
+
+
+def test_the_compiled_step_benchmark_runs_on_a_tiny_budget():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "compiled_step.py"), "--tiny", "--batch", "64"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    for row in ("compiled", "reference", "GEMM, OpenBLAS", "GEMM, split", "compiled / reference"):
+        assert row in result.stdout

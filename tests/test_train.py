@@ -5,8 +5,9 @@ import pytest
 
 import deltaprop as dp
 from deltaprop import datasets
+from deltaprop.inputs import Batches
 from deltaprop.memory import reusing
-from deltaprop.train import _Batches, train_step
+from deltaprop.train import train_step
 from support import classification_data as _data
 from support import train_small as _train
 
@@ -208,7 +209,7 @@ def test_steady_state_step_allocates_nothing(rng):
     opt = dp.Adam(net.parameters())
     X = rng.standard_normal((1000, 64)).astype(np.float32)
     y = loss.prepare_targets(rng.integers(0, 10, 1000), 10)
-    batches = _Batches(X, y)
+    batches = Batches(X, y)
     order = rng.permutation(1000)
     with reusing(*net.workspaces(), loss.workspace):
         for start in (0, 100):  # warm up: storage is created on the first batches

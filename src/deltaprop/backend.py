@@ -30,6 +30,9 @@ meanwhile; ``cache`` keeps the machine code between processes. Kernels run on on
 sit between BLAS calls, and parallel versions on two threads made Fashion-MNIST epochs slower.
 """
 
+compiled_parallel = njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+"""The decorator of a compiled kernel whose ``prange`` loops run on Numba's threads."""
+
 
 def float_dtype(dtype: npt.DTypeLike, *, name: str = "dtype") -> np.dtype[Any]:
     """Return ``dtype`` as a NumPy dtype, accepting only float32 and float64.

@@ -30,6 +30,8 @@ class ProgressBar(Callback):
     Quiet when the output is not a terminal (logs, CI, pipes), unless ``force=True``.
     """
 
+    batch_end_reads_model = False  # it shows the batch's loss only
+
     def __init__(self, *, force: bool = False) -> None:
         self.force = force
         self._progress: Any = None

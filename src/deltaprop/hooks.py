@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -111,6 +111,12 @@ class Callback:
     Callbacks with state that must survive a resume implement :meth:`state_dict` (JSON-able
     values and NumPy arrays) and :meth:`load_state_dict`.
     """
+
+    batch_end_reads_model: ClassVar[bool] = True
+    """Whether :meth:`on_batch_end` (if overridden) looks at the model, its gradients or the
+    optimizer. False for a display that uses only the batch's loss: ``fit``'s compiled epoch
+    then calls it after each run of batches, with each batch's loss, instead of falling back
+    to the reference path."""
 
     def on_train_begin(self, run: TrainingRun) -> None:
         """Once, before the first epoch: the data are checked and split, a resume is done."""

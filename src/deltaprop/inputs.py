@@ -180,3 +180,32 @@ def check_batch_rows(model: Sequential, n_train: int, batch_size: int) -> None:
                 f"but {n_train} training rows in batches of batch_size={batch_size} leave a "
                 f"batch of {last}; choose another batch_size"
             )
+
+
+class Batches:
+    """Mini-batches gathered from a per-epoch permutation into reused storage."""
+
+    def __init__(self, X: Array, y: Array, weights: Array | None = None) -> None:
+        self.X, self.y, self.weights = X, y, weights
+        self._storage: dict[int, tuple[Array, Array, Array | None]] = {}
+
+    def gather(self, index: Array) -> tuple[Array, Array, Array | None]:
+        """The rows ``index`` of X, y (and the sample weights, if any), in reused storage."""
+        n = len(index)
+        storage = self._storage.get(n)
+        if storage is None:
+            storage = (
+                np.empty((n, *self.X.shape[1:]), self.X.dtype),
+                np.empty((n, *self.y.shape[1:]), self.y.dtype),
+                None if self.weights is None else np.empty(n, self.weights.dtype),
+            )
+            self._storage[n] = storage
+        xb, yb, wb = storage
+        # mode="clip" skips numpy's bounds-checked (buffered) path; the indices are our own
+        # permutation of valid rows, so nothing is ever clipped
+        np.take(self.X, index, axis=0, out=xb, mode="clip")
+        np.take(self.y, index, axis=0, out=yb, mode="clip")
+        if wb is not None:
+            assert self.weights is not None
+            np.take(self.weights, index, out=wb, mode="clip")
+        return xb, yb, wb

@@ -33,17 +33,24 @@ class Metrics:
             centered = y_reference - y_reference.mean(axis=0)
             self.variance_per_row = float(np.sum(centered * centered)) / len(y_reference)
 
+    def add(self, batch_loss: float, normalizer: float, rows: int, correct: int) -> None:
+        """Count a classification batch whose correct rows are already known."""
+        self.loss_sum += batch_loss * normalizer
+        self.loss_weight += normalizer
+        self.count += rows
+        self.correct += correct
+
     def update(self, logits: Array, y: Array, batch_loss: float, normalizer: float) -> None:
         n = logits.shape[0]
+        if self.classification:
+            self.add(batch_loss, normalizer, n, self.loss.n_correct(logits, y))
+            return
         self.loss_sum += batch_loss * normalizer
         self.loss_weight += normalizer
         self.count += n
-        if self.classification:
-            self.correct += self.loss.n_correct(logits, y)
-        else:
-            residual = logits - y
-            self.sq += float(np.sum(residual * residual))
-            self.abs += float(np.sum(np.abs(residual)))
+        residual = logits - y
+        self.sq += float(np.sum(residual * residual))
+        self.abs += float(np.sum(np.abs(residual)))
 
     def result(self, prefix: str = "") -> dict[str, float]:
         if self.count == 0:

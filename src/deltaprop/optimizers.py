@@ -103,16 +103,36 @@ class Optimizer(ABC):
             ValueError: if a schedule gives a negative or non-finite rate (training would
                 ascend or blow up).
         """
-        base = self.lr(self.step_count) if callable(self.lr) else self.lr
-        lr = float(base) * self.lr_scale
-        if not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(
-                f"{type(self).__name__}: the learning rate for step {self.step_count + 1} is {lr} "
-                f"(from lr={self.lr!r}); it must be finite and >= 0"
-            )
-        return lr
+        return self.upcoming_lrs(1)[0]
+
+    def upcoming_lrs(self, count: int) -> list[float]:
+        """The learning rates of the next ``count`` updates (schedule × lr_scale).
+
+        Raises:
+            ValueError: as :meth:`current_lr`, for the first that is negative or not finite.
+        """
+        rates = []
+        for k in range(count):
+            base = self.lr(self.step_count + k) if callable(self.lr) else self.lr
+            lr = float(base) * self.lr_scale
+            if not (math.isfinite(lr) and lr >= 0):
+                raise ValueError(
+                    f"{type(self).__name__}: the learning rate for step {self.step_count + k + 1} "
+                    f"is {lr} (from lr={self.lr!r}); it must be finite and >= 0"
+                )
+            rates.append(lr)
+        return rates
 
     # --- the update -----------------------------------------------------------------------
+
+    def flat_buffers(self) -> tuple[Array, Array, list[Array]] | None:
+        """``(values, grads, state arrays)`` as 1-D arrays when all the parameters live in one
+        flat buffer (a compiled epoch updates them in place), else None."""
+        self._follow_parameters()
+        if len(self._groups.arrays) != 1:
+            return None
+        values, grads = self._groups.arrays[0]
+        return values, grads, self._state_views[0]
 
     def grad_norm(self) -> float:
         """Global L2 norm of all gradients (inf or nan if any gradient is not finite)."""

@@ -1,0 +1,268 @@
+"""The compiled epoch against the reference path, its own matrix products and PyTorch eager.
+
+Fashion-MNIST, 784-256-128-10 ReLU, softmax cross-entropy, Adam (lr 1e-3), float32. Epochs of
+every contender are interleaved, round after round, in one process, so that the machine's noise
+falls on all of them alike; each is reported as the median (and minimum) seconds per epoch and
+as a ratio to the others measured in the same run.
+
+- ``compiled``: ``dp.fit(..., engine="compiled")``, the whole epoch in one Numba function;
+- ``reference``: ``dp.fit(..., engine="reference")``, the readable path;
+- ``GEMM, OpenBLAS``: the 8 matrix products of each step alone, NumPy on OpenBLAS's threads;
+- ``GEMM, split``: the same products split by output units over Numba's threads, one BLAS
+  thread each — the compiled epoch's own floor;
+- ``PyTorch eager`` (if installed, ``pip install -e '.[bench]'``), on as many threads.
+
+    python benchmarks/compiled_step.py                 # 9 rounds at batch 128 and 32
+    python benchmarks/compiled_step.py --rounds 3 --batch 1024 --threads 1
+    python benchmarks/compiled_step.py --tiny          # a few batches of everything (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+from numba import get_num_threads, njit, prange, set_num_threads
+from threadpoolctl import threadpool_limits
+
+import deltaprop as dp
+from deltaprop import datasets
+from deltaprop.compiled_step import CompiledEpochs
+from deltaprop.fused import _N, _T, _gemm
+
+WIDTHS = (784, 256, 128, 10)
+
+try:
+    import torch
+except ImportError:  # the bench extra is optional
+    torch = None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _split_products(x, p, g, spec, acts, deltas, n, threads):  # pragma: no cover - compiled
+    """The compiled epoch's 8 products of one step, split by output units as it splits them
+    (one BLAS thread each), with none of its element-wise work."""
+    for layer in range(spec.shape[0]):
+        w, _, fan_in, fan_out, _, at = spec[layer]
+        a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, 5])
+        for t in prange(threads):
+            o0, o1 = t * fan_out // threads, (t + 1) * fan_out // threads
+            _gemm(
+                _T,
+                _N,
+                o1 - o0,
+                n,
+                fan_in,
+                p,
+                w + o0 * fan_in,
+                fan_in,
+                a_prev,
+                a_at,
+                fan_in,
+                acts,
+                at + o0,
+                fan_out,
+            )
+    for layer in range(spec.shape[0] - 1, -1, -1):
+        w, _, fan_in, fan_out, _, at = spec[layer]
+        a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, 5])
+        for t in prange(threads):
+            o0, o1 = t * fan_out // threads, (t + 1) * fan_out // threads
+            _gemm(
+                _N,
+                _T,
+                fan_in,
+                o1 - o0,
+                n,
+                a_prev,
+                a_at,
+                fan_in,
+                deltas,
+                at + o0,
+                fan_out,
+                g,
+                w + o0 * fan_in,
+                fan_in,
+            )
+        if layer > 0:
+            below = spec[layer - 1, 5]
+            for t in prange(threads):
+                i0, i1 = t * fan_in // threads, (t + 1) * fan_in // threads
+                _gemm(
+                    _N,
+                    _N,
+                    i1 - i0,
+                    n,
+                    fan_out,
+                    p,
+                    w + i0,
+                    fan_in,
+                    deltas,
+                    at,
+                    fan_out,
+                    deltas,
+                    below + i0,
+                    fan_in,
+                )
+
+
+class Deltaprop:
+    def __init__(self, engine: str, batch: int, threads: int) -> None:
+        rng = np.random.default_rng(0)
+        self.net = dp.mlp(WIDTHS, rng=rng)
+        self.opt = dp.Adam(self.net.parameters(), lr=1e-3)
+        self.loss = dp.SoftmaxCrossEntropy()
+        self.rng, self.engine, self.batch, self.threads = rng, engine, batch, threads
+        self.name = engine
+
+    def epoch(self, X: np.ndarray, y: np.ndarray) -> None:
+        dp.fit(
+            self.net,
+            self.loss,
+            self.opt,
+            X,
+            y,
+            epochs=1,
+            batch_size=self.batch,
+            rng=self.rng,
+            verbose=0,
+            engine=self.engine,
+            n_threads=self.threads,
+        )
+
+
+class Products:
+    """Only the matrix products of each step (3 forward, 3 weight gradients, 2 input
+    gradients), on the epoch's batches in order."""
+
+    def __init__(self, split: bool, batch: int, threads: int, X: np.ndarray, y: np.ndarray):
+        rng = np.random.default_rng(0)
+        net = dp.mlp(WIDTHS, rng=rng)
+        opt = dp.Adam(net.parameters())
+        self.plan = CompiledEpochs(net, dp.SoftmaxCrossEntropy(), opt, X, y, batch)
+        self.p, self.g, _ = opt.flat_buffers()
+        self.plan.deltas[:] = rng.standard_normal(self.plan.deltas.size).astype(np.float32)
+        self.W = [layer.W.value for layer in net.layers if layer.affine]
+        self.split, self.batch, self.threads = split, batch, threads
+        self.name = "GEMM, split" if split else "GEMM, OpenBLAS"
+
+    def epoch(self, X: np.ndarray, y: np.ndarray) -> None:
+        batch, plan = self.batch, self.plan
+        if self.split:
+            with threadpool_limits(1, user_api="blas"):
+                for start in range(0, len(X), batch):
+                    xb = X[start : start + batch]
+                    plan.xb[: xb.size] = xb.reshape(-1)
+                    _split_products(
+                        plan.xb,
+                        self.p,
+                        self.g,
+                        plan.spec,
+                        plan.acts,
+                        plan.deltas,
+                        len(xb),
+                        self.threads,
+                    )
+            return
+        W1, W2, W3 = self.W
+        for start in range(0, len(X), batch):
+            xb = X[start : start + batch]
+            a1 = xb @ W1.T
+            a2 = a1 @ W2.T
+            d3 = a2 @ W3.T
+            _ = d3.T @ a2
+            d2 = d3 @ W3
+            _ = d2.T @ a1
+            d1 = d2 @ W2
+            _ = d1.T @ xb
+
+
+class Torch:
+    def __init__(self, batch: int, threads: int) -> None:
+        torch.manual_seed(0)
+        torch.set_num_threads(threads)
+        layers: list = []
+        for i, (a, b) in enumerate(zip(WIDTHS[:-1], WIDTHS[1:], strict=True)):
+            layers += [torch.nn.Linear(a, b)] + ([torch.nn.ReLU()] if i < 2 else [])
+        self.net = torch.nn.Sequential(*layers)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.batch = batch
+        self.name = "PyTorch eager"
+
+    def epoch(self, X: np.ndarray, y: np.ndarray) -> None:
+        X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
+        order = torch.randperm(len(X_t))
+        for start in range(0, len(X_t), self.batch):
+            index = order[start : start + self.batch]
+            self.opt.zero_grad()
+            self.loss(self.net(X_t[index]), y_t[index]).backward()
+            self.opt.step()
+
+
+def measure(batch: int, rounds: int, threads: int, X: np.ndarray, y: np.ndarray) -> dict:
+    contenders = [
+        Deltaprop("compiled", batch, threads),
+        Deltaprop("reference", batch, threads),
+        Products(False, batch, threads, X, y),
+        Products(True, batch, threads, X, y),
+    ]
+    if torch is not None:
+        contenders.append(Torch(batch, threads))
+    for c in contenders:  # warm-up: compilation, caches, thread pools
+        c.epoch(X[: batch * 4], y[: batch * 4])
+    times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    for _ in range(rounds):
+        for c in contenders:
+            start = time.perf_counter()
+            c.epoch(X, y)
+            times[c.name].append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--batch", type=int, action="append")
+    parser.add_argument("--threads", type=int, default=get_num_threads())
+    parser.add_argument("--tiny", action="store_true", help="2,048 rows, 2 rounds: a smoke test")
+    args = parser.parse_args()
+    X, _, y, _ = datasets.fashion_mnist().train_test_split()
+    if args.tiny:
+        X, y, args.rounds = X[:2048], y[:2048], 2
+    set_num_threads(args.threads)
+    print(
+        f"{cpu_model()}; {args.threads} threads; {len(X)} rows; {args.rounds} interleaved "
+        f"rounds; seconds per epoch, median (min)"
+    )
+    for batch in args.batch or [128, 32]:
+        times = measure(batch, args.rounds, args.threads, X, y)
+        median = {k: statistics.median(v) for k, v in times.items()}
+        print(f"\nbatch {batch}")
+        for name, values in times.items():
+            print(f"  {name:<16} {median[name]:.3f} ({min(values):.3f})")
+        print(f"  compiled / reference        {median['compiled'] / median['reference']:.2f}")
+        print(f"  compiled / GEMM, split      {median['compiled'] / median['GEMM, split']:.2f}")
+        print(f"  compiled / GEMM, OpenBLAS   {median['compiled'] / median['GEMM, OpenBLAS']:.2f}")
+        if "PyTorch eager" in median:
+            print(
+                f"  compiled / PyTorch eager    {median['compiled'] / median['PyTorch eager']:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""The compiled training epoch: the fused, multi-threaded twin of the seed's formulas.
+
+For a network of Dense layers with ReLU (or no) activations between them, softmax cross-entropy
+on class labels, and SGD or Adam/AdamW, ``fit`` can run a whole epoch as one Numba function on
+the machine's cores. Per mini-batch it is the reference path's step, fused:
+
+- forward, layer by layer: ``Z = A_prev Wᵀ + b; A = ReLU(Z)`` (the seed's z = W a + b, a = f(z)),
+  bias and ReLU applied in the pass that reads the product;
+- the loss: softmax, ``ℓ = logsumexp(z) − z_y`` and ``D = (ŷ − y)/N`` (Step 1, the fused δ) with
+  the correct count, one row at a time;
+- backward, top down: ``dW = Dᵀ A_prev`` and ``db = Σ_n D`` (Steps 2 and 5), then
+  ``D_prev = (D W) ⊙ 1[A_prev > 0]`` (Steps 3 and 4: the gate read from the kept output);
+- the global gradient norm (the non-finite check and ``clip_norm``), then the optimizer's own
+  compiled rule on each thread's slice of the flat buffers.
+
+Each product is split by output units: thread t computes units [o0, o1) with single-threaded
+BLAS (SciPy's ``cython_blas``) while OpenBLAS's own threads are held at one, then adds the bias,
+applies the gate and sums the bias gradient of the same units while they are in its cache.
+Every reduction runs in a fixed order, so an epoch is deterministic for a fixed thread count.
+The readable reference path (``fit(..., engine="reference")``) computes the same numbers to
+float32 rounding; the tests compare the two.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import get_num_threads
+from threadpoolctl import threadpool_limits
+
+from . import registry
+from .backend import Array
+from .fused import _epoch
+from .hooks import Callback, TrainingRun
+from .losses import Loss
+from .metrics import Metrics
+from .model import Sequential
+from .optimizers import Optimizer
+
+
+def threads_in_use() -> int:
+    """Threads the compiled epoch splits its work over: Numba's (``NUMBA_NUM_THREADS``, or
+    ``numba.set_num_threads``), by default all the cores this process may use."""
+    return int(get_num_threads())
+
+
+# --- what it runs, and the buffers it runs in -------------------------------------------------
+
+
+def _offset(view: Array, flat: Array) -> int:
+    """Where ``view`` starts in ``flat``, in elements (it is a view into it)."""
+    start = view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
+    assert 0 <= start < flat.nbytes and view.flags.c_contiguous
+    return start // flat.itemsize
+
+
+_RULES = {"Adam": 0, "AdamW": 0, "SGD": 1}
+
+
+def unsupported(
+    model: Sequential, loss: Loss, optimizer: Optimizer, y: Array, weighted: bool
+) -> str | None:
+    """Why the compiled epoch cannot train this (None when it can)."""
+    layers = model.layers
+    if not layers or not layers[-1].affine:
+        return "the network does not end in a Dense layer"
+    for layer in layers:
+        name = registry.LAYERS.name_of(type(layer))
+        if name == "Dense":
+            config = layer.config()
+            if config.get("l2") or not config.get("bias", True):
+                return "a Dense layer has an L2 penalty or no bias"
+        elif name not in ("ReLU", "Identity"):
+            return f"it has a {name} layer (the compiled epoch knows Dense, ReLU and Identity)"
+    for before, after in zip(layers, layers[1:], strict=False):
+        if not (before.affine or after.affine):
+            return "two activations follow each other"
+    if registry.LOSSES.name_of(type(loss)) != "SoftmaxCrossEntropy" or y.ndim != 1:
+        return "its loss is not softmax cross-entropy on class labels"
+    if weighted:
+        return "the rows are weighted"
+    if registry.OPTIMIZERS.name_of(type(optimizer)) not in _RULES:
+        return f"{type(optimizer).__name__} has no compiled rule (SGD, Adam and AdamW do)"
+    if optimizer.flat_buffers() is None:
+        return "its parameters do not live in one flat buffer"
+    return None
+
+
+class CompiledEpochs:
+    """The layer table, workspaces and arguments of :func:`_epoch` for one ``fit`` call."""
+
+    def __init__(
+        self, model: Sequential, loss: Loss, optimizer: Optimizer, X: Array, y: Array, batch: int
+    ) -> None:
+        buffers = optimizer.flat_buffers()
+        assert buffers is not None  # unsupported() says so first
+        values = buffers[0]
+        layers = model.layers
+        rows, at = [], 0
+        for i, layer in enumerate(layers):
+            if not layer.affine:
+                continue
+            tensors = layer.state_dict()
+            W, b = tensors["weight"], tensors["bias"]
+            gate = i + 1 < len(layers) and registry.LAYERS.name_of(type(layers[i + 1])) == "ReLU"
+            rows.append(
+                [_offset(W, values), _offset(b, values), W.shape[1], W.shape[0], int(gate), at]
+            )
+            at += batch * W.shape[0]
+        self.spec = np.array(rows, dtype=np.int64)
+        self.optimizer, self.X, self.labels, self.batch = optimizer, X, y.astype(np.int64), batch
+        self.acts = np.empty(at, values.dtype)
+        self.deltas = np.empty(at, values.dtype)
+        self.xb = np.empty(batch * X.shape[1], values.dtype)
+        self.yb = np.empty(batch, np.int64)
+        arguments = optimizer.rule_arguments()
+        self.rule = _RULES[registry.OPTIMIZERS.name_of(type(optimizer))]
+        if self.rule == 0:
+            h = [
+                arguments["beta1"],
+                arguments["beta2"],
+                arguments["eps"],
+                arguments["weight_decay"],
+                float(arguments["decoupled"]),
+            ]
+        else:
+            h = [
+                arguments["momentum"],
+                1.0 - arguments["dampening"],
+                float(arguments["nesterov"]),
+                arguments["weight_decay"],
+            ]
+        self.h = np.array(h, dtype=np.float64)
+
+    def run(self, order: Array, threads: int) -> tuple[int, int, Array, Array]:
+        """Train on the rows ``order``: (batches done, status, per-batch losses, hits).
+
+        Raises:
+            ValueError: for a row index outside X (the kernel reads rows unchecked).
+        """
+        if order.size and (order.min() < 0 or order.max() >= len(self.X)):
+            bad = int(order.min()) if order.min() < 0 else int(order.max())
+            raise ValueError(f"rows must be indices in [0, {len(self.X)}), got {bad}")
+        n_batches = -(-len(order) // self.batch)
+        rates = np.array(self.optimizer.upcoming_lrs(n_batches))
+        buffers = self.optimizer.flat_buffers()
+        assert buffers is not None
+        values, grads, state = buffers
+        second = state[1] if len(state) > 1 else state[0]
+        losses = np.full(n_batches, np.nan)
+        hits = np.zeros(n_batches, dtype=np.int64)
+        clip = self.optimizer.clip_norm or 0.0
+        with threadpool_limits(1, user_api="blas"):  # one BLAS thread inside each of ours
+            done, status = _epoch(
+                self.X,
+                self.labels,
+                order.astype(np.int64),
+                self.batch,
+                self.spec,
+                values,
+                grads,
+                state[0],
+                second,
+                self.rule,
+                self.h,
+                self.optimizer.step_count,
+                rates,
+                clip,
+                self.acts,
+                self.deltas,
+                self.xb,
+                self.yb,
+                threads,
+                losses,
+                hits,
+            )
+        self.optimizer.step_count += done
+        return int(done), int(status), losses, hits
+
+    def train_epoch(
+        self, run: TrainingRun, order: Array, metrics: Metrics, threads: int
+    ) -> tuple[float, float, int] | None:
+        """One epoch over ``order``, recording each batch in ``metrics`` and telling the
+        callbacks; returns (loss, gradient norm, batch) at a non-finite loss or gradient (that
+        batch's update not applied), else None. With a display among the callbacks the epoch
+        runs :data:`DISPLAY_BATCHES` batches at a time, so that it moves as training goes."""
+        n_batches = -(-len(order) // self.batch)
+        displays = any(type(c).on_batch_end is not Callback.on_batch_end for c in run.callbacks)
+        chunk = DISPLAY_BATCHES if displays else n_batches
+        for first in range(0, n_batches, chunk):
+            rows = order[first * self.batch : (first + chunk) * self.batch]
+            done, status, losses, hits = self.run(rows, threads)
+            for k in range(done):
+                n = min(self.batch, len(rows) - k * self.batch)
+                metrics.add(float(losses[k]), float(n), n, int(hits[k]))
+                for callback in run.callbacks:
+                    callback.on_batch_end(run, first + k, float(losses[k]))
+            if status:
+                norm = math.nan if status == 1 else math.inf
+                return float(losses[done]), norm, first + done
+        return None
+
+
+DISPLAY_BATCHES = 16
+"""Batches per compiled run when a display follows training batch by batch."""
+
+
+AUTO_WORK = 2e10
+"""``engine="auto"`` compiles a run of at least this many rows × parameters × epochs (about ten
+seconds on the reference path): compiling takes ~20 s once per machine (then cached on disk) and
+loading the cached code ~0.5 s per process, which a smaller run would not earn back."""
+
+
+def compiled_epochs(
+    engine: str,
+    model: Sequential,
+    loss: Loss,
+    optimizer: Optimizer,
+    data: tuple[Array, Array, Array | None],
+    callbacks: list[Callback],
+    batch: int,
+    work: float = math.inf,
+) -> CompiledEpochs | None:
+    """The compiled epochs for ``fit``'s ``engine``: ``"auto"`` uses them where they are
+    supported and the run's ``work`` (rows × parameters × epochs) is at least
+    :data:`AUTO_WORK`, ``"compiled"`` insists, ``"reference"`` never does (None: the reference
+    path).
+
+    Raises:
+        ValueError: an unknown engine, or ``"compiled"`` for what it cannot train (the reason).
+    """
+    if engine not in ("auto", "compiled", "reference"):
+        raise ValueError(f"engine must be 'auto', 'compiled' or 'reference', got {engine!r}")
+    if engine == "reference" or (engine == "auto" and work < AUTO_WORK):
+        return None
+    X, y, weights = data
+    reason = unsupported(model, loss, optimizer, y, weights is not None)
+    for callback in callbacks:
+        overridden = type(callback).on_batch_end is not Callback.on_batch_end
+        if reason is None and overridden and callback.batch_end_reads_model:
+            reason = f"{type(callback).__name__} looks at the model after every batch"
+    if reason is not None:
+        if engine == "compiled":
+            raise ValueError(f"fit: engine='compiled' cannot train this: {reason}")
+        return None
+    return CompiledEpochs(model, loss, optimizer, np.ascontiguousarray(X), y, batch)

@@ -1,0 +1,296 @@
+"""The compiled kernels of the fused training epoch (:mod:`deltaprop.compiled_step` drives them).
+
+Each is the fusion of named steps of the seed's derivation, on flat row-major arrays:
+:func:`_forward` (z = W a + b, a = ReLU(z)), :func:`_softmax_cross_entropy` (Step 1: the fused
+δ = (ŷ − y)/N), :func:`_backward` (Steps 2–5: ∂L/∂W = δ aᵀ, ∂L/∂b = δ, δ_prev = (Wᵀδ) ⊙ ReLU′),
+:func:`_update` (the optimizer's rule from :mod:`deltaprop.updates`) and :func:`_epoch`, a
+whole epoch of them. The plain formulas they equal are the layers', the loss's and the
+optimizers' reference code; ``tests/test_compiled_step.py`` compares them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite.binding import add_symbol
+from numba import prange, types
+from numba.extending import get_cython_function_address
+
+from .backend import compiled, compiled_parallel
+from .updates import _adam_kernel, _sgd_kernel
+
+_N, _T = ord("N"), ord("T")
+
+# SciPy's BLAS, as symbols the compiled code links to by name: unlike ctypes pointers held in
+# globals, this lets Numba cache the compiled functions on disk
+for _name in ("sgemm", "dgemm"):
+    add_symbol(f"deltaprop_{_name}", get_cython_function_address("scipy.linalg.cython_blas", _name))
+_GEMM_SIGNATURE = types.void(*([types.voidptr] * 13))
+_SGEMM = types.ExternalFunction("deltaprop_sgemm", _GEMM_SIGNATURE)
+_DGEMM = types.ExternalFunction("deltaprop_dgemm", _GEMM_SIGNATURE)
+_N, _T = ord("N"), ord("T")
+_FAST = {"nogil": True, "error_model": "numpy", "cache": True}
+
+
+@compiled
+def _gemm(ta, tb, m, n, k, A, a_at, lda, B, b_at, ldb, C, c_at, ldc):  # pragma: no cover
+    """C ← op(A) op(B): column-major BLAS on flat arrays, from the given element offsets."""
+    ints = np.array([m, n, k, lda, ldb, ldc], dtype=np.int32)
+    scalars = np.array([1, 0], dtype=A.dtype)
+    chars = np.array([ta, tb], dtype=np.uint8)
+    arguments = (
+        chars[0:1].ctypes,
+        chars[1:2].ctypes,
+        ints[0:1].ctypes,
+        ints[1:2].ctypes,
+        ints[2:3].ctypes,
+        scalars[0:1].ctypes,
+        A[a_at:].ctypes,
+        ints[3:4].ctypes,
+        B[b_at:].ctypes,
+        ints[4:5].ctypes,
+        scalars[1:2].ctypes,
+        C[c_at:].ctypes,
+        ints[5:6].ctypes,
+    )
+    if A.itemsize == 4:
+        _SGEMM(*arguments)
+    else:
+        _DGEMM(*arguments)
+
+
+# Row-major (rows, cols) at offset `at` is column-major (cols, rows) with leading dimension cols.
+# Layer l's spec row: W at w, b at b (in the flat parameters), fan_in, fan_out, gate (1 for a
+# ReLU after it), and its rows' offset o in the activation and delta workspaces.
+_W, _B, _IN, _OUT, _GATE, _AT = range(6)
+
+
+@compiled_parallel
+def _forward(x, p, spec, acts, n, threads):  # pragma: no cover - compiled
+    """Each layer's output A = ReLU(A_prev Wᵀ + b) (no ReLU where its gate is 0) for n rows of
+    the flat batch x, into the activation workspace; the last layer's is the logits."""
+    for layer in range(spec.shape[0]):
+        w, b, fan_in, fan_out, gate, at = spec[layer]
+        a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, _AT])
+        for t in prange(threads):
+            o0, o1 = t * fan_out // threads, (t + 1) * fan_out // threads
+            if o1 > o0:  # Z[:, o0:o1] = A_prev W[o0:o1]ᵀ; + b and the gate in the same pass
+                _gemm(
+                    _T,
+                    _N,
+                    o1 - o0,
+                    n,
+                    fan_in,
+                    p,
+                    w + o0 * fan_in,
+                    fan_in,
+                    a_prev,
+                    a_at,
+                    fan_in,
+                    acts,
+                    at + o0,
+                    fan_out,
+                )
+                for r in range(n):
+                    row = at + r * fan_out
+                    for o in range(o0, o1):
+                        v = acts[row + o] + p[b + o]
+                        acts[row + o] = v if (v > 0 or gate == 0) else v - v
+
+
+@compiled_parallel
+def _backward(x, p, g, spec, acts, deltas, n, threads):  # pragma: no cover - compiled
+    """Every gradient from the logits' D (in the delta workspace), layer by layer, top down."""
+    for layer in range(spec.shape[0] - 1, -1, -1):
+        w, b, fan_in, fan_out, _, at = spec[layer]
+        a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, _AT])
+        for t in prange(threads):
+            o0, o1 = t * fan_out // threads, (t + 1) * fan_out // threads
+            if o1 > o0:  # dW[o0:o1] = D[:, o0:o1]ᵀ A_prev; db[o0:o1] = Σ_n D[:, o0:o1]
+                _gemm(
+                    _N,
+                    _T,
+                    fan_in,
+                    o1 - o0,
+                    n,
+                    a_prev,
+                    a_at,
+                    fan_in,
+                    deltas,
+                    at + o0,
+                    fan_out,
+                    g,
+                    w + o0 * fan_in,
+                    fan_in,
+                )
+                for o in range(o0, o1):
+                    g[b + o] = 0
+                for r in range(n):
+                    row = at + r * fan_out
+                    for o in range(o0, o1):
+                        g[b + o] += deltas[row + o]
+        if layer > 0:
+            below = spec[layer - 1, _AT]
+            gate = spec[layer - 1, _GATE]
+            for t in prange(threads):
+                i0, i1 = t * fan_in // threads, (t + 1) * fan_in // threads
+                if i1 > i0:  # D_prev[:, i0:i1] = D W[:, i0:i1], then ⊙ 1[A_prev > 0]
+                    _gemm(
+                        _N,
+                        _N,
+                        i1 - i0,
+                        n,
+                        fan_out,
+                        p,
+                        w + i0,
+                        fan_in,
+                        deltas,
+                        at,
+                        fan_out,
+                        deltas,
+                        below + i0,
+                        fan_in,
+                    )
+                    if gate:
+                        for r in range(n):
+                            row = below + r * fan_in
+                            for i in range(i0, i1):
+                                if not acts[row + i] > 0:
+                                    deltas[row + i] = 0
+
+
+@compiled
+def _softmax_cross_entropy(acts, deltas, at, k, labels, n):  # pragma: no cover - compiled
+    """Σ_n (logsumexp(z_n) − z_n[y_n]) and the rows whose largest logit is their class; the
+    delta workspace gets D = (softmax(Z) − onehot(y)) / n (the fused δ, the 1/N owned here)."""
+    total = 0.0
+    hits = 0
+    scale = deltas.dtype.type(1.0) / n
+    for r in range(n):
+        row = at + r * k
+        best = 0
+        for j in range(1, k):
+            if acts[row + j] > acts[row + best]:
+                best = j
+        top = acts[row + best]
+        s = deltas.dtype.type(0.0)
+        for j in range(k):
+            e = math.exp(acts[row + j] - top)
+            deltas[row + j] = e
+            s += e
+        for j in range(k):
+            deltas[row + j] = deltas[row + j] / s * scale
+        y = labels[r]
+        deltas[row + y] -= scale
+        total += math.log(s) + top - acts[row + y]
+        hits += best == y
+    return total, hits
+
+
+@compiled_parallel
+def _squared_norm(g, threads):  # pragma: no cover - compiled
+    """‖g‖², summed in fixed chunks and a fixed order (deterministic)."""
+    parts = np.zeros(threads)
+    size = g.size
+    for t in prange(threads):
+        s = 0.0
+        for i in range(t * size // threads, (t + 1) * size // threads):
+            s += g[i] * g[i]
+        parts[t] = s
+    return parts.sum()
+
+
+@compiled_parallel
+def _update(rule, p, g, s1, s2, h, step, lr, grad_scale, threads):  # pragma: no cover
+    """The optimizer's compiled rule (:mod:`deltaprop.updates`) on each thread's slice.
+
+    ``h``: the rule's hyperparameters as floats (Adam: β1, β2, eps, weight decay, decoupled;
+    SGD: momentum, 1 − dampening, nesterov, weight decay).
+    """
+    f = p.dtype.type
+    tiny = f(np.finfo(p.dtype).tiny)
+    size = p.size
+    for t in prange(threads):
+        a, b = t * size // threads, (t + 1) * size // threads
+        if rule == 0:
+            _adam_kernel(
+                p[a:b],
+                g[a:b],
+                s1[a:b],
+                s2[a:b],
+                f(h[0]),
+                f(h[1]),
+                f(lr / (1.0 - h[0] ** step)),
+                f(1.0 / math.sqrt(1.0 - h[1] ** step)),
+                f(h[2]),
+                f(h[3]),
+                f(1.0 - lr * h[3]),
+                h[4] != 0,
+                f(grad_scale),
+                tiny,
+            )
+        else:
+            _sgd_kernel(
+                p[a:b],
+                g[a:b],
+                s1[a:b],
+                f(lr),
+                f(h[0]),
+                f(h[1]),
+                h[2] != 0,
+                f(h[3]),
+                f(grad_scale),
+                step == 1,
+                tiny,
+            )
+
+
+@compiled
+def _epoch(
+    X,
+    labels,
+    order,
+    batch,
+    spec,
+    p,
+    g,
+    s1,
+    s2,
+    rule,
+    h,
+    step0,
+    lrs,
+    clip,
+    acts,
+    deltas,
+    xb,
+    yb,
+    threads,
+    losses,
+    hits,
+):  # pragma: no cover - compiled
+    """Train on the rows X[order] in batches; returns (batches done, status): 0 all done, 1 a
+    loss was not finite, 2 a gradient was not finite — the update of that batch not applied."""
+    rows, width = order.size, X.shape[1]
+    last = spec.shape[0] - 1
+    for k in range((rows + batch - 1) // batch):
+        start = k * batch
+        n = min(batch, rows - start)
+        for r in range(n):
+            source = order[start + r]
+            xb[r * width : (r + 1) * width] = X[source]
+            yb[r] = labels[source]
+        _forward(xb, p, spec, acts, n, threads)
+        total, hit = _softmax_cross_entropy(acts, deltas, spec[last, _AT], spec[last, _OUT], yb, n)
+        losses[k] = total / n
+        hits[k] = hit
+        if not math.isfinite(losses[k]):
+            return k, 1
+        _backward(xb, p, g, spec, acts, deltas, n, threads)
+        norm = math.sqrt(_squared_norm(g, threads))
+        if not math.isfinite(norm):
+            return k, 2
+        scale = clip / (norm + 1e-6) if (clip > 0 and norm > clip) else 1.0
+        _update(rule, p, g, s1, s2, h, step0 + k + 1, lrs[k], scale, threads)
+    return (rows + batch - 1) // batch, 0
