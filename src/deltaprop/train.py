@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numba import get_num_threads
 
 from .backend import Array
 from .checkpoints import data_fingerprint, load_checkpoint
-from .compiled_step import compiled_epochs
+from .compiled_step import compiled_epochs, threads_in_use
 from .deprecation import moved
 from .display import EpochLogger, ProgressBar
 from .hooks import Callback, History, TrainingRun
@@ -211,7 +210,7 @@ def fit(
         callbacks.append(ProgressBar())
     elif verbose == 2 and not any(isinstance(c, EpochLogger) for c in callbacks):
         callbacks.append(EpochLogger())
-    threads = get_num_threads() if n_threads is None else check_int("n_threads", n_threads, 1)
+    threads = threads_in_use() if n_threads is None else check_int("n_threads", n_threads, 1)
     work = len(train_index) * sum(p.value.size for p in model.parameters()) * epochs
     data = (X_all, y_all, w_all)
     compiled = compiled_epochs(engine, model, loss, optimizer, data, callbacks, batch_size, work)
