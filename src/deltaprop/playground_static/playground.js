@@ -253,6 +253,8 @@ function drawPlane(snapshot) {
   context.clearRect(0, 0, canvas.width, canvas.height);
   const plane = snapshot.plane;
   if (!plane) {
+    context.globalAlpha = 1;
+    context.fillStyle = "#555";
     context.fillText("the decision map needs data of two features", 20, 150);
     return;
   }
@@ -307,6 +309,7 @@ function drawCurves(snapshot) {
       const x = 30 + (i * (canvas.width - 40)) / Math.max(n - 1, 1);
       const y = canvas.height - 20 - (v / scale) * (canvas.height - 40);
       if (i === 0) context.moveTo(x, y); else context.lineTo(x, y);
+      if (values.length === 1) context.arc(x, y, 2, 0, 2 * Math.PI);  // one epoch: a dot
     });
     context.stroke();
   });
