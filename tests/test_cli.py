@@ -12,6 +12,12 @@ from deltaprop.cli import app
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def in_a_scratch_directory(tmp_path, monkeypatch):
+    """Commands that write beside the working directory (deltaprop-runs/) write into tmp_path."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.mark.slow
 def test_train_saves_and_info_reads(tmp_path):
     path = tmp_path / "bc.safetensors"

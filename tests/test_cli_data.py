@@ -17,6 +17,14 @@ from deltaprop.cli import app
 from deltaprop.tables import read_table
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def in_a_scratch_directory(tmp_path, monkeypatch):
+    """Commands that write beside the working directory (deltaprop-runs/) write into tmp_path."""
+    monkeypatch.chdir(tmp_path)
+
+
 PNG = b"\x89PNG\r\n\x1a\n"
 QUICK_FIT = ("--standardize", "--epochs", "60", "--lr", "0.01")
 """Enough training for the small sets of these tests to be learned well."""

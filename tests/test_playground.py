@@ -100,7 +100,8 @@ def test_explain_returns_the_engines_explanation_of_a_training_row(client):
     assert client.get("/api/sessions/nope/explain").status_code == 404
 
 
-def test_the_model_file_and_the_code_rebuild_the_network(client, tmp_path):
+def test_the_model_file_and_the_code_rebuild_the_network(client, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the exported code saves playground.safetensors here
     created = new_session(client)
     key = created["id"]
     with client.websocket_connect(f"/api/sessions/{key}/ws") as socket:
