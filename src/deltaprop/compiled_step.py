@@ -23,7 +23,9 @@ float32 rounding; the tests compare the two.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Any
 
 import numpy as np
 from numba import get_num_threads
@@ -132,6 +134,7 @@ class CompiledEpochs:
                 arguments["weight_decay"],
             ]
         self.h = np.array(h, dtype=np.float64)
+        self._limited = False  # inside train_epoch's one-BLAS-thread scope
 
     def run(self, order: Array, threads: int) -> tuple[int, int, Array, Array]:
         """Train on the rows ``order``: (batches done, status, per-batch losses, hits).
@@ -151,7 +154,7 @@ class CompiledEpochs:
         losses = np.full(n_batches, np.nan)
         hits = np.zeros(n_batches, dtype=np.int64)
         clip = self.optimizer.clip_norm or 0.0
-        with threadpool_limits(1, user_api="blas"):  # one BLAS thread inside each of ours
+        with self._one_blas_thread():
             done, status = _epoch(
                 self.X,
                 self.labels,
@@ -183,11 +186,31 @@ class CompiledEpochs:
     ) -> tuple[float, float, int] | None:
         """One epoch over ``order``, recording each batch in ``metrics`` and telling the
         callbacks; returns (loss, gradient norm, batch) at a non-finite loss or gradient (that
-        batch's update not applied), else None. With a display among the callbacks the epoch
-        runs :data:`DISPLAY_BATCHES` batches at a time, so that it moves as training goes."""
+        batch's update not applied), else None.
+
+        A callback that looks at the model after every batch (``batch_end_reads_model``, such
+        as Diagnostics reading the gradients) gets a run of one batch at a time, so it sees
+        that batch's gradients and the updated weights, as on the reference path; a display
+        gets runs of :data:`DISPLAY_BATCHES` batches; otherwise the epoch is one run."""
         n_batches = -(-len(order) // self.batch)
-        displays = any(type(c).on_batch_end is not Callback.on_batch_end for c in run.callbacks)
-        chunk = DISPLAY_BATCHES if displays else n_batches
+        hooked = [c for c in run.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
+        chunk = n_batches
+        if hooked:
+            chunk = 1 if any(c.batch_end_reads_model for c in hooked) else DISPLAY_BATCHES
+        with threadpool_limits(1, user_api="blas"):  # one BLAS thread inside each of ours
+            self._limited = True
+            try:
+                return self._train_runs(run, order, metrics, threads, chunk)
+            finally:
+                self._limited = False
+
+    def _one_blas_thread(self) -> Any:
+        return contextlib.nullcontext() if self._limited else threadpool_limits(1, "blas")
+
+    def _train_runs(
+        self, run: TrainingRun, order: Array, metrics: Metrics, threads: int, chunk: int
+    ) -> tuple[float, float, int] | None:
+        n_batches = -(-len(order) // self.batch)
         for first in range(0, n_batches, chunk):
             rows = order[first * self.batch : (first + chunk) * self.batch]
             done, status, losses, hits = self.run(rows, threads)
@@ -218,7 +241,6 @@ def compiled_epochs(
     loss: Loss,
     optimizer: Optimizer,
     data: tuple[Array, Array, Array | None],
-    callbacks: list[Callback],
     batch: int,
     work: float = math.inf,
 ) -> CompiledEpochs | None:
@@ -236,10 +258,6 @@ def compiled_epochs(
         return None
     X, y, weights = data
     reason = unsupported(model, loss, optimizer, y, weights is not None)
-    for callback in callbacks:
-        overridden = type(callback).on_batch_end is not Callback.on_batch_end
-        if reason is None and overridden and callback.batch_end_reads_model:
-            reason = f"{type(callback).__name__} looks at the model after every batch"
     if reason is not None:
         if engine == "compiled":
             raise ValueError(f"fit: engine='compiled' cannot train this: {reason}")

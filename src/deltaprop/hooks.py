@@ -114,9 +114,9 @@ class Callback:
 
     batch_end_reads_model: ClassVar[bool] = True
     """Whether :meth:`on_batch_end` (if overridden) looks at the model, its gradients or the
-    optimizer. False for a display that uses only the batch's loss: ``fit``'s compiled epoch
-    then calls it after each run of batches, with each batch's loss, instead of falling back
-    to the reference path."""
+    optimizer. ``fit``'s compiled epoch then runs one batch at a time, so that the callback sees
+    each batch's gradients and updated weights; False, for a display that uses only the batch's
+    loss, lets it run several batches before telling the callback about each."""
 
     def on_train_begin(self, run: TrainingRun) -> None:
         """Once, before the first epoch: the data are checked and split, a resume is done."""

@@ -132,11 +132,10 @@ def fit(
         engine: ``"auto"`` runs each epoch as one compiled, multi-threaded function
             (:mod:`deltaprop.compiled_step`) where it can — Dense layers with ReLU or no
             activation between them, softmax cross-entropy on class labels, SGD, Adam or
-            AdamW, unweighted rows, no callback that looks at the model after every batch —
-            and the run is large enough to repay compiling it (rows × parameters × epochs ≥
-            2·10¹⁰); the reference path elsewhere. ``"compiled"`` insists (ValueError naming
-            the reason otherwise); ``"reference"`` never compiles. Both give the same numbers
-            to float32 rounding.
+            AdamW, unweighted rows — and the run is large enough to repay compiling it
+            (rows × parameters × epochs ≥ 2·10¹⁰); the reference path elsewhere.
+            ``"compiled"`` insists (ValueError naming the reason otherwise); ``"reference"``
+            never compiles. Both give the same numbers to float32 rounding.
         n_threads: threads of the compiled epoch (default: Numba's, all the cores this process
             may use); the reference path's products use OpenBLAS's own threads.
 
@@ -213,7 +212,7 @@ def fit(
     threads = threads_in_use() if n_threads is None else check_int("n_threads", n_threads, 1)
     work = len(train_index) * sum(p.value.size for p in model.parameters()) * epochs
     data = (X_all, y_all, w_all)
-    compiled = compiled_epochs(engine, model, loss, optimizer, data, callbacks, batch_size, work)
+    compiled = compiled_epochs(engine, model, loss, optimizer, data, batch_size, work)
 
     run = TrainingRun(
         model=model,
