@@ -80,6 +80,7 @@ LEVELS = {
     "cli_train": 15,
     "cli_model": 14,
     "cli_explain": 14,
+    "playground_settings": 13,
     "playground_session": 14,
     "playground": 15,
     "cli_playground": 16,

@@ -9,7 +9,8 @@ pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
 
 from deltaprop.playground import MAX_UPLOAD, create_app  # noqa: E402
-from deltaprop.playground_session import Session, Settings, SettingsError  # noqa: E402
+from deltaprop.playground_session import Session  # noqa: E402
+from deltaprop.playground_settings import Settings, SettingsError  # noqa: E402
 
 SMALL = {"data": "moons", "samples": 120, "hidden": [4], "activation": "relu", "batch_size": 16}
 

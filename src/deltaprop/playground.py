@@ -26,7 +26,6 @@ import contextlib
 import itertools
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -39,11 +38,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import datasets
-from .playground_session import (
+from .playground_session import Session
+from .playground_settings import (
     DATA_SETS,
-    Session,
     Settings,
     SettingsError,
+    csv_dataset,
     settings_schema,
 )
 
@@ -83,17 +83,9 @@ class Playground:
             return name
         text = Path(data).read_text(encoding="utf-8")
         upload = f"upload: {Path(data).name}"
-        self._check_upload(text, target)
+        csv_dataset(text, target)
         self.uploads[upload] = text
         return upload
-
-    @staticmethod
-    def _check_upload(text: str, target: str | None) -> datasets.Dataset:
-        with tempfile.TemporaryDirectory() as directory:
-            path = os.path.join(directory, "upload.csv")
-            with open(path, "w", encoding="utf-8") as file:
-                file.write(text)
-            return datasets.from_file(path, target)
 
     def session(self, key: str) -> Session | None:
         found = self.sessions.get(key)
@@ -129,7 +121,7 @@ class Playground:
         name = request.query_params.get("name", "data.csv")[:80]
         target = request.query_params.get("target") or None
         try:
-            dataset = await run_in_threadpool(self._check_upload, text, target)
+            dataset = await run_in_threadpool(csv_dataset, text, target)
         except (ValueError, KeyError) as error:
             return _error(f"upload: {error}".replace("--target", "the target field"))
         upload = f"upload {next(self._ids)}: {name}"

@@ -14,7 +14,6 @@ import math
 import os
 import tempfile
 import threading
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,24 +25,11 @@ from .dataset import Dataset
 from .derivation import explain
 from .files import save
 from .gradcheck import float64_copy
+from .playground_settings import DATA_SETS, Settings, SettingsError, is_int, load_data
 from .preprocessing import Preprocessor
 from .scoring import class_probabilities
 from .tables import Table
 from .train import evaluate, fit, predict
-
-DATA_SETS = (
-    "spirals",
-    "xor",
-    "moons",
-    "circles",
-    "blobs",
-    "iris",
-    "wine",
-    "breast-cancer",
-    "digits",
-    "diabetes",
-)
-"""The built-in sets the page offers (the 2-D ones first); uploaded CSV files come beside them."""
 
 MAX_PARAMETERS = 5_000_000
 """A network above this many parameters is refused: it would not train at an interactive pace."""
@@ -55,97 +41,6 @@ DRAWN_UNITS = 12
 """Units per layer the page draws; a wider layer is drawn as these and a summary node."""
 
 
-class SettingsError(ValueError):
-    """Settings from the page that cannot be used; the message names the field and value."""
-
-
-@dataclass
-class Settings:
-    """What the page chose; :meth:`from_json` checks every field."""
-
-    data: str = "spirals"
-    target: str | None = None
-    samples: int = 400
-    noise: float = 0.1
-    hidden: list[int] = field(default_factory=lambda: [8, 8])
-    activation: str = "tanh"
-    loss: str = "auto"
-    optimizer: str = "Adam"
-    lr: float = 0.01
-    batch_size: int = 16
-    init: str = "auto"
-    l2: float = 0.0
-    dropout: float = 0.0
-    seed: int = 0
-
-    @classmethod
-    def from_json(cls, document: Any, uploads: dict[str, str]) -> Settings:
-        if not isinstance(document, dict):
-            raise SettingsError(f"settings must be a JSON object, got {str(document)[:60]}")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(document) - known)
-        if unknown:
-            raise SettingsError(f"unknown settings {unknown}; known: {sorted(known)}")
-        s = cls(**document)
-        if s.data not in DATA_SETS and s.data not in uploads:
-            raise SettingsError(f"data: unknown data set {s.data!r}; known: {list(DATA_SETS)}")
-        _integer("samples", s.samples, 20, 20_000)
-        _number("noise", s.noise, 0.0, 10.0)
-        if not (isinstance(s.hidden, list) and all(_is_int(w) and w >= 1 for w in s.hidden)):
-            raise SettingsError(f"hidden: a list of layer widths >= 1, got {s.hidden!r}")
-        for name, table in (
-            ("activation", registry.ACTIVATIONS),
-            ("optimizer", registry.OPTIMIZERS),
-        ):
-            _known(name, getattr(s, name), table)
-        if s.loss != "auto":
-            _known("loss", s.loss, registry.LOSSES)
-        if s.init != "auto":
-            _known("init", s.init, registry.INITIALIZERS)
-        _number("lr", s.lr, 1e-7, 10.0)
-        _integer("batch_size", s.batch_size, 1, 100_000)
-        _number("l2", s.l2, 0.0, 100.0)
-        _number("dropout", s.dropout, 0.0, 0.95)
-        _integer("seed", s.seed, 0, 2**32 - 1)
-        return s
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _integer(name: str, value: Any, low: int, high: int) -> None:
-    if not (_is_int(value) and low <= value <= high):
-        raise SettingsError(f"{name}: an integer from {low} to {high}, got {value!r}")
-
-
-def _number(name: str, value: Any, low: float, high: float) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and low <= value <= high):
-        raise SettingsError(f"{name}: a number from {low:g} to {high:g}, got {value!r}")
-
-
-def _known(name: str, value: Any, table: registry.Registry[Any]) -> None:
-    try:
-        table.get(str(value))
-    except ValueError as error:
-        raise SettingsError(f"{name}: {error}") from None
-
-
-def _load(settings: Settings, uploads: dict[str, str]) -> Dataset:
-    """The chosen data set: a built-in one, or an uploaded CSV read from a temporary file."""
-    if settings.data in uploads:
-        with tempfile.TemporaryDirectory() as directory:
-            path = os.path.join(directory, "upload.csv")
-            with open(path, "w", encoding="utf-8") as file:
-                file.write(uploads[settings.data])
-            return datasets.from_file(path, settings.target)
-    loader = datasets.LOADERS[settings.data]
-    if settings.data in datasets.SYNTHETIC:
-        return loader(n=settings.samples, noise=settings.noise, seed=settings.seed)
-    return loader()
-
-
 class Session:
     """A data set, a network and its training, as one tab of the page sees them."""
 
@@ -153,7 +48,7 @@ class Session:
         self.settings = settings
         self.lock = threading.Lock()  # training and explaining take turns
         try:
-            data = _load(settings, uploads)
+            data = load_data(settings, uploads)
             train, test = data.split(0.25, seed=settings.seed)
             self.prep = Preprocessor.fit(
                 train, standardize=data.standardize, categories_from=data.features
@@ -317,7 +212,7 @@ class Session:
     def explain(self, index: int) -> dict[str, Any]:
         """``dp.explain`` on training row ``index`` (a float64 copy of the network: the
         training state is not touched)."""
-        if not (_is_int(index) and 0 <= index < len(self.X_train)):
+        if not (is_int(index) and 0 <= index < len(self.X_train)):
             raise SettingsError(
                 f"index: a training row from 0 to {len(self.X_train) - 1}, got {index!r}"
             )
@@ -389,16 +284,3 @@ for epoch in range({self.epoch}):  # one fit per epoch, as the playground trains
 print(dp.evaluate(net, loss, X_test, y_test))
 dp.save(net, "playground.safetensors", loss=loss, preprocessor=prep)
 '''
-
-
-def settings_schema() -> dict[str, Any]:
-    """The choices the page offers, and the defaults."""
-    return {
-        "data": list(DATA_SETS),
-        "synthetic": list(datasets.SYNTHETIC),
-        "activations": registry.ACTIVATIONS.names(),
-        "losses": ["auto", *registry.LOSSES.names()],
-        "optimizers": registry.OPTIMIZERS.names(),
-        "inits": ["auto", *registry.INITIALIZERS.names()],
-        "defaults": asdict(Settings()),
-    }
