@@ -21,6 +21,8 @@ LEVELS = {
     "validation": 1,
     "functional": 1,
     "updates": 1,
+    "gpu_kernels": 1,
+    "devices": 2,
     "fused": 2,
     "adaptive_updates": 2,
     "initializers": 1,

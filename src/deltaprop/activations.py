@@ -50,9 +50,11 @@ class ReLU(Layer):
 
     def forward(self, x: Array, *, training: bool = False) -> Array:
         check_input(x, layer="ReLU")
-        A = self._buffer("A", x.shape, x.dtype)
+        A = self._buffer("A", x.shape, x.dtype, x)
         if training:  # a = max(z, 0) and its gate 1[z > 0], in one pass
-            A, self._gate = F.relu_and_gate(x, out=A, gate=self._buffer("gate", x.shape, np.bool_))
+            A, self._gate = F.relu_and_gate(
+                x, out=A, gate=self._buffer("gate", x.shape, np.bool_, x)
+            )
         else:
             F.relu(x, out=A)
             self._gate = None
@@ -61,7 +63,7 @@ class ReLU(Layer):
     def backward(self, grad_out: Array) -> Array:
         self._require_cache(self._gate, grad_out)
         assert self._gate is not None
-        D = self._buffer("D", grad_out.shape, grad_out.dtype)
+        D = self._buffer("D", grad_out.shape, grad_out.dtype, grad_out)
         # the seed's Step 4: δ = (Wᵀ δ_next) ⊙ ReLU'(z), with ReLU'(z) = 1[z > 0] the gate that
         # passes the error where the unit fired and kills it elsewhere
         return F.apply_gate(grad_out, self._gate, out=D)

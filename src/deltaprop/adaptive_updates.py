@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .backend import Array, compiled
+from .backend import Array, compiled, run_kernel
 from .updates import TINY, check_flat, flush
 
 # --- RMSprop -------------------------------------------------------------------------------
@@ -85,7 +85,8 @@ def rmsprop(
         momentum_buffer,
     )
     f = p.dtype.type
-    _rmsprop_kernel(
+    run_kernel(
+        _rmsprop_kernel,
         p=p,
         g=g,
         square_avg=square_avg,
@@ -181,7 +182,8 @@ def adagrad(
     """:func:`adagrad_reference` in one compiled pass."""
     check_flat("adagrad", "p g sum_sq", p, g, sum_sq)
     f = p.dtype.type
-    _adagrad_kernel(
+    run_kernel(
+        _adagrad_kernel,
         p=p,
         g=g,
         total=sum_sq,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,7 @@ def mlp(
     init: str = "auto",
     dropout: float = 0.0,
     l2: float = 0.0,
+    device: Any = None,
 ) -> Sequential:
     """A multi-layer perceptron: Dense layers of the given widths, ``activation`` between them.
 
@@ -41,6 +43,9 @@ def mlp(
             Glorot; or a name in ``dp.registry.INITIALIZERS``).
         dropout: if > 0, a ``Dropout(dropout)`` after each hidden activation.
         l2: each Dense layer's L2 penalty ½λ‖W‖² (see ``Dense``).
+        device: where the model lives: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` (see
+            :meth:`Sequential.to`). The weights are drawn on the host either way, so a seed
+            gives the same initial network on every device.
     """
     widths = list(widths)
     if len(widths) < 2:
@@ -60,4 +65,4 @@ def mlp(
             layers.append(hidden)
             if dropout > 0:
                 layers.append(Dropout(dropout))
-    return Sequential(*layers)
+    return Sequential(*layers, device=device)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import registry
-from .backend import Array
+from .backend import Array, copy_into
 from .errors import ModelFileError, UnknownNameError
 from .fileformat import FileContents, read_file, write_file
 from .files import (
@@ -280,7 +280,7 @@ def load_checkpoint(
             raise ModelFileError(f"{shown!r}: optimizer state {key!r} is missing or mis-shaped")
     fill_model(shown, model, file.tensors)  # checks every tensor before it copies any
     for key, array in optimizer.state.items():
-        np.copyto(array, file.tensors[f"optimizer.{key}"])
+        copy_into(array, file.tensors[f"optimizer.{key}"])
     optimizer.step_count = int(saved_opt["step_count"])
     optimizer.lr_scale = float(saved_opt["lr_scale"])
     return checkpoint

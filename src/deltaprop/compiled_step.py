@@ -10,8 +10,9 @@ the machine's cores. Per mini-batch it is the reference path's step, fused:
   the correct count, one row at a time;
 - backward, top down: ``dW = Dᵀ A_prev`` and ``db = Σ_n D`` (Steps 2 and 5), then
   ``D_prev = (D W) ⊙ 1[A_prev > 0]`` (Steps 3 and 4: the gate read from the kept output);
-- the global gradient norm (the non-finite check and ``clip_norm``), then the optimizer's own
-  compiled rule on each thread's slice of the flat buffers.
+- the global gradient norm (the non-finite check and ``clip_norm``), each thread summing the
+  squares of the gradients it has just computed, then the optimizer's own compiled rule on each
+  thread's slice of the flat buffers.
 
 Each product is split by output units: thread t computes units [o0, o1) with single-threaded
 BLAS (SciPy's ``cython_blas``) while OpenBLAS's own threads are held at one, then adds the bias,
@@ -65,6 +66,8 @@ def unsupported(
 ) -> str | None:
     """Why the compiled epoch cannot train this (None when it can)."""
     layers = model.layers
+    if model.device.name != "cpu":
+        return f"the model is on {model.device.name} (the compiled epoch runs on the CPU)"
     if not layers or not layers[-1].affine:
         return "the network does not end in a Dense layer"
     for layer in layers:
@@ -175,6 +178,7 @@ class CompiledEpochs:
                 self.xb,
                 self.yb,
                 threads,
+                np.zeros((len(self.spec), threads)),
                 losses,
                 hits,
             )

@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from .backend import Array, float_dtype
 from .deprecation import moved
+from .devices import resolve_device
 from .errors import ForwardNotCalledError, ShapeError
 from .formulas import ActivationFormula
 from .memory import Workspace
@@ -176,6 +177,21 @@ class Layer(ABC):
             self.dtype = dtype
         return self
 
+    def to(self, device: Any) -> Self:
+        """Move the parameters (and buffers) to ``device`` (``"cpu"``, ``"cuda"``,
+        ``"cuda:1"`` or a :class:`~deltaprop.backend.Device`), in place; returns the layer.
+
+        The parameters become new arrays: an optimizer built before must be built again.
+
+        Raises:
+            DeviceUnavailableError: for a GPU without CuPy or a CUDA device.
+        """
+        target = resolve_device(device)
+        for p in self.parameters():
+            p.value = target.asarray(p.value)
+            p.grad = target.xp.zeros_like(p.value)
+        return self
+
     # --- penalties ---------------------------------------------------------------------------
 
     def penalty(self) -> float:
@@ -262,8 +278,10 @@ class Layer(ABC):
         """The storage of this layer (and of any layers inside it)."""
         return [self.workspace]
 
-    def _buffer(self, key: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> Array:
-        return self.workspace.get(key, shape, dtype)
+    def _buffer(
+        self, key: str, shape: tuple[int, ...], dtype: npt.DTypeLike, like: Array | None = None
+    ) -> Array:
+        return self.workspace.get(key, shape, dtype, like)
 
     def _require_cache(self, cache: Any, grad_out: Array | None = None) -> None:
         """Refuse a backward without a training forward before it, or (given the cached array

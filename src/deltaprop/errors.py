@@ -26,3 +26,7 @@ class UnknownNameError(DeltapropError, ValueError):
 
 class ModelFileError(DeltapropError, ValueError):
     """A file that deltaprop cannot or will not load, with the reason in plain words."""
+
+
+class DeviceUnavailableError(DeltapropError, RuntimeError):
+    """A device that this machine cannot give: no CuPy, or no CUDA device."""

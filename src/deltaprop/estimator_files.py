@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array
+from .backend import Array, copy_into
 from .errors import ModelFileError
 from .losses import Loss
 from .model import Sequential
@@ -136,7 +136,7 @@ def rebuild(
                 saved = tensors[f"estimator.optimizer.{key}"]
                 if saved.shape != array.shape or saved.dtype != array.dtype:
                     raise ValueError(f"optimizer state {key!r} does not fit the model")
-                np.copyto(array, saved)
+                copy_into(array, saved)
             optimizer.step_count = int(state["optimizer"]["step_count"])
             optimizer.lr_scale = float(state["optimizer"]["lr_scale"])
             estimator.optimizer_ = optimizer

@@ -30,7 +30,7 @@ import numpy as np
 import safetensors.numpy
 
 from .atomic import atomic_write, resolve_target
-from .backend import Array
+from .backend import Array, to_host
 from .errors import ModelFileError
 
 FORMAT_NAME = "deltaprop"
@@ -49,7 +49,8 @@ def sha256(data: bytes | memoryview) -> str:
 def encode(tensors: dict[str, Array], info: dict[str, Any]) -> bytes:
     """The bytes of a deltaprop file holding ``tensors`` and the metadata document ``info``."""
     # np.asarray, not np.ascontiguousarray: that one turns a 0-d tensor into shape (1,)
-    tensors = {name: np.asarray(array, order="C") for name, array in tensors.items()}
+    # (to_host: a GPU's tensors are written as the CPU's, so the file loads anywhere)
+    tensors = {name: np.asarray(to_host(array), order="C") for name, array in tensors.items()}
     info = dict(info)
     # Loading checks each tensor's hash, so a damaged file names the tensor; the payload hash
     # (the tensors' bytes in name order) is there for tools that check the file as a whole.

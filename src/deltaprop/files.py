@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import registry
-from .backend import Array
+from .backend import Array, copy_into
 from .errors import ModelFileError
 from .fileformat import FileContents, read_file, write_file
 from .losses import Loss
@@ -218,7 +218,7 @@ def fill_model(path: str, model: Sequential, tensors: dict[str, Array]) -> None:
                 "to load a broken model"
             )
     for name, target in expected.items():
-        np.copyto(target, tensors[name])
+        copy_into(target, tensors[name])
 
 
 def _loss_from(info: dict[str, Any], path: str) -> Loss | None:

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from scipy import special
 
-from .backend import Array, compiled
+from .backend import Array, compiled, run_kernel
 from .errors import ShapeError
 
 SQRT_HALF = 0.7071067811865476
@@ -63,7 +63,7 @@ def relu_and_gate(z: Array, out: Array, gate: Array) -> tuple[Array, Array]:
     """
     if z.ndim != 2 or out.shape != z.shape or gate.shape != z.shape:
         raise _same_shapes_error("relu_and_gate", z=z, out=out, gate=gate)
-    _relu_and_gate(z=z, a=out, gate=gate, zero=z.dtype.type(0))
+    run_kernel(_relu_and_gate, z=z, a=out, gate=gate, zero=z.dtype.type(0))
     return out, gate
 
 
@@ -83,7 +83,7 @@ def apply_gate(grad: Array, gate: Array, out: Array) -> Array:
     """
     if grad.ndim != 2 or gate.shape != grad.shape or out.shape != grad.shape:
         raise _same_shapes_error("apply_gate", grad=grad, gate=gate, out=out)
-    _gate(grad=grad, gate=gate, out=out, zero=grad.dtype.type(0))
+    run_kernel(_gate, grad=grad, gate=gate, out=out, zero=grad.dtype.type(0))
     return out
 
 
@@ -175,7 +175,7 @@ def add_scaled(grad: Array, x: Array, scale: float) -> Array:
             f"add_scaled: needs two C-contiguous arrays of one shape, got {grad.shape} and "
             f"{x.shape}"
         )
-    _add_scaled(grad=grad.reshape(-1), x=x.reshape(-1), scale=grad.dtype.type(scale))
+    run_kernel(_add_scaled, grad=grad.reshape(-1), x=x.reshape(-1), scale=grad.dtype.type(scale))
     return grad
 
 
@@ -197,7 +197,7 @@ def sum_over_batch(D: Array, out: Array) -> Array:
         raise ShapeError(
             f"sum_over_batch: needs D (N, K) and out (K,), got shapes {D.shape} and {out.shape}"
         )
-    _sum_over_batch(D=D, out=out, zero=out.dtype.type(0))
+    run_kernel(_sum_over_batch, D=D, out=out, zero=out.dtype.type(0))
     return out
 
 
@@ -255,7 +255,9 @@ def softmax_cross_entropy_labels(z: Array, labels: Array, out: Array) -> float:
     _rows_and_labels("softmax_cross_entropy_labels", z, labels)
     if out.shape != z.shape:
         raise _same_shapes_error("softmax_cross_entropy_labels", z=z, out=out)
-    return float(_softmax_cross_entropy_labels(z=z, labels=labels, P=out, zero=z.dtype.type(0)))
+    return float(
+        run_kernel(_softmax_cross_entropy_labels, z=z, labels=labels, P=out, zero=z.dtype.type(0))
+    )
 
 
 @compiled
@@ -286,7 +288,7 @@ def subtract_one_hot(D: Array, labels: Array) -> Array:
     A label outside [0, K) leaves its row alone.
     """
     _rows_and_labels("subtract_one_hot", D, labels)
-    _subtract_one_hot(D=D, labels=labels)
+    run_kernel(_subtract_one_hot, D=D, labels=labels)
     return D
 
 
@@ -307,7 +309,7 @@ def count_argmax_hits(z: Array, labels: Array) -> int:
     Shapes: z (N, K), labels (N,) -> an int.
     """
     _rows_and_labels("count_argmax_hits", z, labels)
-    return int(_count_argmax_hits(z=z, labels=labels))
+    return int(run_kernel(_count_argmax_hits, z=z, labels=labels))
 
 
 @compiled

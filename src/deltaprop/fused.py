@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 from llvmlite.binding import add_symbol
-from numba import prange, types
+from numba import njit, prange, types
 from numba.extending import get_cython_function_address
 
 from .backend import compiled, compiled_parallel
@@ -29,8 +29,6 @@ for _name in ("sgemm", "dgemm"):
 _GEMM_SIGNATURE = types.void(*([types.voidptr] * 13))
 _SGEMM = types.ExternalFunction("deltaprop_sgemm", _GEMM_SIGNATURE)
 _DGEMM = types.ExternalFunction("deltaprop_dgemm", _GEMM_SIGNATURE)
-_N, _T = ord("N"), ord("T")
-_FAST = {"nogil": True, "error_model": "numpy", "cache": True}
 
 
 @compiled
@@ -99,9 +97,22 @@ def _forward(x, p, spec, acts, n, threads):  # pragma: no cover - compiled
                         acts[row + o] = v if (v > 0 or gate == 0) else v - v
 
 
+@njit(fastmath={"reassoc", "contract"}, nogil=True, error_model="numpy", cache=True)
+def _sum_of_squares(a, start, stop):  # pragma: no cover - compiled
+    """Σ a[start:stop]², in float64; reassociated so that it runs in vector lanes (the order is
+    still fixed by the compiled code: the same inputs give the same sum)."""
+    s = 0.0
+    for i in range(start, stop):
+        s += np.float64(a[i]) * np.float64(a[i])
+    return s
+
+
 @compiled_parallel
-def _backward(x, p, g, spec, acts, deltas, n, threads):  # pragma: no cover - compiled
-    """Every gradient from the logits' D (in the delta workspace), layer by layer, top down."""
+def _backward(x, p, g, spec, acts, deltas, n, threads, parts):  # pragma: no cover - compiled
+    """Every gradient from the logits' D (in the delta workspace), layer by layer, top down;
+    returns ‖g‖², summed by each thread over the gradients it has just computed (still in its
+    cache) into ``parts`` (layers, threads), then in that fixed order."""
+    parts[:] = 0
     for layer in range(spec.shape[0] - 1, -1, -1):
         w, b, fan_in, fan_out, _, at = spec[layer]
         a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, _AT])
@@ -130,6 +141,9 @@ def _backward(x, p, g, spec, acts, deltas, n, threads):  # pragma: no cover - co
                     row = at + r * fan_out
                     for o in range(o0, o1):
                         g[b + o] += deltas[row + o]
+                parts[layer, t] = _sum_of_squares(
+                    g, w + o0 * fan_in, w + o1 * fan_in
+                ) + _sum_of_squares(g, b + o0, b + o1)
         if layer > 0:
             below = spec[layer - 1, _AT]
             gate = spec[layer - 1, _GATE]
@@ -158,6 +172,7 @@ def _backward(x, p, g, spec, acts, deltas, n, threads):  # pragma: no cover - co
                             for i in range(i0, i1):
                                 if not acts[row + i] > 0:
                                     deltas[row + i] = 0
+    return parts.sum()
 
 
 @compiled
@@ -186,19 +201,6 @@ def _softmax_cross_entropy(acts, deltas, at, k, labels, n):  # pragma: no cover 
         total += math.log(s) + top - acts[row + y]
         hits += best == y
     return total, hits
-
-
-@compiled_parallel
-def _squared_norm(g, threads):  # pragma: no cover - compiled
-    """‖g‖², summed in fixed chunks and a fixed order (deterministic)."""
-    parts = np.zeros(threads)
-    size = g.size
-    for t in prange(threads):
-        s = 0.0
-        for i in range(t * size // threads, (t + 1) * size // threads):
-            s += g[i] * g[i]
-        parts[t] = s
-    return parts.sum()
 
 
 @compiled_parallel
@@ -267,6 +269,7 @@ def _epoch(
     xb,
     yb,
     threads,
+    parts,
     losses,
     hits,
 ):  # pragma: no cover - compiled
@@ -287,8 +290,7 @@ def _epoch(
         hits[k] = hit
         if not math.isfinite(losses[k]):
             return k, 1
-        _backward(xb, p, g, spec, acts, deltas, n, threads)
-        norm = math.sqrt(_squared_norm(g, threads))
+        norm = math.sqrt(_backward(xb, p, g, spec, acts, deltas, n, threads, parts))
         if not math.isfinite(norm):
             return k, 2
         scale = clip / (norm + 1e-6) if (clip > 0 and norm > clip) else 1.0

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array
+from .backend import Array, moved_to, to_host
 from .core import Layer
 from .losses import Loss
 from .validation import check_int, check_positive
@@ -132,6 +132,12 @@ def float64_copy(layer: Layer) -> Layer:
     return copy.deepcopy(layer).astype(np.float64)
 
 
+def on_its_device(layer: Layer, x: Array) -> Array:
+    """``x`` on the device of the layer's parameters (as it is, for a layer without any)."""
+    parameters = layer.parameters()
+    return moved_to(x, parameters[0].value) if parameters else x
+
+
 def hold_randomness(layer: Layer) -> Callable[[], None]:
     """A function that puts the layer's generators back to their present states, so each
     training forward after it draws the same dropout masks."""
@@ -188,6 +194,7 @@ def _compare(
         for name, value, analytic in targets:
             pick = picks[name]
             numeric = numeric_gradient(f, value, options.eps, entries=pick, done=done)
+            analytic = to_host(analytic)
             chosen = analytic if pick is None else analytic.reshape(-1)[pick]
             floor = resolution(level, options.eps, chosen.size, options.tolerance)
             report.errors[name] = relative_error(chosen, numeric, floor=floor)
@@ -246,7 +253,7 @@ def check_layer(
     ``sample``, ``progress``: as in :func:`check_model`.
     """
     clone = float64_copy(layer)
-    x = np.array(x, dtype=np.float64)
+    x = on_its_device(clone, np.array(x, dtype=np.float64))
     options = _options(eps, tolerance, sample, seed, progress, len(x))
     training, reset = _training_function(clone)
 
@@ -254,7 +261,7 @@ def check_layer(
         reset()
         return clone.forward(x, training=training)
 
-    G = np.random.default_rng(seed).standard_normal(output().shape)
+    G = moved_to(np.random.default_rng(seed).standard_normal(output().shape), x)
 
     def f() -> float:
         return float(np.sum(G * output()))
@@ -304,7 +311,7 @@ def check_model(
     """
     clone = float64_copy(model)
     loss_clone = copy.deepcopy(loss)
-    X = np.array(X, dtype=np.float64)
+    X = on_its_device(clone, np.array(X, dtype=np.float64))
     options = _options(eps, tolerance, sample, seed, progress, len(X))
     training, reset = _training_function(clone)
 

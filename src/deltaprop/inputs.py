@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import registry
-from .backend import Array, as_real_array
+from .backend import Array, as_real_array, namespace, take_rows
 from .errors import ShapeError
 from .hooks import Callback
 from .losses import Loss
@@ -194,18 +194,18 @@ class Batches:
         n = len(index)
         storage = self._storage.get(n)
         if storage is None:
+            xp = namespace(self.X)  # the data's device: the CPU, or a GPU
             storage = (
-                np.empty((n, *self.X.shape[1:]), self.X.dtype),
-                np.empty((n, *self.y.shape[1:]), self.y.dtype),
-                None if self.weights is None else np.empty(n, self.weights.dtype),
+                xp.empty((n, *self.X.shape[1:]), self.X.dtype),
+                xp.empty((n, *self.y.shape[1:]), self.y.dtype),
+                None if self.weights is None else xp.empty(n, self.weights.dtype),
             )
             self._storage[n] = storage
         xb, yb, wb = storage
-        # mode="clip" skips numpy's bounds-checked (buffered) path; the indices are our own
-        # permutation of valid rows, so nothing is ever clipped
-        np.take(self.X, index, axis=0, out=xb, mode="clip")
-        np.take(self.y, index, axis=0, out=yb, mode="clip")
+        # the indices are our own permutation of valid rows (on the data's device)
+        take_rows(self.X, index, out=xb)
+        take_rows(self.y, index, out=yb)
         if wb is not None:
             assert self.weights is not None
-            np.take(self.weights, index, out=wb, mode="clip")
+            take_rows(self.weights, index, out=wb)
         return xb, yb, wb

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from . import functional as F
 from . import initializers
-from .backend import Array, float_dtype
+from .backend import Array, float_dtype, to_host
 from .core import Layer, Parameter
 from .validation import check_bool, check_input, check_int, check_positive, check_rng
 
@@ -98,7 +98,7 @@ class Dense(Layer):
         the user has already overwritten are left as they are.
         """
         draw, self._auto_draw = self._auto_draw, None
-        if draw is None or not np.array_equal(draw, self.W.value):
+        if draw is None or not np.array_equal(draw, to_host(self.W.value)):
             return
         if following is not None and following.relu_like:
             fan_in, fan_out = self.in_features, self.out_features
@@ -114,7 +114,7 @@ class Dense(Layer):
         dtype = self.W.value.dtype
         if x.dtype != dtype:  # compute in the layer's dtype: no silent up-cast
             x = x.astype(dtype)
-        Z = self._buffer("Z", (x.shape[0], self.out_features), dtype)
+        Z = self._buffer("Z", (x.shape[0], self.out_features), dtype, x)
         np.matmul(x, self.W.value.T, out=Z)  # (N, out)
         if self.b is not None:
             Z += self.b.value
@@ -126,7 +126,7 @@ class Dense(Layer):
         self.backward_params(grad_out)
         dtype = self.W.value.dtype
         D = grad_out.astype(dtype, copy=False)
-        dX = self._buffer("dX", (D.shape[0], self.in_features), dtype)
+        dX = self._buffer("dX", (D.shape[0], self.in_features), dtype, D)
         # the seed's Step 3: ∂L/∂a_prev = Wᵀ δ, one row per sample: (N, out) @ (out, in)
         return np.matmul(D, self.W.value, out=dX)  # (N, in)
 

@@ -22,7 +22,7 @@ from scipy import special
 
 from . import formulas
 from . import functional as F
-from .backend import Array
+from .backend import Array, is_array, moved_to, namespace, to_host
 from .core import format_call
 from .errors import ForwardNotCalledError, ShapeError
 from .memory import Workspace
@@ -76,12 +76,13 @@ class Loss(ABC):
             ValueError: NaN or inf in the logits, invalid targets or weights.
         """
         name = type(self).__name__
-        if not isinstance(logits, np.ndarray) or logits.ndim != 2:
+        if not is_array(logits) or logits.ndim != 2:
             shape = getattr(logits, "shape", type(logits).__name__)
             raise ShapeError(f"{name}: logits must be a 2-D array (N, K), got {shape}")
         if logits.dtype.kind != "f":
             raise TypeError(f"{name}: logits must be float32 or float64, got {logits.dtype}")
         check_finite("logits", logits, owner=name)
+        y = to_host(y)  # targets are checked on the host, then go where the logits are
         n_rows = np.shape(y)[0] if np.ndim(y) > 0 else None
         if n_rows != logits.shape[0]:
             raise ShapeError(
@@ -100,7 +101,11 @@ class Loss(ABC):
         self, logits: Array, y: Array, sample_weight: Array | None = None
     ) -> float:
         """:meth:`forward` without validation, for targets from :meth:`prepare_targets` and
-        weights from :func:`prepare_weights`."""
+        weights from :func:`prepare_weights` (copied to the logits' device if they are not
+        there: ``fit`` puts them there once)."""
+        y = moved_to(y, logits)
+        if sample_weight is not None:
+            sample_weight = moved_to(sample_weight, logits)
         total = self._forward_sum(logits, y, sample_weight)
         self._y = y
         if sample_weight is None:
@@ -123,7 +128,7 @@ class Loss(ABC):
             raise ForwardNotCalledError(
                 f"{type(self).__name__}.backward called before forward(logits, y)"
             )
-        D = self.workspace.get("D", self._y_hat.shape, self._y_hat.dtype)
+        D = self.workspace.get("D", self._y_hat.shape, self._y_hat.dtype, self._y_hat)
         np.copyto(D, self._y_hat)
         # the seed's Step 1: δ = ∂L/∂ŷ · ∂ŷ/∂z = ŷ − y, the output activation's derivative
         # cancelled by the loss's (each subclass derives it in its docstring)
@@ -235,7 +240,9 @@ class SigmoidBinaryCrossEntropy(Loss):
     def _forward_sum(self, logits: Array, y: Array, sample_weight: Array | None) -> float:
         # ℓ = softplus(z) − y z, stable for any finite z
         per_sample = np.sum(F.softplus(logits) - y * logits, axis=1)  # (N,)
-        self._y_hat = F.sigmoid(logits, out=self.workspace.get("Y_hat", logits.shape, logits.dtype))
+        self._y_hat = F.sigmoid(
+            logits, out=self.workspace.get("Y_hat", logits.shape, logits.dtype, logits)
+        )
         return _weighted_sum(per_sample, sample_weight)
 
     def predict(self, logits: Array) -> Array:
@@ -303,14 +310,14 @@ class SoftmaxCrossEntropy(Loss):
         return y
 
     def _forward_sum(self, logits: Array, y: Array, sample_weight: Array | None) -> float:
-        P = self.workspace.get("P", logits.shape, logits.dtype)  # ŷ = softmax(z) (N, K)
+        P = self.workspace.get("P", logits.shape, logits.dtype, logits)  # ŷ = softmax(z) (N, K)
         if y.ndim == 1 and sample_weight is None:  # Σ_k y_k z_k = z[n, y_n], one compiled pass
             self._y_hat = P
             return F.softmax_cross_entropy_labels(logits, y, out=P)
         P, log_norm = F.softmax_and_logsumexp(logits, out=P)  # logsumexp(z) (N, 1)
         self._y_hat = P
         if y.ndim == 1:
-            picked = logits[np.arange(len(y)), y]  # z_n[y_n]
+            picked = logits[namespace(logits).arange(len(y)), y]  # z_n[y_n]
         else:
             picked = np.sum(y * logits, axis=1)
         return _weighted_sum(log_norm[:, 0] - picked, sample_weight)
@@ -383,7 +390,7 @@ class PoissonLoss(Loss):
         return y
 
     def _forward_sum(self, logits: Array, y: Array, sample_weight: Array | None) -> float:
-        y_hat = np.exp(logits, out=self.workspace.get("Y_hat", logits.shape, logits.dtype))
+        y_hat = np.exp(logits, out=self.workspace.get("Y_hat", logits.shape, logits.dtype, logits))
         self._y_hat = y_hat
         constant = special.xlogy(y, y) - y  # y log y − y: 0 at y = 0
         return _weighted_sum(np.sum(y_hat - y * logits + constant, axis=1), sample_weight)

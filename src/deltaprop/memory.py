@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .backend import Array, float_dtype
+from .backend import Array, device_of, float_dtype, namespace
 
 
 class _ThreadStorage(threading.local):
@@ -54,15 +54,24 @@ class Workspace:
         """Whether this thread is inside a :func:`reusing` block for this workspace."""
         return self._local.reuse
 
-    def get(self, key: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> Array:
-        """An array of ``shape`` and ``dtype`` for the intermediate named ``key``."""
+    def get(
+        self, key: str, shape: tuple[int, ...], dtype: npt.DTypeLike, like: Array | None = None
+    ) -> Array:
+        """An array of ``shape`` and ``dtype`` for the intermediate named ``key``, on the device
+        of ``like`` (the array it is computed from; None: the CPU)."""
+        xp = np if like is None else namespace(like)
         local = self._local
         if not local.reuse or not shape:
-            return np.empty(shape, dtype=dtype)
+            return xp.empty(shape, dtype=dtype)
         slot = (key, shape[1:])
         array = local.arrays.get(slot)
-        if array is None or array.dtype != dtype or len(array) < shape[0]:
-            array = np.empty(shape, dtype=dtype)
+        if (
+            array is None
+            or array.dtype != dtype
+            or len(array) < shape[0]
+            or type(array) is not (np.ndarray if like is None else type(like))
+        ):
+            array = xp.empty(shape, dtype=dtype)
             local.arrays[slot] = array
         return array[: shape[0]]
 
@@ -115,8 +124,15 @@ def flatten_into(
     """
     dtype = float_dtype(dtype)
     total = sum(p.value.size for p in parameters)
-    values = np.empty(total, dtype=dtype)
-    grads = np.zeros(total, dtype=dtype)
+    devices = {device_of(p.value) for p in parameters}
+    if len(devices) > 1:
+        raise TypeError(
+            f"the parameters are on several devices ({sorted(d.name for d in devices)}); "
+            "move the whole model with .to(device)"
+        )
+    xp = namespace(parameters[0].value) if parameters else np
+    values = xp.empty(total, dtype=dtype)
+    grads = xp.zeros(total, dtype=dtype)
     offset = 0
     for p in parameters:
         size = p.value.size
@@ -176,6 +192,7 @@ class UpdateGroups:
         self._find()
         self.size = sum(values.size for values, _ in self.arrays)
         self.dtype = self.arrays[0][0].dtype
+        self.device = device_of(self.arrays[0][0]).name  # a name: the groups are pickled
 
     def _find(self) -> None:
         flat = flat_buffers(self.parameters)
@@ -198,11 +215,18 @@ class UpdateGroups:
         """Find the parameters again if they moved since; True when they had.
 
         Raises:
-            TypeError: if they changed dtype (``astype``): the state is of the old one.
+            TypeError: if they changed dtype (``astype``) or device (``to``): the state is of
+                the old one.
         """
         if all(map(operator.is_, [p.value for p in self.parameters], self._values)):
             return False
         for p in self.parameters:
+            if device_of(p.value).name != self.device:
+                raise TypeError(
+                    f"{self.owner}: parameter {p.name!r} is now on {device_of(p.value).name}, but "
+                    f"the optimizer was built for {self.device}; build the optimizer again "
+                    "after .to(device)"
+                )
             if p.value.dtype != self.dtype:
                 raise TypeError(
                     f"{self.owner}: parameter {p.name!r} is now {p.value.dtype}, but the optimizer "

@@ -10,7 +10,18 @@ from typing import Any, Self, overload
 import numpy as np
 import numpy.typing as npt
 
-from .backend import DEFAULT_DTYPE, Array, as_float_array, float_dtype
+from .backend import (
+    DEFAULT_DTYPE,
+    Array,
+    Device,
+    as_float_array,
+    device_of,
+    float_dtype,
+    is_array,
+    moved_to,
+    on_cpu,
+    to_host,
+)
 from .core import Layer, Parameter
 from .errors import ShapeError
 from .memory import Workspace, flatten_into, reusing
@@ -35,7 +46,7 @@ class Sequential(Layer):
 
     dtype: np.dtype[Any]  # of every parameter; float32 for a model without parameters
 
-    def __init__(self, *layers: Layer) -> None:
+    def __init__(self, *layers: Layer, device: Any = None) -> None:
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], list | tuple):
             layers = tuple(layers[0])
@@ -59,6 +70,27 @@ class Sequential(Layer):
         self.flat_values, self.flat_grads = flatten_into(self._parameters, self.dtype)
         self._share_spans_with_nested()
         self._claim_layers()
+        if device is not None:
+            self.to(device)
+
+    @property
+    def device(self) -> Device:
+        """Where the parameters live (and the model computes): the CPU, or a GPU."""
+        return device_of(self.flat_values)
+
+    def to(self, device: Any) -> Self:
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``), in place, as
+        PyTorch's ``Module.to``; returns the model. Its inputs are then copied to the device
+        as they arrive (``fit`` copies the data once), its outputs stay there, and
+        ``dp.predict`` returns NumPy arrays. An optimizer built before must be built again.
+
+        Raises:
+            DeviceUnavailableError: for a GPU without CuPy or a CUDA device (what to install).
+        """
+        for layer in self.layers:
+            layer.to(device)
+        self._reflatten()
+        return self
 
     def _claim_layers(self) -> None:
         for layer in self.layers:
@@ -157,7 +189,7 @@ class Sequential(Layer):
         ``x`` is converted to the network's dtype once, here (float64 data into a float32 network
         computes in float32, as the network asks).
         """
-        x = self.as_input(x)
+        x = moved_to(self.as_input(x), self.flat_values)
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
@@ -177,7 +209,8 @@ class Sequential(Layer):
 
     def predict_logits(self, x: Any, batch_size: int = 2048) -> Array:
         """The last layer's output for ``x`` (logits, before the loss's output activation),
-        computed in batches with no caches kept. Shapes: (N, in) -> (N, out).
+        computed in batches with no caches kept, as a NumPy array wherever the model is.
+        Shapes: (N, in) -> (N, out).
 
         Batches reuse one set of intermediate arrays, small enough to stay in cache, and each
         batch's output is copied into one array that belongs to the caller. Several threads may
@@ -189,7 +222,8 @@ class Sequential(Layer):
         out = np.empty((x.shape[0], self.output_features(x.shape[1])), dtype=self.dtype)
         with reusing(*self.workspaces()):
             for start in range(0, x.shape[0], batch_size):
-                out[start : start + batch_size] = self.forward(x[start : start + batch_size])
+                logits = self.forward(x[start : start + batch_size])
+                out[start : start + batch_size] = to_host(logits)
         return out
 
     def predict(self, x: Any, batch_size: int = 2048) -> Array:
@@ -209,8 +243,8 @@ class Sequential(Layer):
             TypeError: for values that are not real numbers.
             ShapeError: for another number of dimensions or another width.
         """
-        if not isinstance(x, np.ndarray) or x.dtype != self.dtype or x.ndim != 2:
-            x = as_float_array(x, self.dtype, name=name)
+        if not is_array(x) or x.dtype != self.dtype or x.ndim != 2:
+            x = as_float_array(x if on_cpu(x) else to_host(x), self.dtype, name=name)
             if x.ndim != 2:
                 raise ShapeError(f"{name} must be 2-D (n_samples, n_features), got shape {x.shape}")
         width = self.input_features()

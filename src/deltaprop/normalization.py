@@ -14,7 +14,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from .backend import Array, float_dtype
+from .backend import Array, float_dtype, moved_to
 from .core import Layer, Parameter
 from .validation import check_input, check_int, check_number, check_positive
 
@@ -146,6 +146,13 @@ class BatchNorm(Layer):
         super().astype(dtype)
         self.running_mean = self.running_mean.astype(self.dtype)
         self.running_var = self.running_var.astype(self.dtype)
+        return self
+
+    def to(self, device: Any) -> Self:
+        super().to(device)
+        self.running_mean = moved_to(self.running_mean, self.weight.value)
+        self.running_var = moved_to(self.running_var, self.weight.value)
+        self.num_batches_tracked = moved_to(self.num_batches_tracked, self.weight.value)
         return self
 
     def config(self) -> dict[str, Any]:

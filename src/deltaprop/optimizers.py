@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import updates
-from .backend import Array
+from .backend import Array, namespace
 from .core import Parameter, format_call
 from .deprecation import moved
 from .memory import UpdateGroups
@@ -78,7 +78,8 @@ class Optimizer(ABC):
         self.step_count = 0
         self._groups = UpdateGroups(self.parameters, owner=name)
         self.state: dict[str, Array] = {
-            key: np.zeros(self._groups.size, dtype=self._groups.dtype) for key in self.state_names
+            key: namespace(self._groups.arrays[0][0]).zeros(self._groups.size, self._groups.dtype)
+            for key in self.state_names
         }
         self._state_views: list[list[Array]] = []  # per group, its span of each state array
         self._slice_state()

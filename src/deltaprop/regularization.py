@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from . import formulas
-from .backend import Array
+from .backend import Array, moved_to
 from .core import Layer
 from .validation import check_fraction, check_input, check_rng
 
@@ -49,20 +49,21 @@ class Dropout(Layer):
                 "Dropout: a training forward pass needs a generator for the masks; pass "
                 "rng=np.random.default_rng(seed), or train with dp.fit, which offers its own"
             )
-        draw = self._buffer("draw", x.shape, x.dtype)
+        draw = self._buffer("draw", x.shape, x.dtype)  # on the host, where the generator is
         self.rng.random(out=draw, dtype=x.dtype)  # U[0, 1)
-        mask = self._buffer("mask", x.shape, x.dtype)
+        draw = moved_to(draw, x)
+        mask = self._buffer("mask", x.shape, x.dtype, x)
         np.greater_equal(draw, x.dtype.type(self.p), out=mask)  # m_j = 1[u_j >= p]: kept
         mask *= x.dtype.type(1.0 / (1.0 - self.p))
         self._mask = mask
-        return np.multiply(x, mask, out=self._buffer("A", x.shape, x.dtype))
+        return np.multiply(x, mask, out=self._buffer("A", x.shape, x.dtype, x))
 
     def backward(self, grad_out: Array) -> Array:
         self._require_cache(self._mask, grad_out)
         assert self._mask is not None
         # ∂a/∂z = m / (1 − p): the error flows only through the units that were kept
         return np.multiply(
-            grad_out, self._mask, out=self._buffer("D", grad_out.shape, grad_out.dtype)
+            grad_out, self._mask, out=self._buffer("D", grad_out.shape, grad_out.dtype, grad_out)
         )
 
     def config(self) -> dict[str, Any]:

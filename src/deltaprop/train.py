@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array
+from .backend import Array, moved_to, to_host
 from .checkpoints import data_fingerprint, load_checkpoint
 from .compiled_step import compiled_epochs, threads_in_use
 from .deprecation import moved
@@ -230,7 +230,13 @@ def fit(
         epoch=start_epoch,
     )
     check_batch_rows(model, len(train_index), batch_size)
-    batches = Batches(X_all, y_all, w_all)
+    # on a GPU, the data are copied there once, here; the host's copies serve the checks
+    here = model.flat_values
+    w_here = None if w_all is None else moved_to(w_all, here)
+    batches = Batches(moved_to(X_all, here), moved_to(y_all, here), w_here)
+    if X_val is not None and y_val is not None:
+        X_val, y_val = moved_to(X_val, here), moved_to(y_val, here)
+        w_val = None if w_val is None else moved_to(w_val, here)
     fallbacks = Fallbacks(model, start_epoch)  # weights to roll back to after a blow-up
     y_train_reference = y_all if len(train_index) == len(y_all) else y_all[train_index]
     blew_up = False
@@ -284,6 +290,7 @@ def _reference_epoch(
 ) -> tuple[float, float, int] | None:
     """The readable path: one :func:`train_step` per batch, the seed's steps layer by layer.
     Returns (loss, gradient norm, batch) at a non-finite loss or gradient, else None."""
+    order = moved_to(order, batches.X)  # the row numbers, on the data's device
     for batch, start in enumerate(range(0, len(order), run.batch_size)):
         xb, yb, wb = batches.gather(order[start : start + run.batch_size])
         value, norm, logits = train_step(run.model, run.loss, run.optimizer, xb, yb, wb)
@@ -318,7 +325,10 @@ def _evaluate_prepared(
     prefix: str = "",
     batch_size: int = 2048,
 ) -> dict[str, float]:
-    metrics = Metrics(loss, y)
+    metrics = Metrics(loss, to_host(y))
+    here = model.flat_values
+    X, y = moved_to(X, here), moved_to(y, here)
+    weights = None if weights is None else moved_to(weights, here)
     for start in range(0, len(X), batch_size):
         rows = slice(start, start + batch_size)
         wb = None if weights is None else weights[rows]

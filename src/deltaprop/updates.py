@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from .backend import Array, compiled
+from .backend import Array, compiled, run_kernel
 from .errors import ShapeError
 
 
@@ -99,7 +99,8 @@ def sgd(
     """:func:`sgd_reference` in one compiled pass."""
     check_flat("sgd", "p g momentum_buffer", p, g, momentum_buffer)
     f = p.dtype.type
-    _sgd_kernel(
+    run_kernel(
+        _sgd_kernel,
         p=p,
         g=g,
         buf=momentum_buffer,
@@ -199,7 +200,8 @@ def adam(
     the step size: θ ← θ − (γ / (1 − β1^t)) m / (√v / √(1 − β2^t) + ε)."""
     check_flat("adam", "p g exp_avg exp_avg_sq", p, g, exp_avg, exp_avg_sq)
     f = p.dtype.type
-    _adam_kernel(
+    run_kernel(
+        _adam_kernel,
         p=p,
         g=g,
         m=exp_avg,

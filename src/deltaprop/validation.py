@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array
+from .backend import Array, is_array, namespace
 from .errors import ShapeError
 
 _NUMBER_TYPES = (int, float, np.integer, np.floating)
@@ -145,7 +145,7 @@ def check_finite(name: str, array: Array, *, owner: str | None = None) -> None:
         # rows @ 0 is 0 for a finite row and NaN for a row holding NaN or inf (0 · inf = NaN): one
         # BLAS pass over the data, with no mask the data's size
         with np.errstate(invalid="ignore"):
-            flags = rows @ np.zeros(rows.shape[1], rows.dtype)  # (N,)
+            flags = rows @ namespace(rows).zeros(rows.shape[1], rows.dtype)  # (N,)
         if not np.isnan(flags).any():
             return
     finite = np.isfinite(rows)
@@ -166,7 +166,7 @@ def check_input(x: Any, *, layer: str, in_features: int | None = None) -> Array:
         TypeError: for a non-array or non-float input.
         ShapeError: for a wrong number of dimensions or width.
     """
-    if not isinstance(x, np.ndarray):
+    if not is_array(x):
         raise TypeError(f"{layer}: input must be a NumPy array, got {type(x).__name__}")
     if x.ndim != 2:
         raise ShapeError(f"{layer}: input must be 2-D (N, features), got shape {x.shape}")
