@@ -6,47 +6,16 @@ CuPy where there is one (``-m gpu`` selects those runs alone).
 """
 
 import copy
-import importlib.util
 
 import numpy as np
 import pytest
 
 import deltaprop as dp
+from conftest import CUDA
 from deltaprop import backend
-from deltaprop.devices import resolve_device
 from deltaprop.errors import DeviceUnavailableError
-from gpu_emulation import EmulatedArray, compiler, emulated_device
+from gpu_emulation import EmulatedArray, emulated_device
 from support import classification_data
-
-
-def _cuda_available() -> bool:
-    if importlib.util.find_spec("cupy") is None:
-        return False
-    try:
-        resolve_device("cuda")
-    except DeviceUnavailableError:
-        return False
-    return True
-
-
-CUDA = _cuda_available()
-
-
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param(
-            "emulated",
-            marks=pytest.mark.skipif(compiler() is None, reason="no C++ compiler"),
-        ),
-        pytest.param(
-            "cuda",
-            marks=[pytest.mark.gpu, pytest.mark.skipif(not CUDA, reason="no CUDA device")],
-        ),
-    ],
-)
-def device(request):
-    return emulated_device() if request.param == "emulated" else resolve_device("cuda")
 
 
 def _on(device, array) -> bool:
@@ -299,3 +268,70 @@ def test_a_deep_copy_stays_on_its_device(device, rng):
     clone = copy.deepcopy(net)
     assert clone.device == device
     assert dp.Adam(clone.parameters()).flat_buffers() is not None
+
+
+# --- callbacks, traces and estimators on the device ---------------------------------------------
+
+
+def test_callbacks_see_the_same_training_as_on_the_cpu(device, tmp_path):
+    X, y = classification_data(np.random.default_rng(1), n=200)
+    cpu, gpu = _pair(device, _mlp([5, 16, 3]))
+    logs = []
+    for net, name in ((cpu, "cpu"), (gpu, "device")):
+        callbacks = [
+            dp.Diagnostics(),
+            dp.EarlyStopping(patience=2, restore_best_weights=True),
+            dp.ReduceLROnPlateau(patience=1),
+            dp.CSVLogger(tmp_path / f"{name}.csv"),
+        ]
+        history = dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.Adam(net.parameters(), lr=1e-2),
+            X,
+            y,
+            epochs=6,
+            batch_size=20,
+            validation_split=0.25,
+            rng=np.random.default_rng(4),
+            verbose=0,
+            callbacks=callbacks,
+        )
+        logs.append(history)
+    for key in ("loss", "val_loss", "grad_norm/0.W", "dead_fraction/1", "act_std/2"):
+        np.testing.assert_allclose(logs[1][key], logs[0][key], rtol=1e-4, err_msg=key)
+    _close(gpu, cpu, rtol=1e-4, atol=1e-5)
+
+
+def test_trace_and_explain_follow_a_model_on_the_device(device, rng):
+    X, y = classification_data(rng, n=4)
+    cpu, gpu = _pair(device, _mlp([5, 6, 3], dtype=np.float64))
+    loss = dp.SoftmaxCrossEntropy()
+    traces = [dp.trace(net, loss, X, y) for net in (cpu, gpu)]
+    assert traces[1].loss == pytest.approx(traces[0].loss, rel=1e-12)
+    for mine, theirs in zip(traces[1].layers, traces[0].layers, strict=True):
+        assert type(mine.delta) is np.ndarray  # host copies, for display
+        np.testing.assert_allclose(mine.delta, theirs.delta, rtol=1e-12)
+        np.testing.assert_allclose(mine.grads["W"], theirs.grads["W"], rtol=1e-12)
+    np.testing.assert_allclose(backend.to_host(gpu[0].W.grad), cpu[0].W.grad, rtol=1e-12)
+    assert str(dp.explain(gpu, loss, X[:1], y[:1])) == str(dp.explain(cpu, loss, X[:1], y[:1]))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_estimators_take_a_device_and_give_the_cpu_answers(device, solver):
+    X, y = classification_data(np.random.default_rng(2), n=150)
+    settings = dict(hidden_layer_sizes=(12,), max_iter=20, random_state=0, solver=solver)
+    on_cpu = dp.MLPClassifier(**settings).fit(X, y)
+    with np.errstate(all="ignore"):
+        on_device = dp.MLPClassifier(**settings, device=device).fit(X, y)
+    assert on_device.model_.device == device
+    np.testing.assert_allclose(on_device.predict_proba(X), on_cpu.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(on_device.loss_curve_ if solver == "adam" else [on_device.loss_],
+                               on_cpu.loss_curve_ if solver == "adam" else [on_cpu.loss_],
+                               rtol=1e-4)  # fmt: skip
+    coefs = on_device.coefs_
+    assert all(type(c) is np.ndarray for c in coefs)
+    np.testing.assert_allclose(coefs[0], on_cpu.coefs_[0], atol=1e-4)
+    regressor = dp.MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device=device)
+    assert regressor.fit(X, X[:, 0]).predict(X).shape == (150,)

@@ -1,8 +1,8 @@
 """Every GPU kernel computes what its plain formula computes.
 
-The CUDA source of :mod:`deltaprop.gpu_kernels` runs here compiled for the CPU (see
-``gpu_emulation.py``), through the same wrappers the GPU uses, on the emulated device's
-arrays; ``test_gpu.py`` runs the same comparisons on a real GPU where there is one.
+The CUDA source of :mod:`deltaprop.gpu_kernels` runs compiled for the CPU (the emulated
+device of ``gpu_emulation.py``), through the same wrappers the GPU uses; where CuPy finds a
+CUDA device, the same comparisons run on it too (the ``device`` fixture of ``conftest.py``).
 """
 
 import numpy as np
@@ -11,16 +11,8 @@ import pytest
 from deltaprop import adaptive_updates, backend, updates
 from deltaprop import functional as F
 from deltaprop.errors import ShapeError
-from gpu_emulation import compiler, emulated_device
-
-pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler for the emulation")
 
 DTYPES = [np.float32, np.float64]
-
-
-@pytest.fixture(scope="module")
-def device():
-    return emulated_device()
 
 
 def _specials(rng, shape, dtype):
@@ -163,9 +155,3 @@ def test_a_strided_array_is_refused(device, rng):
     D = device.asarray(rng.standard_normal((6, 8)).astype(np.float32))
     with pytest.raises(ShapeError, match="C-contiguous"):
         device.kernels.sum_over_batch(D=D[:, ::2], out=device.xp.empty(4, np.float32), zero=0)
-
-
-def test_host_and_device_arrays_do_not_mix(device, rng):
-    x = rng.standard_normal((3, 3)).astype(np.float32)
-    with pytest.raises(TypeError, match="host array"):
-        np.add(device.asarray(x), x)

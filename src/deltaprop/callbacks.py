@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .backend import Array
+from .backend import Array, moved_to
 from .checkpoints import save_checkpoint
 from .hooks import Callback, TrainingRun
 from .validation import check_bool, check_choice, check_int, check_number, check_positive
@@ -355,7 +355,7 @@ class Diagnostics(Callback):
 
     def on_train_begin(self, run: TrainingRun) -> None:
         n = min(self.probe_size, len(run.train_index))
-        self._probe = run.X[np.sort(run.train_index[:n])]
+        self._probe = moved_to(run.X[np.sort(run.train_index[:n])], run.model.flat_values)
         self._params = run.model.parameters()
         self._sums = np.zeros(len(self._params))
 

@@ -13,6 +13,9 @@ the fitted attributes are the same (``coefs_`` as (fan_in, fan_out) arrays, ``lo
 - ``warm_start`` and ``partial_fit`` *continue* the optimizer's state (Adam's moments, SGD's
   momentum) where scikit-learn starts a new optimizer on every ``fit`` (its issue 6091);
 - ``dtype``: float32 data train in float32, anything else in float64, unless set;
+- ``device``: ``"cuda"`` trains and predicts on a GPU (``deltaprop[cuda12]``), from the
+  same seeded weights as on the CPU; ``coefs_`` and ``intercepts_`` are then host copies, and
+  a saved estimator loads on any machine (on the CPU);
 - ``dp.save(estimator, path)`` / ``dp.load(path)``: a fitted estimator in a safe model file.
 
 One difference in a reported number: for several regression outputs, ``loss_`` is the loss
@@ -51,7 +54,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's, on deltaprop's engine.
 
     The parameters are scikit-learn 1.9's (see its documentation), plus ``dropout``,
-    ``class_weight``, ``callbacks`` and ``dtype`` and the solvers ``"adamw"`` and
+    ``class_weight``, ``callbacks``, ``dtype`` and ``device`` and the solvers ``"adamw"`` and
     ``"rmsprop"`` (see :mod:`deltaprop.estimators`). Binary and multi-label targets train a
     sigmoid output with binary cross-entropy, multiclass targets a softmax output.
     """
@@ -91,6 +94,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         class_weight: Any = None,
         callbacks: list[Any] | None = None,
         dtype: str | None = None,
+        device: str = "cpu",
     ) -> None:
         keep_arguments(self, locals())
 
@@ -271,6 +275,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         dropout: Any = 0.0,
         callbacks: list[Any] | None = None,
         dtype: str | None = None,
+        device: str = "cpu",
     ) -> None:
         keep_arguments(self, locals())
 

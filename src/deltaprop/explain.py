@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array, as_float_array
+from .backend import Array, as_float_array, moved_to, to_host
 from .core import Layer
 from .losses import Loss
 from .model import Sequential
@@ -99,27 +99,31 @@ class Trace:
 def trace(model: Layer, loss: Loss, X: Any, y: Any) -> Trace:
     """Run one training forward and backward through ``model`` and ``loss``, keeping every value.
 
-    The model's parameter gradients are set as by an ordinary backward pass.
+    The model's parameter gradients are set as by an ordinary backward pass. On a GPU the
+    pass runs there, and the trace keeps host copies of its values.
 
     Shapes: X (N, in); y as ``loss`` takes it.
     """
     layers = list(model) if isinstance(model, Sequential) else [model]
     x = as_float_array(X, model.dtype or np.float64, name="X")
+    parameters = model.parameters()
+    if parameters:
+        x = moved_to(x, parameters[0].value)
     inputs: list[Array] = []
     outputs: list[Array] = []
     for layer in layers:
-        inputs.append(x)
+        inputs.append(to_host(x))
         x = layer.forward(x, training=True).copy()
-        outputs.append(x)
+        outputs.append(to_host(x))
     value = loss.forward(x, y)
-    y_hat = loss.predict(x)
+    y_hat = to_host(loss.predict(x))
     grads_out: list[Array] = [np.empty(0)] * len(layers)  # ∂L/∂(output of layer i)
     grads_in: list[Array] = [np.empty(0)] * len(layers)
     grad = loss.backward().copy()
     for i in reversed(range(len(layers))):
-        grads_out[i] = grad
+        grads_out[i] = to_host(grad)
         grad = layers[i].backward(grad).copy()
-        grads_in[i] = grad
+        grads_in[i] = to_host(grad)
 
     penalty_grads = [_penalty_terms(layer, 1.0 / loss.normalizer) for layer in layers]
     value += model.penalty() / loss.normalizer
@@ -145,7 +149,7 @@ def trace(model: Layer, loss: Loss, X: Any, y: Any) -> Trace:
                 z=outputs[i],
                 a=a,
                 delta=grads_out[i],
-                grads={name: p.grad.copy() for name, p in layers[i].named_parameters()},
+                grads={name: to_host(p.grad).copy() for name, p in layers[i].named_parameters()},
                 grad_a_prev=grads_in[i],
                 penalty_grads=penalty_grads[i],
                 grad_a=grads_out[end - 1],
@@ -161,7 +165,7 @@ def _penalty_terms(layer: Layer, scale: float) -> dict[str, Array]:
     for _, p in layer.named_parameters():
         p.grad[...] = 0
     layer.penalty_backward(scale)
-    terms = {name: p.grad.copy() for name, p in layer.named_parameters() if np.any(p.grad)}
+    terms = {name: to_host(p.grad).copy() for name, p in layer.named_parameters() if np.any(p.grad)}
     for name, p in layer.named_parameters():
         p.grad += data[name]
     return terms

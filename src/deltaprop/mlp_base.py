@@ -27,7 +27,7 @@ from sklearn.utils.validation import (
 )
 
 from . import adaptive_optimizers, optimizers, registry
-from .backend import Array, float_dtype
+from .backend import Array, Device, copy_into, float_dtype, to_host
 from .display import ProgressBar
 from .estimator_files import describe, rebuild
 from .layers import Dense
@@ -72,6 +72,7 @@ class BaseMLP(BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "callbacks": [list, None],
         "dtype": [StrOptions({"float32", "float64"}), None],
+        "device": [str, Device],
     }
 
     # --- training --------------------------------------------------------------------------
@@ -244,6 +245,7 @@ class BaseMLP(BaseEstimator):
             bound = np.sqrt(factor / (fan_in + fan_out))
             W.value[...] = rs.uniform(-bound, bound, (fan_in, fan_out)).T
             b.value[...] = rs.uniform(-bound, bound, fan_out)
+        self.model_.to(self.device)  # drawn on the host, then moved: the same weights anywhere
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(widths)
         self.out_activation_ = self._output_activation()
@@ -324,23 +326,23 @@ class BaseMLP(BaseEstimator):
     @property
     def coefs_(self) -> list[Array]:
         """Weight matrices, (fan_in, fan_out) as scikit-learn's: views of the model's W.T, so
-        changing them in place changes the model."""
-        return [W.value.T for W in self._named("W")]
+        changing them in place changes the model (on a GPU: host copies)."""
+        return [to_host(W.value).T for W in self._named("W")]
 
     @coefs_.setter
     def coefs_(self, values: list[Array]) -> None:
         for W, value in zip(self._named("W"), values, strict=True):
-            W.value[...] = np.asarray(value).T
+            copy_into(W.value, np.asarray(value).T)
 
     @property
     def intercepts_(self) -> list[Array]:
-        """Bias vectors: views of the model's b."""
-        return [b.value for b in self._named("b")]
+        """Bias vectors: views of the model's b (on a GPU: host copies)."""
+        return [to_host(b.value) for b in self._named("b")]
 
     @intercepts_.setter
     def intercepts_(self, values: list[Array]) -> None:
         for b, value in zip(self._named("b"), values, strict=True):
-            b.value[...] = value
+            copy_into(b.value, np.asarray(value))
 
     def _named(self, local: str) -> list[Any]:
         """Each layer's parameter called ``local`` ("W", "b"), in order."""

@@ -175,7 +175,7 @@ def replay(
 ) -> Replay:
     check_instance("explain: model", model, Layer, "dp.mlp([3, 4, 1], rng=rng)")
     check_instance("explain: loss", loss, Loss, "dp.SigmoidBinaryCrossEntropy()")
-    clone = copy.deepcopy(model).astype(np.float64)
+    clone = copy.deepcopy(model).astype(np.float64).to("cpu")  # a float64 copy on the host
     net = clone if isinstance(clone, Sequential) else Sequential(clone)
     X64 = net.as_input(as_real_array(X, name="X").astype(np.float64), name="X")
     if len(X64) == 0:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from .backend import Array
+from .backend import Array, copy_into, moved_to, to_host
 from .hooks import Callback, TrainingRun
 from .losses import Loss
 from .model import Sequential
@@ -128,9 +128,10 @@ def fit_lbfgs(
     and warns as scikit-learn does when the solver stops before converging.
     """
     values = model.flat_values
+    X, y = moved_to(X, values), moved_to(y, values)  # on a GPU: copied there once
 
     def loss_and_grad(theta: Array) -> tuple[float, Array]:
-        np.copyto(values, theta)
+        copy_into(values, theta)
         logits = model.forward(X, training=True)
         value = loss.forward_prepared(logits, y, sample_weight)
         model.backward_params(loss.backward())
@@ -138,18 +139,18 @@ def fit_lbfgs(
         if penalty:
             value += penalty / loss.normalizer
             model.penalty_backward(1.0 / loss.normalizer)
-        return value, model.flat_grads.astype(np.float64)
+        return value, to_host(model.flat_grads).astype(np.float64)
 
     result = scipy.optimize.minimize(
         loss_and_grad,
-        values.astype(np.float64),
+        to_host(values).astype(np.float64),
         method="L-BFGS-B",
         jac=True,
         options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
     )
     if verbose:
         print(f"L-BFGS-B: {result.nit} iterations, loss = {result.fun:.8f} ({result.message})")
-    np.copyto(values, result.x)
+    copy_into(values, result.x)
     if result.status != 0:
         from sklearn.exceptions import ConvergenceWarning
 
