@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import deltaprop as dp
+from conftest import CUDA
 from deltaprop import datasets
 from deltaprop.builtin_sets import _FM_FILES
 from deltaprop.cli import app
@@ -362,6 +363,7 @@ def bad_files(tmp_path, flowers):
         (["train", "--data", "fashion-mnist", "--data-dir", "{tmp}/fm"], "truncated or corrupt"),
         (["train", "--data", "iris", "--samples", "50"], "--samples does not apply to data set"),
         (["train", "--dtype", "float16"], "--dtype must be float32 or float64, got 'float16'"),
+        (["train", "--device", "tpu"], "--device: device must be 'cpu', 'cuda' or 'cuda:N'"),
         (["train", "--test-size", "1.5"], "--test-size must be in (0, 1), got 1.5"),
         (["train", "--schedule", "sometimes"], "unknown schedule 'sometimes'"),
         (["train", "--opt", "momentum"], "--opt: expected NAME=VALUE"),
@@ -497,3 +499,18 @@ def test_a_failed_run_leaves_no_directories_behind(tmp_path, monkeypatch):
     one_line_error("train", "--data", "nope.csv")
     one_line_error("train", "--data", "iris", "--plots", tmp_path / "a" / "b", "--opt", "x=1")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has a GPU")
+def test_train_on_cuda_without_a_gpu_says_what_to_install():
+    line = one_line_error("train", "--device", "cuda", "--epochs", "1")
+    assert "--device: device='cuda' needs CuPy" in line or "no usable CUDA device" in line
+    assert "pip install 'deltaprop[cuda12]'" in line
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="no CUDA device")
+def test_train_on_cuda_reports_the_device():
+    document = run_json("train", "--device", "cuda", "--epochs", "2", "--no-plots")
+    assert document["model"]["device"].startswith("cuda:")
+    assert document["test"]["accuracy"] > 0.9

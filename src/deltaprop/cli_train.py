@@ -145,6 +145,13 @@ def train(
         int, typer.Option(min=0, help="early stopping: epochs without improvement (0: off)")
     ] = 5,
     dtype: Annotated[str, typer.Option(help="float32 or float64")] = "float32",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="where to train: cpu, or cuda / cuda:N for an NVIDIA GPU through CuPy "
+            "(pip install 'deltaprop[cuda12]')"
+        ),
+    ] = "cpu",
     seed: Annotated[int, typer.Option(min=0, help="seed of every random draw")] = 0,
     out: Annotated[
         Path | None,
@@ -222,6 +229,8 @@ def train(
         rng = np.random.default_rng(seed)
         widths = [prep.n_features, *widths, output_width(loss, prep.task, len(prep.class_names))]
         model = _network(widths, activation, init, dropout, l2, np.dtype(dtype), rng)
+        with user_input("--device"):
+            model.to(device)
         steps = epochs * math.ceil(len(X_train) * (1 - val_split) / batch_size)
         rate = _schedule(schedule_class, lr, schedule_arg or [], max(steps, 1))
         kwargs = parse_assignments(opt or [], "--opt")

@@ -105,6 +105,7 @@ def to_json(run: TrainingReport) -> dict[str, Any]:
             "parameters": sum(p.value.size for p in run.model.parameters()),
             "loss": type(run.loss).__name__,
             "optimizer": run.optimizer,
+            "device": run.model.device.name,
         },
         "epochs": run.history.n_epochs,
         "stop_reason": run.history.stop_reason,
@@ -136,7 +137,8 @@ def print_summary(run: TrainingReport) -> None:
     )
     arch = _architecture(run.model)
     n_params = sum(p.value.size for p in run.model.parameters())
-    table.add_row("model", f"{arch}, {type(run.loss).__name__}, {n_params:,} parameters")
+    device = "" if run.model.device.name == "cpu" else f", on {run.model.device.name}"
+    table.add_row("model", f"{arch}, {type(run.loss).__name__}, {n_params:,} parameters{device}")
     table.add_row("optimizer", run.optimizer)
     stop = f"; {history.stop_reason}" if history.stop_reason else ""
     table.add_row("epochs", f"{history.n_epochs} in {run.seconds:.1f} s{stop}")
