@@ -110,8 +110,14 @@ def _plain(values: Any) -> Any:
     return values
 
 
+ALLOCATIONS = [0]
+"""How many device arrays of more than one element have been made (views not counted)."""
+
+
 def _wrap(result: Any) -> Any:
     if type(result) is np.ndarray:
+        if result.base is None and result.size > 1:
+            ALLOCATIONS[0] += 1
         return result.view(EmulatedArray)
     if isinstance(result, tuple):
         return tuple(_wrap(r) for r in result)
@@ -150,7 +156,7 @@ class EmulatedNumpy:
     def asarray(self, x: Any, dtype: Any = None) -> EmulatedArray:
         if isinstance(x, EmulatedArray):
             return x if dtype is None or x.dtype == dtype else x.astype(dtype)
-        return np.array(x, dtype=dtype).view(EmulatedArray)  # a copy, as a transfer is
+        return _wrap(np.array(x, dtype=dtype))  # a copy, as a transfer is
 
     def __getattr__(self, name: str) -> Any:
         function = getattr(np, name)

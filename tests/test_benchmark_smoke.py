@@ -70,3 +70,9 @@ def test_the_compiled_step_benchmark_runs_on_a_tiny_budget():
     assert result.returncode == 0, result.stderr
     for row in ("compiled", "reference", "GEMM, OpenBLAS", "GEMM, split", "compiled / reference"):
         assert row in result.stdout
+
+
+def test_gpu_benchmark_runs_its_code_on_the_cpu(tmp_path):
+    run_tiny("gpu.py", "--device", "cpu", "--batch", "256", "--out", str(tmp_path))
+    report = (tmp_path / "gpu-tiny.md").read_text()
+    assert "## batch 256" in report and "| deltaprop |" in report

@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
+import gpu_emulation
 from conftest import CUDA
 from deltaprop import backend
 from deltaprop.errors import DeviceUnavailableError
+from deltaprop.memory import reusing
+from deltaprop.train import train_step
 from gpu_emulation import EmulatedArray, emulated_device
 from support import classification_data
 
@@ -240,6 +243,22 @@ def test_parameters_on_two_devices_are_refused(device, rng):
     first = dp.Dense(4, 3, rng=rng).to(device)
     with pytest.raises(TypeError, match="several devices"):
         dp.Sequential(first, dp.ReLU(), dp.Dense(3, 2, rng=rng))
+
+
+def test_a_steady_state_training_step_allocates_nothing_on_the_device(rng):
+    device = emulated_device()
+    net = dp.mlp([20, 32, 16, 4], rng=rng, device=device)
+    loss, opt = dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters(), clip_norm=1.0)
+    X = device.asarray(rng.standard_normal((64, 20)).astype(np.float32))
+    y = device.asarray(rng.integers(0, 4, 64))
+    counts = []
+    with reusing(*net.workspaces(), loss.workspace):
+        for _ in range(3):
+            before = gpu_emulation.ALLOCATIONS[0]
+            train_step(net, loss, opt, X, y)
+            loss.n_correct(net.forward(X), y)  # the accuracy count, as fit keeps it
+            counts.append(gpu_emulation.ALLOCATIONS[0] - before)
+    assert counts[0] > 0 and counts[1:] == [0, 0]  # storage made once, then reused
 
 
 def test_the_emulated_device_refuses_host_arrays(rng):
