@@ -13,7 +13,7 @@ import pytest
 import deltaprop as dp
 import gpu_emulation
 from conftest import CUDA
-from deltaprop import backend
+from deltaprop import backend, registry
 from deltaprop.errors import DeviceUnavailableError
 from deltaprop.memory import reusing
 from deltaprop.train import train_step
@@ -116,6 +116,23 @@ def test_one_training_step_equals_the_cpu_step(device, rng, name, make_opt, make
         )
     _close(gpu, cpu)
     assert results[1]["loss"][0] == pytest.approx(results[0]["loss"][0], rel=1e-5)
+
+
+@pytest.mark.parametrize("activation", sorted(registry.ACTIVATIONS))
+def test_every_activation_and_the_poisson_loss_step_as_on_the_cpu(device, rng, activation):
+    X = rng.standard_normal((32, 6)).astype(np.float32)
+    y = rng.poisson(2.0, (32, 2)).astype(float)
+    make = registry.ACTIVATIONS.get(activation)
+    cpu, gpu = _pair(device, lambda r: dp.Sequential(
+        dp.Dense(6, 10, rng=r), make(), dp.Dense(10, 8, rng=r), dp.Softmax(),
+        dp.Dense(8, 2, rng=r),
+    ))  # fmt: skip
+    for net in (cpu, gpu):
+        opt = dp.SGD(net.parameters(), lr=0.05)
+        dp.fit(
+            net, dp.PoissonLoss(), opt, X, y, epochs=2, batch_size=16, rng=np.random.default_rng(1)
+        )
+    _close(gpu, cpu)
 
 
 def test_ten_epochs_with_dropout_batch_norm_and_validation_equal_the_cpu_run(device):
