@@ -244,6 +244,7 @@ def test_gradient_check_in_float64_on_the_device(device, rng):
     assert _on(device, net.flat_values)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_a_non_finite_step_is_rolled_back_on_the_device(device, rng):
     X, y = classification_data(rng, n=64)
     cpu, gpu = _pair(device, _mlp([5, 8, 3]))
