@@ -125,7 +125,15 @@ def _wrap(result: Any) -> Any:
 
 
 class EmulatedArray(np.ndarray):
-    """A "device" array: NumPy storage that refuses host arrays in the same call."""
+    """A "device" array: NumPy storage that refuses host arrays in the same call, and whose
+    single elements are 0-d views, as CuPy's are (``a[i]`` changes when ``a`` does)."""
+
+    def __getitem__(self, key: Any) -> Any:
+        result = super().__getitem__(key)
+        if isinstance(result, np.ndarray):
+            return result
+        key = key if isinstance(key, tuple) else (key,)
+        return super().__getitem__((*key, Ellipsis))  # the element as a 0-d view
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         out = kwargs.get("out", ())

@@ -379,3 +379,14 @@ def test_the_compiled_epoch_says_it_runs_on_the_cpu(device, rng):
     net = dp.mlp([5, 8, 3], rng=rng, device=device)
     with pytest.raises(ValueError, match=f"the model is on {device.name}"):
         dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, y, engine="compiled")
+
+
+def test_data_already_on_the_device_is_taken_too(device, rng):
+    X, y = classification_data(rng, n=64)
+    cpu, gpu = _pair(device, _mlp([5, 8, 3]))
+    for net, (data, labels) in ((cpu, (X, y)), (gpu, (device.asarray(X), device.asarray(y)))):
+        opt = dp.Adam(net.parameters())
+        dp.fit(net, dp.SoftmaxCrossEntropy(), opt, data, labels, rng=np.random.default_rng(0))
+    _close(gpu, cpu)
+    probabilities = dp.predict(gpu, dp.SoftmaxCrossEntropy(), device.asarray(X))
+    assert type(probabilities) is np.ndarray

@@ -64,6 +64,8 @@ def as_real_array(x: Any, *, name: str = "x", numeric: bool = True) -> Array:
     Raises:
         TypeError: if a frame holds values that are not numbers.
     """
+    if type(x) in _BY_TYPE:  # a device's array: its values, on the host
+        return to_host(x)
     if isinstance(x, np.ndarray):
         return x
     to_numpy = getattr(x, "to_numpy", None)
@@ -83,7 +85,7 @@ def as_float_array(x: Any, dtype: npt.DTypeLike, *, name: str = "x") -> Array:
     Raises:
         TypeError: if ``x`` is not numeric (strings, objects, complex numbers).
     """
-    array = np.asarray(x)
+    array = np.asarray(to_host(x))
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
     with np.errstate(over="ignore"):  # values beyond the dtype's range: the data checks say so

@@ -115,7 +115,7 @@ def numeric_gradient(
     indices = np.arange(flat.size) if entries is None else np.asarray(entries)
     grad = np.zeros(len(indices), dtype=np.float64)
     for k, i in enumerate(indices):
-        original = flat[i]
+        original = flat[i].copy()  # a copy: on a GPU an element is a view of the array
         flat[i] = original + eps
         f_plus = f()
         flat[i] = original - eps
