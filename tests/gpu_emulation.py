@@ -153,6 +153,14 @@ class EmulatedArray(np.ndarray):
             return kwargs["out"]
         return _wrap(result)
 
+    @property
+    def __array_interface__(self) -> dict:  # type: ignore[override]
+        raise AttributeError("a device array has no __array_interface__ (as CuPy's has none)")
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        return self.view(np.ndarray).__array_interface__
+
     def get(self) -> np.ndarray:
         """A host copy (as ``cupy.ndarray.get``)."""
         return np.array(self.view(np.ndarray))

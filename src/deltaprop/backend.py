@@ -203,6 +203,13 @@ def run_kernel(kernel: Any, **arguments: Any) -> Any:
     return getattr(kernels(first), kernel.__name__.lstrip("_"))(**arguments)
 
 
+def address(x: Any) -> int:
+    """Where the first element of ``x`` is in its device's memory (NumPy's or CUDA's array
+    interface): views into one buffer are compared by it."""
+    interface = getattr(x, "__cuda_array_interface__", None) or x.__array_interface__
+    return int(interface["data"][0])
+
+
 def moved_to(x: Any, reference: Any) -> Any:
     """``x`` on the device of the array ``reference``: ``x`` itself when it is there already,
     else a copy (host to device, device to host)."""

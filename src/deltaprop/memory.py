@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .backend import Array, device_of, float_dtype, namespace
+from .backend import Array, address, device_of, float_dtype, namespace
 
 
 class _ThreadStorage(threading.local):
@@ -160,8 +160,8 @@ def flat_buffers(parameters: Sequence[HasValueAndGrad]) -> tuple[Array, Array] |
     for p in parameters:
         if p.value.base is not base_v or p.grad.base is not base_g:
             return None
-        start_v = p.value.__array_interface__["data"][0] - base_v.__array_interface__["data"][0]
-        start_g = p.grad.__array_interface__["data"][0] - base_g.__array_interface__["data"][0]
+        start_v = address(p.value) - address(base_v)
+        start_g = address(p.grad) - address(base_g)
         if start_v != offset * base_v.itemsize or start_g != offset * base_g.itemsize:
             return None
         if not (p.value.flags.c_contiguous and p.grad.flags.c_contiguous):
