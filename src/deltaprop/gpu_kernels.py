@@ -6,7 +6,8 @@ written in CUDA C and taking the same keyword arguments. Every loop is grid-stri
 T handles elements t, t + T, t + 2T, ...), so a launch of any size is correct — and so is a
 "launch" of one thread: the same source compiled by a C++ compiler on the CPU runs each kernel
 as a plain loop, which is how ``tests/test_gpu_kernels.py`` checks every kernel against its
-plain formula on a machine without a GPU.
+plain formula on a machine without a GPU (``tests/test_gpu_source.py`` compiles the source
+with NVRTC, the compiler CuPy uses, for today's GPU generations).
 
 Sums that a caller receives (the loss of a batch, the count of correct rows) are made in a fixed
 order — each row's value first, then one thread adding them up row after row, as the CPU does —
