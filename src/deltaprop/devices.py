@@ -53,12 +53,18 @@ def _gpu(index: int | None) -> Device:
         raise DeviceUnavailableError(
             f"device='cuda' needs CuPy, which is not installed ({error}); {INSTALL}"
         ) from None
+    except Exception as error:  # an installed CuPy that cannot load its CUDA libraries
+        raise DeviceUnavailableError(
+            f"device='cuda' needs CuPy, which failed to load ({type(error).__name__}: {error}); "
+            f"{INSTALL}"
+        ) from None
     try:
         count = int(cupy.cuda.runtime.getDeviceCount())
     except Exception as error:  # CuPy raises its own CUDA errors when there is no driver
         raise DeviceUnavailableError(
-            f"device='cuda': CuPy found no usable CUDA device ({type(error).__name__}: {error}); "
-            f"deltaprop needs an NVIDIA GPU with its driver, and {INSTALL}"
+            f"device='cuda': CuPy is installed but found no usable CUDA device "
+            f"({type(error).__name__}: {error}); a GPU needs an NVIDIA card, its driver and the "
+            f"CuPy build for the driver's CUDA version: {INSTALL}"
         ) from None
     if count == 0:
         raise DeviceUnavailableError(f"device='cuda': this machine has no CUDA device; {INSTALL}")
