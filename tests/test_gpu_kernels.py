@@ -8,7 +8,7 @@ CUDA device, the same comparisons run on it too (the ``device`` fixture of ``con
 import numpy as np
 import pytest
 
-from deltaprop import adaptive_updates, backend, updates
+from deltaprop import adaptive_updates, backend, gpu_kernels, updates
 from deltaprop import functional as F
 from deltaprop.errors import ShapeError
 
@@ -155,3 +155,42 @@ def test_a_strided_array_is_refused(device, rng):
     D = device.asarray(rng.standard_normal((6, 8)).astype(np.float32))
     with pytest.raises(ShapeError, match="C-contiguous"):
         device.kernels.sum_over_batch(D=D[:, ::2], out=device.xp.empty(4, np.float32), zero=0)
+
+
+def test_the_cupy_launcher_compiles_once_per_dtype_and_sizes_the_grid():
+    calls = []
+
+    class Function:
+        def __init__(self, name):
+            self.name = name
+
+        def __call__(self, grid, block, arguments):
+            calls.append((self.name, grid, block, len(arguments)))
+
+    class Module:
+        built = []
+
+        def __init__(self, code, options):
+            Module.built.append((code.splitlines()[0], options))
+
+        def get_function(self, name):
+            return Function(name)
+
+    class FakeCupy:
+        RawModule = Module
+
+    launch = gpu_kernels.cupy_launcher(FakeCupy, block=256, max_blocks=4096)
+    launch("adam_kernel", np.dtype(np.float32), 235_146, *range(15))
+    launch("adam_kernel", np.dtype(np.float32), 100, *range(15))
+    launch("sum_in_order", np.dtype(np.float64), 1, 0, 1, 2)
+    launch("relu_and_gate", np.dtype(np.float32), 10**9, 0, 1, 2, 3)
+    assert Module.built == [
+        ("#define T float", ("--std=c++14",)),
+        ("#define T double", ("--std=c++14",)),
+    ]
+    assert calls == [
+        ("adam_kernel", (919,), (256,), 15),  # ⌈235,146 / 256⌉ blocks
+        ("adam_kernel", (1,), (256,), 15),
+        ("sum_in_order", (1,), (256,), 3),
+        ("relu_and_gate", (4096,), (256,), 4),  # at most 4,096: the loops stride the rest
+    ]
