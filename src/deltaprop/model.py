@@ -19,7 +19,6 @@ from .backend import (
     float_dtype,
     is_array,
     moved_to,
-    on_cpu,
     to_host,
 )
 from .core import Layer, Parameter
@@ -79,10 +78,9 @@ class Sequential(Layer):
         return device_of(self.flat_values)
 
     def to(self, device: Any) -> Self:
-        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``), in place, as
-        PyTorch's ``Module.to``; returns the model. Its inputs are then copied to the device
-        as they arrive (``fit`` copies the data once), its outputs stay there, and
-        ``dp.predict`` returns NumPy arrays. An optimizer built before must be built again.
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``) in place, as
+        PyTorch's ``Module.to``, and return it. Inputs follow it there (``fit`` copies the data
+        once); ``dp.predict`` returns NumPy. Build the optimizer after the move.
 
         Raises:
             DeviceUnavailableError: for a GPU without CuPy or a CUDA device (what to install).
@@ -244,7 +242,7 @@ class Sequential(Layer):
             ShapeError: for another number of dimensions or another width.
         """
         if not is_array(x) or x.dtype != self.dtype or x.ndim != 2:
-            x = as_float_array(x if on_cpu(x) else to_host(x), self.dtype, name=name)
+            x = as_float_array(to_host(x), self.dtype, name=name)
             if x.ndim != 2:
                 raise ShapeError(f"{name} must be 2-D (n_samples, n_features), got shape {x.shape}")
         width = self.input_features()
