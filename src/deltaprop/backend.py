@@ -120,7 +120,7 @@ class Device:
     def asarray(self, x: Any, dtype: npt.DTypeLike | None = None) -> Any:
         """``x`` (a NumPy array or another device's) as an array on this device: a copy
         unless it is already here in ``dtype``."""
-        if not isinstance(x, self.array_type):
+        if device_of(x) != self:
             x = to_host(x)
         return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=dtype))
 
@@ -204,8 +204,11 @@ def run_kernel(kernel: Any, **arguments: Any) -> Any:
 
 
 def address(x: Any) -> int:
-    """Where the first element of ``x`` is in its device's memory (NumPy's or CUDA's array
-    interface): views into one buffer are compared by it."""
+    """Where the first element of ``x`` is in its device's memory: views into one buffer are
+    compared by it. (CuPy's ``data.ptr`` first: its CUDA array interface may synchronize.)"""
+    pointer = getattr(getattr(x, "data", None), "ptr", None)
+    if pointer is not None:
+        return int(pointer)
     interface = getattr(x, "__cuda_array_interface__", None) or x.__array_interface__
     return int(interface["data"][0])
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
-from .backend import Array, float_dtype
+from .backend import Array, float_dtype, moved_to
 from .deprecation import moved
 from .devices import resolve_device
 from .errors import ForwardNotCalledError, ShapeError
@@ -299,6 +299,12 @@ class Layer(ABC):
 
     def __repr__(self) -> str:
         return format_call(type(self).__name__, self.config(), self.positional_config)
+
+
+def on_its_device(layer: Layer, x: Array) -> Array:
+    """``x`` on the device of the layer's parameters (as it is, for a layer without any)."""
+    parameters = layer.parameters()
+    return moved_to(x, parameters[0].value) if parameters else x
 
 
 __getattr__ = moved(

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array, as_float_array, moved_to, to_host
-from .core import Layer
+from .backend import Array, as_float_array, to_host
+from .core import Layer, on_its_device
 from .losses import Loss
 from .model import Sequential
 
@@ -106,9 +106,7 @@ def trace(model: Layer, loss: Loss, X: Any, y: Any) -> Trace:
     """
     layers = list(model) if isinstance(model, Sequential) else [model]
     x = as_float_array(X, model.dtype or np.float64, name="X")
-    parameters = model.parameters()
-    if parameters:
-        x = moved_to(x, parameters[0].value)
+    x = on_its_device(model, x)
     inputs: list[Array] = []
     outputs: list[Array] = []
     for layer in layers:

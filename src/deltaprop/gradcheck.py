@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Array, moved_to, to_host
-from .core import Layer
+from .core import Layer, on_its_device
 from .losses import Loss
 from .validation import check_int, check_positive
 
@@ -130,12 +130,6 @@ def numeric_gradient(
 def float64_copy(layer: Layer) -> Layer:
     """A deep copy of ``layer`` whose parameters (and computations) are float64."""
     return copy.deepcopy(layer).astype(np.float64)
-
-
-def on_its_device(layer: Layer, x: Array) -> Array:
-    """``x`` on the device of the layer's parameters (as it is, for a layer without any)."""
-    parameters = layer.parameters()
-    return moved_to(x, parameters[0].value) if parameters else x
 
 
 def hold_randomness(layer: Layer) -> Callable[[], None]:

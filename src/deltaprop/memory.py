@@ -69,7 +69,7 @@ class Workspace:
             array is None
             or array.dtype != dtype
             or len(array) < shape[0]
-            or type(array) is not (np.ndarray if like is None else type(like))
+            or namespace(array) is not xp  # kept from before the model moved
         ):
             array = xp.empty(shape, dtype=dtype)
             local.arrays[slot] = array
