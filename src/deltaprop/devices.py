@@ -81,6 +81,8 @@ def _gpu(index: int | None) -> Device:
                 "deltaprop uses one GPU per process (choose it with CUDA_VISIBLE_DEVICES)"
             )
         cupy.cuda.Device(index).use()
+        # SciPy's special functions (expit, erf, xlogy) on CuPy arrays go to cupyx's twins
+        importlib.import_module("cupyx.scipy.special")
         kernels = Kernels(cupy, cupy_launcher(cupy))
         _GPUS[index] = register_device(Device(f"cuda:{index}", cupy, cupy.ndarray, kernels))
     return _GPUS[index]
