@@ -13,7 +13,7 @@ as a ratio to the others measured in the same run.
 - ``PyTorch eager`` (if installed, ``pip install -e '.[bench]'``), on as many threads.
 
     python benchmarks/compiled_step.py                 # 9 rounds at batch 128 and 32
-    python benchmarks/compiled_step.py --rounds 3 --batch 1024 --threads 1
+    python benchmarks/compiled_step.py --rounds 3 --batch 1024 --threads 1   # scaling
     python benchmarks/compiled_step.py --tiny          # a few batches of everything (smoke test)
 """
 
@@ -250,7 +250,8 @@ def main() -> None:
         f"rounds; seconds per epoch, median (min)"
     )
     for batch in args.batch or [128, 32]:
-        times = measure(batch, args.rounds, args.threads, X, y)
+        with threadpool_limits(args.threads, user_api="blas"):  # every contender on as many
+            times = measure(batch, args.rounds, args.threads, X, y)
         median = {k: statistics.median(v) for k, v in times.items()}
         print(f"\nbatch {batch}")
         for name, values in times.items():

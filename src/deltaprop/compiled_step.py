@@ -238,6 +238,12 @@ AUTO_WORK = 2e10
 seconds on the reference path): compiling takes ~20 s once per machine (then cached on disk) and
 loading the cached code ~0.5 s per process, which a smaller run would not earn back."""
 
+AUTO_MAX_BATCH = 128
+"""``engine="auto"`` compiles only for batches of at most this many rows. Fashion-MNIST,
+784-256-128-10, 2 threads (``benchmarks/compiled_step.py``): the compiled epoch took 0.61× the
+reference path's time at batch 32, 1.00–1.03× at 128, and 1.32× at 1024, where the products
+dominate and OpenBLAS's own threads run them faster than the split by hand."""
+
 
 def compiled_epochs(
     engine: str,
@@ -249,16 +255,16 @@ def compiled_epochs(
     work: float = math.inf,
 ) -> CompiledEpochs | None:
     """The compiled epochs for ``fit``'s ``engine``: ``"auto"`` uses them where they are
-    supported and the run's ``work`` (rows × parameters × epochs) is at least
-    :data:`AUTO_WORK`, ``"compiled"`` insists, ``"reference"`` never does (None: the reference
-    path).
+    supported, the run's ``work`` (rows × parameters × epochs) is at least :data:`AUTO_WORK`
+    and the batch at most :data:`AUTO_MAX_BATCH` rows, ``"compiled"`` insists, ``"reference"``
+    never does (None: the reference path).
 
     Raises:
         ValueError: an unknown engine, or ``"compiled"`` for what it cannot train (the reason).
     """
     if engine not in ("auto", "compiled", "reference"):
         raise ValueError(f"engine must be 'auto', 'compiled' or 'reference', got {engine!r}")
-    if engine == "reference" or (engine == "auto" and work < AUTO_WORK):
+    if engine == "reference" or (engine == "auto" and (work < AUTO_WORK or batch > AUTO_MAX_BATCH)):
         return None
     X, y, weights = data
     reason = unsupported(model, loss, optimizer, y, weights is not None)

@@ -132,8 +132,9 @@ def fit(
         engine: ``"auto"`` runs each epoch as one compiled, multi-threaded function
             (:mod:`deltaprop.compiled_step`) where it can — Dense layers with ReLU or no
             activation between them, softmax cross-entropy on class labels, SGD, Adam or
-            AdamW, unweighted rows — and the run is large enough to repay compiling it
-            (rows × parameters × epochs ≥ 2·10¹⁰); the reference path elsewhere.
+            AdamW, unweighted rows, a CPU — when the run is large enough to repay compiling
+            it (rows × parameters × epochs ≥ 2·10¹⁰) and its batches have at most 128 rows
+            (larger ones run faster on the reference path); the reference path elsewhere.
             ``"compiled"`` insists (ValueError naming the reason otherwise); ``"reference"``
             never compiles. Both give the same numbers to float32 rounding.
         n_threads: threads of the compiled epoch (default: Numba's, all the cores this process
