@@ -292,3 +292,26 @@ def test_diagnostics_see_each_batch_as_on_the_reference_path():
         np.testing.assert_allclose(
             histories["compiled"][key], histories["reference"][key], rtol=1e-4, atol=1e-7
         )
+
+
+def test_a_relu_before_the_first_dense_layer_is_not_dropped(monkeypatch):
+    """The compiled epoch applies ReLU to a Dense layer's output; a ReLU on the input itself
+    is refused by name, and "auto" (however large the run) trains it on the reference path."""
+    monkeypatch.setattr("deltaprop.compiled_step.AUTO_WORK", 0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4)).astype(np.float32)
+    y = rng.integers(0, 2, 64)
+
+    def trained(engine):
+        layers = np.random.default_rng(1)
+        net = dp.Sequential(
+            dp.ReLU(), dp.Dense(4, 3, rng=layers), dp.ReLU(), dp.Dense(3, 2, rng=layers)
+        )
+        opt = dp.Adam(net.parameters(), lr=0.01)
+        run = {"epochs": 2, "batch_size": 16, "rng": np.random.default_rng(2), "verbose": 0}
+        dp.fit(net, dp.SoftmaxCrossEntropy(), opt, X, y, engine=engine, **run)
+        return net.flat_values
+
+    with pytest.raises(ValueError, match="cannot train this: it starts with a ReLU"):
+        trained("compiled")
+    np.testing.assert_array_equal(trained("auto"), trained("reference"))

@@ -47,6 +47,7 @@ LEVELS = {
     "regularization": 4,
     "normalization": 4,
     # model
+    "compiled_inference": 4,
     "model": 5,
     "builders": 6,
     # registry

@@ -22,6 +22,7 @@ class Identity(Layer):
     """a = z; a' = 1. Shapes: (N, D) -> (N, D)."""
 
     formula = formulas.IDENTITY
+    fused = "identity"
 
     def __init__(self) -> None:
         super().__init__()
@@ -41,7 +42,7 @@ class ReLU(Layer):
     """a = max(z, 0); a' = 1[z > 0], the seed's gate. Shapes: (N, D) -> (N, D)."""
 
     formula = formulas.RELU
-
+    fused = "relu"
     relu_like = True
 
     def __init__(self) -> None:

@@ -29,11 +29,10 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import get_num_threads
-from threadpoolctl import threadpool_limits
 
 from . import registry
 from .backend import Array
+from .compiled_inference import layer_table, one_blas_thread, unsupported_chain
 from .fused import _epoch
 from .hooks import Callback, TrainingRun
 from .losses import Loss
@@ -41,21 +40,7 @@ from .metrics import Metrics
 from .model import Sequential
 from .optimizers import Optimizer
 
-
-def threads_in_use() -> int:
-    """Threads the compiled epoch splits its work over: Numba's (``NUMBA_NUM_THREADS``, or
-    ``numba.set_num_threads``), by default all the cores this process may use."""
-    return int(get_num_threads())
-
-
 # --- what it runs, and the buffers it runs in -------------------------------------------------
-
-
-def _offset(view: Array, flat: Array) -> int:
-    """Where ``view`` starts in ``flat``, in elements (it is a view into it)."""
-    start = view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
-    assert 0 <= start < flat.nbytes and view.flags.c_contiguous
-    return start // flat.itemsize
 
 
 _RULES = {"Adam": 0, "AdamW": 0, "SGD": 1}
@@ -65,22 +50,14 @@ def unsupported(
     model: Sequential, loss: Loss, optimizer: Optimizer, y: Array, weighted: bool
 ) -> str | None:
     """Why the compiled epoch cannot train this (None when it can)."""
-    layers = model.layers
     if model.device.name != "cpu":
         return f"the model is on {model.device.name} (the compiled epoch runs on the CPU)"
-    if not layers or not layers[-1].affine:
-        return "the network does not end in a Dense layer"
-    for layer in layers:
-        name = registry.LAYERS.name_of(type(layer))
-        if name == "Dense":
-            config = layer.config()
-            if config.get("l2") or not config.get("bias", True):
-                return "a Dense layer has an L2 penalty or no bias"
-        elif name not in ("ReLU", "Identity"):
-            return f"it has a {name} layer (the compiled epoch knows Dense, ReLU and Identity)"
-    for before, after in zip(layers, layers[1:], strict=False):
-        if not (before.affine or after.affine):
-            return "two activations follow each other"
+    reason = unsupported_chain(model.layers)
+    if reason is not None:
+        return reason
+    for layer in model.layers:
+        if layer.affine and (layer.config().get("l2") or not layer.config().get("bias", True)):
+            return "a Dense layer has an L2 penalty or no bias"
     if registry.LOSSES.name_of(type(loss)) != "SoftmaxCrossEntropy" or y.ndim != 1:
         return "its loss is not softmax cross-entropy on class labels"
     if weighted:
@@ -101,19 +78,8 @@ class CompiledEpochs:
         buffers = optimizer.flat_buffers()
         assert buffers is not None  # unsupported() says so first
         values = buffers[0]
-        layers = model.layers
-        rows, at = [], 0
-        for i, layer in enumerate(layers):
-            if not layer.affine:
-                continue
-            tensors = layer.state_dict()
-            W, b = tensors["weight"], tensors["bias"]
-            gate = i + 1 < len(layers) and registry.LAYERS.name_of(type(layers[i + 1])) == "ReLU"
-            rows.append(
-                [_offset(W, values), _offset(b, values), W.shape[1], W.shape[0], int(gate), at]
-            )
-            at += batch * W.shape[0]
-        self.spec = np.array(rows, dtype=np.int64)
+        self.spec = layer_table(model.layers, values, batch)
+        at = int(self.spec[-1, 5] + batch * self.spec[-1, 3])  # the workspaces' length
         self.optimizer, self.X, self.labels, self.batch = optimizer, X, y.astype(np.int64), batch
         self.acts = np.empty(at, values.dtype)
         self.deltas = np.empty(at, values.dtype)
@@ -201,7 +167,7 @@ class CompiledEpochs:
         chunk = n_batches
         if hooked:
             chunk = 1 if any(c.batch_end_reads_model for c in hooked) else DISPLAY_BATCHES
-        with threadpool_limits(1, user_api="blas"):  # one BLAS thread inside each of ours
+        with one_blas_thread():  # one BLAS thread inside each of ours
             self._limited = True
             try:
                 return self._train_runs(run, order, metrics, threads, chunk)
@@ -209,7 +175,7 @@ class CompiledEpochs:
                 self._limited = False
 
     def _one_blas_thread(self) -> Any:
-        return contextlib.nullcontext() if self._limited else threadpool_limits(1, "blas")
+        return contextlib.nullcontext() if self._limited else one_blas_thread()
 
     def _train_runs(
         self, run: TrainingRun, order: Array, metrics: Metrics, threads: int, chunk: int

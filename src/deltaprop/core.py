@@ -81,12 +81,16 @@ class Layer(ABC):
             text and TeX (``dp.explain`` shows them); None for any other layer.
         affine: the layer computes the seed's z = W a_prev + b with parameters named ``W`` and
             ``b`` (``dp.explain`` then writes its gradients as δ a_prevᵀ and Wᵀ δ).
+        fused: how the compiled kernels (:mod:`deltaprop.fused`) run the layer: ``"dense"``
+            (z = a_prev Wᵀ + b), ``"relu"`` (the gate, applied as the product is read),
+            ``"identity"`` (nothing); None for a layer they cannot run.
     """
 
     relu_like: ClassVar[bool] = False
     positional_config: ClassVar[tuple[str, ...]] = ()
     formula: ClassVar[ActivationFormula | None] = None
     affine: ClassVar[bool] = False
+    fused: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         self.workspace = Workspace()

@@ -4,8 +4,10 @@ Each is the fusion of named steps of the seed's derivation, on flat row-major ar
 :func:`_forward` (z = W a + b, a = ReLU(z)), :func:`_softmax_cross_entropy` (Step 1: the fused
 δ = (ŷ − y)/N), :func:`_backward` (Steps 2–5: ∂L/∂W = δ aᵀ, ∂L/∂b = δ, δ_prev = (Wᵀδ) ⊙ ReLU′),
 :func:`_update` (the optimizer's rule from :mod:`deltaprop.updates`) and :func:`_epoch`, a
-whole epoch of them. The plain formulas they equal are the layers', the loss's and the
-optimizers' reference code; ``tests/test_compiled_step.py`` compares them.
+whole epoch of them; :func:`_forward_rows` is the forward pass of inference
+(:mod:`deltaprop.compiled_inference` drives it). The plain formulas they equal are the layers',
+the loss's and the optimizers' reference code; ``tests/test_compiled_step.py`` and
+``tests/test_compiled_inference.py`` compare them.
 """
 
 from __future__ import annotations
@@ -90,11 +92,38 @@ def _forward(x, p, spec, acts, n, threads):  # pragma: no cover - compiled
                     at + o0,
                     fan_out,
                 )
-                for r in range(n):
+                for r in range(n):  # ReLU as the reference's: max(z, 0), NaN kept, −inf to 0
                     row = at + r * fan_out
                     for o in range(o0, o1):
                         v = acts[row + o] + p[b + o]
-                        acts[row + o] = v if (v > 0 or gate == 0) else v - v
+                        acts[row + o] = acts.dtype.type(0) if (gate and v <= 0) else v
+
+
+@compiled_parallel
+def _forward_rows(x, p, spec, out, chunk, scratch, threads):  # pragma: no cover - compiled
+    """Inference: ``out = `` the last layer's output for every row of x, each thread taking an
+    equal share of the rows through every layer, ``chunk`` rows at a time, in its own two
+    ping-pong rows of ``scratch`` (threads, 2 × chunk × widest hidden layer). A row's numbers
+    pass through one core's cache, and the threads never wait for each other between layers.
+    A spec row's b is −1 for a Dense layer without bias; its last entry is not read."""
+    rows, width = x.shape
+    x, out = x.ravel(), out.ravel()
+    last, half = spec.shape[0] - 1, scratch.shape[1] // 2
+    for t in prange(threads):
+        t0, t1 = t * rows // threads, (t + 1) * rows // threads
+        for r0 in range(t0, t1, chunk):
+            n = min(chunk, t1 - r0)
+            a, a_at = x, r0 * width
+            for layer in range(spec.shape[0]):
+                w, b, fan_in, fan_out, gate, _ = spec[layer]
+                z, z_at = (out, r0 * fan_out) if layer == last else (scratch[t], layer % 2 * half)
+                _gemm(_T, _N, fan_out, n, fan_in, p, w, fan_in, a, a_at, fan_in, z, z_at, fan_out)
+                for r in range(n):  # + b and the gate while the rows are in this core's cache
+                    row = z_at + r * fan_out
+                    for o in range(fan_out):
+                        v = z[row + o] + p[b + o] if b >= 0 else z[row + o]
+                        z[row + o] = z.dtype.type(0) if (gate and v <= 0) else v
+                a, a_at = z, z_at
 
 
 @njit(fastmath={"reassoc", "contract"}, nogil=True, error_model="numpy", cache=True)

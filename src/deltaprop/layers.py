@@ -45,6 +45,7 @@ class Dense(Layer):
 
     positional_config = ("in_features", "out_features")
     affine = True
+    fused = "dense"
 
     def __init__(
         self,

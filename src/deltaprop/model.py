@@ -21,6 +21,7 @@ from .backend import (
     moved_to,
     to_host,
 )
+from .compiled_inference import compiled_predictions, forward_rows
 from .core import Layer, Parameter
 from .errors import ShapeError
 from .memory import Workspace, flatten_into, reusing
@@ -205,18 +206,23 @@ class Sequential(Layer):
         if self.layers:
             self.layers[0].backward_params(grad_out)
 
-    def predict_logits(self, x: Any, batch_size: int = 2048) -> Array:
+    def predict_logits(self, x: Any, batch_size: int = 2048, *, engine: str = "auto") -> Array:
         """The last layer's output for ``x`` (logits, before the loss's output activation),
-        computed in batches with no caches kept, as a NumPy array wherever the model is.
-        Shapes: (N, in) -> (N, out).
+        in batches with no caches kept, as a NumPy array wherever the model is; the array is
+        the caller's. Shapes: (N, in) -> (N, out).
 
-        Batches reuse one set of intermediate arrays, small enough to stay in cache, and each
-        batch's output is copied into one array that belongs to the caller. Several threads may
-        call this on one model at once (each gets its own intermediate storage), as long as
-        none of them trains it meanwhile.
+        ``engine``: ``"auto"`` runs a CPU model of Dense, ReLU and Identity layers through the
+        compiled kernel of :mod:`deltaprop.compiled_inference` (each thread takes its share of
+        the rows through every layer, ``batch_size`` at a time) when the call is large enough
+        to gain from it; ``"compiled"`` insists (ValueError where it cannot); ``"reference"``
+        runs each layer's ``forward`` on batches of ``batch_size`` rows. The same numbers to
+        float rounding. Threads may call this on one model at once (not while it trains).
         """
         batch_size = check_int("batch_size", batch_size, 1)
         x = self.as_input(x)
+        work = x.shape[0] * self.flat_values.size
+        if compiled_predictions(engine, self.layers, self.device.name, work):
+            return forward_rows(self.layers, self.flat_values, x, batch_size)
         out = np.empty((x.shape[0], self.output_features(x.shape[1])), dtype=self.dtype)
         with reusing(*self.workspaces()):
             for start in range(0, x.shape[0], batch_size):
@@ -226,12 +232,11 @@ class Sequential(Layer):
 
     def predict(self, x: Any, batch_size: int = 2048) -> Array:
         """Deprecated: use :meth:`predict_logits` (``dp.predict`` gives probabilities)."""
-        warnings.warn(
+        message = (
             "Sequential.predict is deprecated: it returns logits, so it is now called "
-            "predict_logits; dp.predict(model, loss, X) gives the loss's probabilities or values",
-            DeprecationWarning,
-            stacklevel=2,
+            "predict_logits; dp.predict(model, loss, X) gives the loss's probabilities or values"
         )
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
         return self.predict_logits(x, batch_size)
 
     def as_input(self, x: Any, *, name: str = "X") -> Array:
@@ -393,8 +398,7 @@ def _check_free(layers: Sequence[Layer], index: int) -> None:
 def _shared_span(parameters: list[Parameter], parent: Sequential) -> tuple[Array, Array]:
     """The part of the parent's flat buffers that a slice's parameters occupy."""
     if not parameters:
-        empty = parent.flat_values[:0]
-        return empty, parent.flat_grads[:0]
+        return parent.flat_values[:0], parent.flat_grads[:0]
     start = sum(p.value.size for p in parent._parameters[: parent._parameters.index(parameters[0])])
     size = sum(p.value.size for p in parameters)
     return parent.flat_values[start : start + size], parent.flat_grads[start : start + size]

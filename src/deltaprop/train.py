@@ -20,7 +20,8 @@ import numpy as np
 
 from .backend import Array, moved_to, to_host
 from .checkpoints import data_fingerprint, load_checkpoint
-from .compiled_step import compiled_epochs, threads_in_use
+from .compiled_inference import threads_in_use
+from .compiled_step import compiled_epochs
 from .deprecation import moved
 from .display import EpochLogger, ProgressBar
 from .hooks import Callback, History, TrainingRun
