@@ -277,6 +277,18 @@ def _update(rule, p, g, s1, s2, h, step, lr, grad_scale, threads):  # pragma: no
             )
 
 
+@compiled_parallel
+def _gather(X, labels, rows, xb, yb, threads):  # pragma: no cover - compiled
+    """The batch: xb ← X[rows] (flat), yb ← labels[rows], each thread copying a share of the
+    rows (rows scattered over a large X are read from memory: several streams at once)."""
+    n, width = rows.size, X.shape[1]
+    for t in prange(threads):
+        for r in range(t * n // threads, (t + 1) * n // threads):
+            source = rows[r]
+            xb[r * width : (r + 1) * width] = X[source]
+            yb[r] = labels[source]
+
+
 @compiled
 def _epoch(
     X,
@@ -304,15 +316,12 @@ def _epoch(
 ):  # pragma: no cover - compiled
     """Train on the rows X[order] in batches; returns (batches done, status): 0 all done, 1 a
     loss was not finite, 2 a gradient was not finite — the update of that batch not applied."""
-    rows, width = order.size, X.shape[1]
+    rows = order.size
     last = spec.shape[0] - 1
     for k in range((rows + batch - 1) // batch):
         start = k * batch
         n = min(batch, rows - start)
-        for r in range(n):
-            source = order[start + r]
-            xb[r * width : (r + 1) * width] = X[source]
-            yb[r] = labels[source]
+        _gather(X, labels, order[start : start + n], xb, yb, threads)
         _forward(xb, p, spec, acts, n, threads)
         total, hit = _softmax_cross_entropy(acts, deltas, spec[last, _AT], spec[last, _OUT], yb, n)
         losses[k] = total / n
