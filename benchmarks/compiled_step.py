@@ -1,9 +1,9 @@
 """The compiled epoch against the reference path, its own matrix products and PyTorch eager.
 
-Fashion-MNIST, 784-256-128-10 ReLU, softmax cross-entropy, Adam (lr 1e-3), float32. Epochs of
-every contender are interleaved, round after round, in one process, so that the machine's noise
-falls on all of them alike; each is reported as the median (and minimum) seconds per epoch and
-as a ratio to the others measured in the same run.
+Fashion-MNIST, 784-256-128-10 ReLU (``--widths`` for others), softmax cross-entropy, Adam
+(lr 1e-3), float32. Epochs of every contender are interleaved, round after round, in one
+process, so that the machine's noise falls on all of them alike; each is reported as the
+median (and minimum) seconds per epoch and as a ratio to the others measured in the same run.
 
 - ``compiled``: ``dp.fit(..., engine="compiled")``, the whole epoch in one Numba function;
 - ``reference``: ``dp.fit(..., engine="reference")``, the readable path;
@@ -15,6 +15,7 @@ as a ratio to the others measured in the same run.
     python benchmarks/compiled_step.py                 # 9 rounds at batch 128 and 32
     python benchmarks/compiled_step.py --rounds 3 --batch 1024 --threads 1   # scaling
     python benchmarks/compiled_step.py --tiny          # a few batches of everything (smoke test)
+    python benchmarks/compiled_step.py --widths 784,4096,4096,10 --rows 6000 --rounds 3 --batch 128
 """
 
 from __future__ import annotations
@@ -121,9 +122,9 @@ def _split_products(x, p, g, spec, acts, deltas, n, threads):  # pragma: no cove
 
 
 class Deltaprop:
-    def __init__(self, engine: str, batch: int, threads: int) -> None:
+    def __init__(self, engine: str, batch: int, threads: int, widths=WIDTHS) -> None:
         rng = np.random.default_rng(0)
-        self.net = dp.mlp(WIDTHS, rng=rng)
+        self.net = dp.mlp(widths, rng=rng)
         self.opt = dp.Adam(self.net.parameters(), lr=1e-3)
         self.loss = dp.SoftmaxCrossEntropy()
         self.rng, self.engine, self.batch, self.threads = rng, engine, batch, threads
@@ -149,9 +150,9 @@ class Products:
     """Only the matrix products of each step (3 forward, 3 weight gradients, 2 input
     gradients), on the epoch's batches in order."""
 
-    def __init__(self, split: bool, batch: int, threads: int, X: np.ndarray, y: np.ndarray):
+    def __init__(self, split: bool, batch: int, threads: int, X, y, widths=WIDTHS) -> None:
         rng = np.random.default_rng(0)
-        net = dp.mlp(WIDTHS, rng=rng)
+        net = dp.mlp(widths, rng=rng)
         opt = dp.Adam(net.parameters())
         self.plan = CompiledEpochs(net, dp.SoftmaxCrossEntropy(), opt, X, y, batch)
         self.p, self.g, _ = opt.flat_buffers()
@@ -178,26 +179,24 @@ class Products:
                         self.threads,
                     )
             return
-        W1, W2, W3 = self.W
         for start in range(0, len(X), batch):
-            xb = X[start : start + batch]
-            a1 = xb @ W1.T
-            a2 = a1 @ W2.T
-            d3 = a2 @ W3.T
-            _ = d3.T @ a2
-            d2 = d3 @ W3
-            _ = d2.T @ a1
-            d1 = d2 @ W2
-            _ = d1.T @ xb
+            acts = [X[start : start + batch]]
+            for W in self.W:
+                acts.append(acts[-1] @ W.T)
+            delta = acts.pop()
+            for i in reversed(range(len(self.W))):
+                _ = delta.T @ acts[i]
+                if i > 0:
+                    delta = delta @ self.W[i]
 
 
 class Torch:
-    def __init__(self, batch: int, threads: int) -> None:
+    def __init__(self, batch: int, threads: int, widths=WIDTHS) -> None:
         torch.manual_seed(0)
         torch.set_num_threads(threads)
         layers: list = []
-        for i, (a, b) in enumerate(zip(WIDTHS[:-1], WIDTHS[1:], strict=True)):
-            layers += [torch.nn.Linear(a, b)] + ([torch.nn.ReLU()] if i < 2 else [])
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers += [torch.nn.Linear(a, b)] + ([torch.nn.ReLU()] if i < len(widths) - 2 else [])
         self.net = torch.nn.Sequential(*layers)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
         self.loss = torch.nn.CrossEntropyLoss()
@@ -214,15 +213,15 @@ class Torch:
             self.opt.step()
 
 
-def measure(batch: int, rounds: int, threads: int, X: np.ndarray, y: np.ndarray) -> dict:
+def measure(batch: int, rounds: int, threads: int, X, y, widths=WIDTHS) -> dict:
     contenders = [
-        Deltaprop("compiled", batch, threads),
-        Deltaprop("reference", batch, threads),
-        Products(False, batch, threads, X, y),
-        Products(True, batch, threads, X, y),
+        Deltaprop("compiled", batch, threads, widths),
+        Deltaprop("reference", batch, threads, widths),
+        Products(False, batch, threads, X, y, widths),
+        Products(True, batch, threads, X, y, widths),
     ]
     if torch is not None:
-        contenders.append(Torch(batch, threads))
+        contenders.append(Torch(batch, threads, widths))
     for c in contenders:  # warm-up: compilation, caches, thread pools
         c.epoch(X[: batch * 4], y[: batch * 4])
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
@@ -240,18 +239,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, action="append")
     parser.add_argument("--threads", type=int, default=get_num_threads())
     parser.add_argument("--tiny", action="store_true", help="2,048 rows, 2 rounds: a smoke test")
+    parser.add_argument("--widths", default="784,256,128,10", help="e.g. 784,4096,4096,10")
+    parser.add_argument("--rows", type=int, help="train on the first ROWS images only")
     args = parser.parse_args()
+    widths = tuple(int(w) for w in args.widths.split(","))
     X, _, y, _ = datasets.fashion_mnist().train_test_split()
+    X, y = X[: args.rows], y[: args.rows]
     if args.tiny:
         X, y, args.rounds = X[:2048], y[:2048], 2
     set_num_threads(args.threads)
     print(
-        f"{cpu_model()}; {args.threads} threads; {len(X)} rows; {args.rounds} interleaved "
+        f"{cpu_model()}; {'-'.join(map(str, widths))}; {args.threads} threads; {len(X)} rows; "
+        f"{args.rounds} interleaved "
         f"rounds; seconds per epoch, median (min)"
     )
     for batch in args.batch or [128, 32]:
         with threadpool_limits(args.threads, user_api="blas"):  # every contender on as many
-            times = measure(batch, args.rounds, args.threads, X, y)
+            times = measure(batch, args.rounds, args.threads, X, y, widths)
         median = {k: statistics.median(v) for k, v in times.items()}
         print(f"\nbatch {batch}")
         for name, values in times.items():
