@@ -188,3 +188,16 @@ def test_engine_names_and_devices_are_checked():
     with pytest.raises(ValueError, match="the model is on cuda:0 .the compiled kernels run on"):
         compiled_predictions("compiled", net.layers, "cuda:0", 1.0)
     assert not compiled_predictions("auto", net.layers, "cuda:0", 1e12)
+
+
+def test_a_slice_of_a_model_reads_its_own_span_of_the_flat_buffer():
+    rng = np.random.default_rng(10)
+    net = dp.mlp([6, 8, 5, 3], rng=rng)
+    tail = net[2:]  # Dense(8, 5), ReLU, Dense(5, 3): parameters from the middle of the buffer
+    X = rng.standard_normal((30, 8)).astype(np.float32)
+    np.testing.assert_allclose(
+        tail.predict_logits(X, engine="compiled"),
+        tail.predict_logits(X, engine="reference"),
+        rtol=2e-5,
+        atol=1e-6,
+    )
