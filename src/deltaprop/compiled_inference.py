@@ -22,7 +22,7 @@ import numpy as np
 from numba import get_num_threads
 from threadpoolctl import ThreadpoolController
 
-from .backend import Array
+from .backend import Array, address
 from .core import Layer
 from .fused import _forward_rows
 
@@ -98,7 +98,7 @@ def unsupported_chain(layers: Sequence[Layer]) -> str | None:
 
 def offset(view: Array, flat: Array) -> int:
     """Where ``view`` starts in ``flat``, in elements (it is a view into it)."""
-    start = view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
+    start = address(view) - address(flat)
     assert 0 <= start < flat.nbytes and view.flags.c_contiguous
     return start // flat.itemsize
 

@@ -143,6 +143,21 @@ def flatten_into(
     return values, grads
 
 
+def shared_span(
+    parameters: Sequence[HasValueAndGrad],
+    within: Sequence[HasValueAndGrad],
+    values: Array,
+    grads: Array,
+) -> tuple[Array, Array]:
+    """The part of the flat buffers ``values`` and ``grads`` (laid out as ``within``, in order)
+    that ``parameters``, a run of consecutive members of ``within``, occupy. Shapes: 1-D views."""
+    if not parameters:
+        return values[:0], grads[:0]
+    start = sum(p.value.size for p in within[: list(within).index(parameters[0])])
+    size = sum(p.value.size for p in parameters)
+    return values[start : start + size], grads[start : start + size]
+
+
 def flat_buffers(parameters: Sequence[HasValueAndGrad]) -> tuple[Array, Array] | None:
     """Return the flat ``(values, grads)`` buffers that ``parameters`` tile exactly, if any.
 

@@ -24,7 +24,7 @@ from .backend import (
 from .compiled_inference import compiled_predictions, forward_rows
 from .core import Layer, Parameter
 from .errors import ShapeError
-from .memory import Workspace, flatten_into, reusing
+from .memory import Workspace, flatten_into, reusing, shared_span
 from .validation import check_int
 
 
@@ -99,7 +99,7 @@ class Sequential(Layer):
         # flatten_into moved nested models' parameters into this buffer: point them at it
         for layer in self.layers:
             if isinstance(layer, Sequential):
-                layer.flat_values, layer.flat_grads = _shared_span(layer._parameters, self)
+                layer.flat_values, layer.flat_grads = self._span_of(layer._parameters)
                 layer._share_spans_with_nested()
 
     def _check_widths_chain(self) -> None:
@@ -140,6 +140,9 @@ class Sequential(Layer):
         self._reflatten()
         self._claim_layers()
 
+    def _span_of(self, parameters: list[Parameter]) -> tuple[Array, Array]:
+        return shared_span(parameters, self._parameters, self.flat_values, self.flat_grads)
+
     def _reflatten(self) -> None:
         self.flat_values, self.flat_grads = flatten_into(self._parameters, self.dtype)
         self._share_spans_with_nested()
@@ -176,7 +179,7 @@ class Sequential(Layer):
             view.layers = self.layers[index]
             view.dtype = self.dtype
             view._parameters = [p for layer in view.layers for p in layer.parameters()]
-            view.flat_values, view.flat_grads = _shared_span(view._parameters, self)
+            view.flat_values, view.flat_grads = self._span_of(view._parameters)
             return view
         return self.layers[index]
 
@@ -393,12 +396,3 @@ def _check_free(layers: Sequence[Layer], index: int) -> None:
             "can be part of one model only (its parameters live in that model's storage): build "
             "new layers, or use copy.deepcopy(layer) for an independent copy"
         )
-
-
-def _shared_span(parameters: list[Parameter], parent: Sequential) -> tuple[Array, Array]:
-    """The part of the parent's flat buffers that a slice's parameters occupy."""
-    if not parameters:
-        return parent.flat_values[:0], parent.flat_grads[:0]
-    start = sum(p.value.size for p in parent._parameters[: parent._parameters.index(parameters[0])])
-    size = sum(p.value.size for p in parameters)
-    return parent.flat_values[start : start + size], parent.flat_grads[start : start + size]
