@@ -31,8 +31,8 @@ from threadpoolctl import threadpool_limits
 
 import deltaprop as dp
 from deltaprop import datasets
-from deltaprop.compiled_step import CompiledEpochs
-from deltaprop.fused import _N, _T, _gemm
+from deltaprop.backend.cpu_kernels import _N, _T, ACTS_AT, _gemm
+from deltaprop.training.compiled_epoch import CompiledEpochs
 
 WIDTHS = (784, 256, 128, 10)
 
@@ -59,7 +59,7 @@ def _split_products(x, p, g, spec, acts, deltas, n, threads):  # pragma: no cove
     (one BLAS thread each), with none of its element-wise work."""
     for layer in range(spec.shape[0]):
         w, _, fan_in, fan_out, _, at = spec[layer]
-        a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, 5])
+        a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, ACTS_AT])
         for t in prange(threads):
             o0, o1 = t * fan_out // threads, (t + 1) * fan_out // threads
             _gemm(
@@ -80,7 +80,7 @@ def _split_products(x, p, g, spec, acts, deltas, n, threads):  # pragma: no cove
             )
     for layer in range(spec.shape[0] - 1, -1, -1):
         w, _, fan_in, fan_out, _, at = spec[layer]
-        a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, 5])
+        a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, ACTS_AT])
         for t in prange(threads):
             o0, o1 = t * fan_out // threads, (t + 1) * fan_out // threads
             _gemm(
@@ -100,7 +100,7 @@ def _split_products(x, p, g, spec, acts, deltas, n, threads):  # pragma: no cove
                 fan_in,
             )
         if layer > 0:
-            below = spec[layer - 1, 5]
+            below = spec[layer - 1, ACTS_AT]
             for t in prange(threads):
                 i0, i1 = t * fan_in // threads, (t + 1) * fan_in // threads
                 _gemm(

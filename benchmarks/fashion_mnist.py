@@ -27,6 +27,7 @@ import numpy as np
 
 import deltaprop as dp
 from deltaprop import datasets
+from deltaprop.training.inputs import Batches
 
 HERE = Path(__file__).parent
 WIDTHS = (784, 256, 128, 10)
@@ -281,7 +282,7 @@ def profile(X: np.ndarray, y: np.ndarray, epochs: int = 3) -> str:
     timer(model.loss, "backward", "softmax cross-entropy backward (the delta)")
     timer(model.opt, "grad_norm", "gradient norm (finiteness check)")
     timer(dp.Adam, "rule", "Adam update (one compiled pass)")
-    timer(dp.inputs.Batches, "gather", "batch gather")
+    timer(Batches, "gather", "batch gather")
     try:
         for _ in range(epochs):
             spent.clear()

@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 
 import deltaprop as dp
-from deltaprop import backend, datasets
-from deltaprop.devices import resolve_device
+from deltaprop import datasets
+from deltaprop.backend import arrays as backend
+from deltaprop.backend.devices import resolve_device
 
 WIDTHS = (784, 256, 128, 10)
 

@@ -17,8 +17,8 @@ data=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 nvidia-smi 2>&1 | tee "$out/nvidia-smi.txt"
 python3 -c "import cupy, torch, numpy; print('cupy', cupy.__version__, 'torch', torch.__version__, 'numpy', numpy.__version__)" 2>&1 | tee -a "$out/nvidia-smi.txt"
 # the files that hold GPU tests (the others need the web and browser extras to be collected)
-timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_device.py \
-    tests/test_gpu_kernels.py tests/test_cli_data.py 2>&1 | tee "$out/gpu-tests.txt"
+timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider tests/backend/test_devices.py \
+    tests/backend/test_cuda_kernels.py tests/cli/test_cli_data.py 2>&1 | tee "$out/gpu-tests.txt"
 tests=${PIPESTATUS[0]}
 if [ -d "$data" ]; then source=(--data-dir "$data"); else source=(--synthetic); fi
 timeout 400 python3 benchmarks/gpu.py "${source[@]}" --out "$out" 2>&1 | tee "$out/gpu-bench.txt"

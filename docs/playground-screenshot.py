@@ -18,7 +18,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from deltaprop.playground import create_app
+from deltaprop.playground.server import create_app
 
 out = sys.argv[1] if len(sys.argv) > 1 else "docs/images/playground.png"
 with socket.socket() as probe:

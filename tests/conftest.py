@@ -5,7 +5,7 @@ import pytest
 from hypothesis import settings
 
 import deltaprop as dp
-from deltaprop.devices import resolve_device
+from deltaprop.backend.devices import resolve_device
 from deltaprop.errors import DeviceUnavailableError
 from gpu_emulation import compiler, emulated_device
 from support import network

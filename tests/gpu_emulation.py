@@ -3,8 +3,8 @@
 - Its arrays are :class:`EmulatedArray`, a NumPy array type that refuses to be mixed with host
   (NumPy) arrays in any NumPy call, as a GPU's arrays cannot be: code that makes an array on
   the host and meets a device array with it fails here as it would on the GPU.
-- Its kernels are :class:`deltaprop.gpu_kernels.Kernels` running the very CUDA source of the
-  GPU backend, compiled by the C++ compiler with each launch as one thread (the kernels'
+- Its kernels are :class:`deltaprop.backend.cuda_kernels.Kernels` running the very CUDA source
+  of the GPU backend, compiled by the C++ compiler with each launch as one thread (the kernels'
   grid-stride loops then visit every item in order).
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from deltaprop import backend
-from deltaprop.gpu_kernels import C_TYPES, SOURCE, Kernels
+from deltaprop.backend import arrays as backend
+from deltaprop.backend.cuda_kernels import C_TYPES, SOURCE, Kernels
 
 PRELUDE = """
 #include <math.h>

@@ -129,20 +129,3 @@ def test_configurations_round_trip_through_the_registry():
 def test_bad_configurations_are_refused(config, message):
     with pytest.raises(ValueError, match=message):
         registry.from_config(config, registry.LAYERS, "architecture")
-
-
-@pytest.mark.parametrize(
-    ("module", "name", "moved_to"),
-    [
-        ("deltaprop.optimizers", "OPTIMIZERS", "deltaprop.registry.OPTIMIZERS"),
-        ("deltaprop.schedules", "SCHEDULES", "deltaprop.registry.SCHEDULES"),
-        ("deltaprop.train", "EarlyStopping", "deltaprop.callbacks.EarlyStopping"),
-        ("deltaprop.train", "Diagnostics", "deltaprop.callbacks.Diagnostics"),
-    ],
-)
-def test_old_homes_of_moved_names_still_answer_with_a_warning(module, name, moved_to):
-    import importlib
-
-    with pytest.warns(DeprecationWarning, match=moved_to):
-        value = getattr(importlib.import_module(module), name)
-    assert value is (getattr(registry, name) if name.isupper() else getattr(dp, name))

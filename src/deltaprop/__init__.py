@@ -4,24 +4,9 @@ Every gradient follows the seed's derivation: δ_L = ŷ − y at a fused output,
 (W_{l+1}ᵀ δ_{l+1}) ⊙ f'(z_l) below it, ∂L/∂W_l = δ_l a_{l−1}ᵀ and ∂L/∂b_l = δ_l.
 """
 
-import warnings
-from typing import Any
-
-from . import datasets, functional, gradcheck, initializers, registry, schedules
-from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
-from .adaptive_optimizers import Adagrad, RMSprop
-from .builders import mlp
-from .callbacks import (
-    CSVLogger,
-    Diagnostics,
-    EarlyStopping,
-    ModelCheckpoint,
-    ReduceLROnPlateau,
-    TerminateOnNaN,
-)
-from .core import Layer, Parameter
-from .derivation import explain
-from .display import EpochLogger, ProgressBar
+from . import registry
+from .data import catalog as datasets
+from .data.preprocessing import Preprocessor
 from .errors import (
     DeltapropError,
     ForwardNotCalledError,
@@ -29,27 +14,65 @@ from .errors import (
     ShapeError,
     UnknownNameError,
 )
-from .estimators import MLPClassifier, MLPRegressor
-from .explain import LayerTrace, Trace, trace
-from .explanation import Explanation
+from .explanation import Explanation, LayerTrace, Trace, explain, explain_neuron, gradcheck, trace
 from .files import FileInfo, inspect_file, load, load_preprocessor, save
-from .hooks import Callback, History, TrainingRun
-from .layers import Dense
-from .losses import (
+from .nn import (
+    GELU,
+    BatchNorm,
+    Dense,
+    Dropout,
+    Identity,
+    Layer,
+    LayerNorm,
+    LeakyReLU,
     Loss,
     MeanSquaredError,
+    Parameter,
     PoissonLoss,
+    ReLU,
+    Sequential,
+    Sigmoid,
     SigmoidBinaryCrossEntropy,
+    Softmax,
     SoftmaxCrossEntropy,
+    Softplus,
+    Tanh,
+    functional,
+    mlp,
 )
-from .model import Sequential
-from .neuron import explain_neuron
-from .normalization import BatchNorm, LayerNorm
-from .optimizers import SGD, Adam, AdamW, Optimizer
-from .preprocessing import Preprocessor
-from .regularization import Dropout
-from .schedules import Constant, CosineDecay, ExponentialDecay, InverseScaling, Schedule, StepDecay
-from .train import evaluate, fit, predict
+from .nn import init as initializers
+from .optim import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    Constant,
+    CosineDecay,
+    ExponentialDecay,
+    InverseScaling,
+    Optimizer,
+    RMSprop,
+    Schedule,
+    StepDecay,
+    schedules,
+)
+from .sklearn import MLPClassifier, MLPRegressor
+from .training import (
+    Callback,
+    CSVLogger,
+    Diagnostics,
+    EarlyStopping,
+    EpochLogger,
+    History,
+    ModelCheckpoint,
+    ProgressBar,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+    TrainingRun,
+    evaluate,
+    fit,
+    predict,
+)
 
 __version__ = "0.1.0"
 
@@ -128,22 +151,3 @@ __all__ = [
     "schedules",
     "trace",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """Old names kept for one release, with a DeprecationWarning: ``inspect`` and ``io``."""
-    if name == "inspect":
-        from .files import inspect
-
-        return inspect
-    if name == "io":
-        from . import files
-
-        warnings.warn(
-            "deltaprop.io is now deltaprop.files (models), deltaprop.checkpoints and "
-            "deltaprop.fileformat (bytes); deltaprop.io goes away in the next release",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return files
-    raise AttributeError(f"module 'deltaprop' has no attribute {name!r}")

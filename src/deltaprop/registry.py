@@ -17,21 +17,16 @@ import inspect
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
-from . import (
-    activations,
-    adaptive_optimizers,
-    datasets,
-    initializers,
-    layers,
-    losses,
-    model,
-    normalization,
-    optimizers,
-    regularization,
-    schedules,
-)
-from .core import Layer, format_call
+from .data import catalog as datasets
 from .errors import UnknownNameError
+from .nn import activations, losses, normalization
+from .nn import dense as layers
+from .nn import dropout as regularization
+from .nn import init as initializers
+from .nn import sequential as model
+from .nn.layer import Layer, format_call
+from .optim import adagrad, adam, rmsprop, schedules, sgd
+from .optim.optimizer import Optimizer
 
 T = TypeVar("T")
 
@@ -178,12 +173,12 @@ LOSSES.register(losses.SoftmaxCrossEntropy, aliases=("softmax-ce", "cross-entrop
 LOSSES.register(losses.MeanSquaredError, aliases=("mse", "squared-error"))
 LOSSES.register(losses.PoissonLoss, aliases=("poisson",))
 
-OPTIMIZERS = Registry[type[optimizers.Optimizer]]("optimizer", "OPTIMIZERS").register_each(
-    optimizers.SGD,
-    optimizers.Adam,
-    optimizers.AdamW,
-    adaptive_optimizers.RMSprop,
-    adaptive_optimizers.Adagrad,
+OPTIMIZERS = Registry[type[Optimizer]]("optimizer", "OPTIMIZERS").register_each(
+    sgd.SGD,
+    adam.Adam,
+    adam.AdamW,
+    rmsprop.RMSprop,
+    adagrad.Adagrad,
 )
 
 SCHEDULES = Registry[type[schedules.Schedule]]("schedule", "SCHEDULES")
@@ -199,12 +194,12 @@ INITIALIZERS: Registry[initializers.Initializer] = Registry(
 """Weight initializers by name; ``Dense(init=name)`` looks names up in this same table."""
 
 ESTIMATORS: Registry[Any] = Registry("estimator", "ESTIMATORS")
-"""The estimators a model file can hold (:mod:`deltaprop.estimators` registers its two)."""
+"""The estimators a model file can hold (:mod:`deltaprop.sklearn.estimators` registers its two)."""
 
 DATASETS: Registry[Callable[..., datasets.Dataset]] = Registry(
     "data set", "DATASETS", datasets.LOADERS
 )
-"""Built-in data sets by name, each loader returning a :class:`~deltaprop.datasets.Dataset`."""
+"""Built-in data sets by name, each loader returning a :class:`~deltaprop.data.catalog.Dataset`."""
 for _alias, _name in datasets.ALIASES.items():
     DATASETS.register(datasets.LOADERS[_name], _name, aliases=(_alias,))
 
@@ -270,7 +265,7 @@ def from_config(config: Any, registry: Registry[Any], where: str = "config") -> 
 
 def state_shapes(config: Any, where: str = "architecture") -> dict[str, tuple[int, ...]]:
     """The tensor names and shapes of the model a configuration describes, without building
-    the layers that can tell (:meth:`~deltaprop.core.Layer.state_shapes`).
+    the layers that can tell (:meth:`~deltaprop.nn.layer.Layer.state_shapes`).
 
     Raises:
         ValueError: as :func:`from_config`.

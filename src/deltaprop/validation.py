@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array, is_array, namespace
+from .backend.arrays import Array, is_array, namespace
 from .errors import ShapeError
 
 _NUMBER_TYPES = (int, float, np.integer, np.floating)
@@ -177,3 +177,16 @@ def check_input(x: Any, *, layer: str, in_features: int | None = None) -> Array:
     if x.dtype.kind != "f":
         raise TypeError(f"{layer}: input must be float32 or float64, got {x.dtype}")
     return x
+
+
+def check_instance(name: str, value: Any, kind: type, example: str) -> None:
+    """Refuse a class, a string or anything else where an instance of ``kind`` belongs."""
+    if isinstance(value, kind):
+        return
+    if isinstance(value, type):
+        got = f"the class {value.__name__}: create one, e.g. {value.__name__}()"
+    elif isinstance(value, str):
+        got = f"the string {value!r}: names are for the command line; build an object ({example})"
+    else:
+        got = f"{type(value).__name__} {value!r}"
+    raise TypeError(f"{name} must be a {kind.__name__} such as {example}, got {got}")

@@ -1,0 +1,384 @@
+"""``deltaprop train``: data in; a model file, a summary, and plots out."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from .. import registry
+from ..data import catalog as datasets
+from ..data.catalog import Dataset
+from ..data.preprocessing import Preprocessor, check_complete
+from ..nn.losses import Loss
+from ..nn.mlp import mlp
+from ..nn.sequential import Sequential
+from ..training.callbacks import Diagnostics, EarlyStopping
+from ..training.loop import fit
+from ..training.pipeline import default_loss, output_width
+from ..training.protocol import Callback
+from ..training.scoring import score
+from . import plots
+from .app import (
+    app,
+    claim_output,
+    echo_json,
+    fail,
+    fresh_run_directory,
+    load_data,
+    lookup,
+    parse_assignments,
+    parse_widths,
+    user_input,
+)
+from .report import TrainingReport, print_summary, save_or_keep, to_json, write_plots
+
+
+def _network(
+    widths: list[int],
+    activation: str,
+    init: str,
+    dropout: float,
+    l2: float,
+    dtype: np.dtype[Any],
+    rng: np.random.Generator,
+) -> Sequential:
+    """Dense layers of the given widths with ``activation`` (and dropout) between them."""
+    make = lookup(registry.ACTIVATIONS, activation, "--activation")
+    with user_input("--init"):
+        return mlp(widths, rng=rng, activation=make, dtype=dtype, init=init, dropout=dropout, l2=l2)
+
+
+@app.command()
+def train(
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            "--dataset",
+            "-d",
+            help="a built-in set (deltaprop datasets lists them) or a .csv, .tsv, .parquet or "
+            ".npz file",
+        ),
+    ] = "breast-cancer",
+    target: Annotated[
+        str | None, typer.Option(help="the target column of a data file (default: y)")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="auto, classification or regression (data files)")
+    ] = None,
+    drop: Annotated[
+        list[str] | None, typer.Option(help="leave this column of a data file out (repeatable)")
+    ] = None,
+    header: Annotated[
+        bool | None,
+        typer.Option("--header/--no-header", help="whether a CSV's first row names the columns"),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="the directory of Fashion-MNIST's IDX files")
+    ] = None,
+    samples: Annotated[int | None, typer.Option(min=4, help="rows of a synthetic set")] = None,
+    noise: Annotated[float | None, typer.Option(min=0, help="noise of a synthetic set")] = None,
+    standardize: Annotated[
+        bool | None,
+        typer.Option(
+            "--standardize/--no-standardize",
+            help="scale numeric columns (and a regression target) to mean 0, std 1 on the "
+            "training rows [default: as the data set recommends; off for files]",
+        ),
+    ] = None,
+    test_size: Annotated[
+        float | None,
+        typer.Option(
+            help="fraction of rows held out for the test [default: the set's own test "
+            "split, else 0.25]"
+        ),
+    ] = None,
+    val_split: Annotated[
+        float, typer.Option(help="fraction of the training rows held out for validation")
+    ] = 0.1,
+    hidden: Annotated[str, typer.Option(help="hidden layer widths, comma-separated")] = "16",
+    activation: Annotated[
+        str, typer.Option(help=f"hidden activation: {registry.ACTIVATIONS.names()}")
+    ] = "relu",
+    loss_name: Annotated[
+        str | None,
+        typer.Option("--loss", help="bce, softmax-ce, mse, poisson [default: by the task]"),
+    ] = None,
+    init: Annotated[
+        str, typer.Option(help=f"weight init: auto, {registry.INITIALIZERS.names()}")
+    ] = "auto",
+    dropout: Annotated[
+        float, typer.Option(min=0, max=0.99, help="dropout rate after each hidden layer")
+    ] = 0.0,
+    l2: Annotated[float, typer.Option(min=0, help="L2 penalty ½λ‖W‖² per Dense layer")] = 0.0,
+    optimizer: Annotated[str, typer.Option(help=f"one of {registry.OPTIMIZERS.names()}")] = "adam",
+    lr: Annotated[float, typer.Option(help="learning rate, > 0")] = 1e-3,
+    momentum: Annotated[float | None, typer.Option(help="SGD's or RMSprop's momentum")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="the optimizer's weight decay")] = None,
+    opt: Annotated[
+        list[str] | None,
+        typer.Option(help="another optimizer argument, NAME=VALUE (betas=0.9,0.99; nesterov=true)"),
+    ] = None,
+    schedule: Annotated[
+        str,
+        typer.Option(
+            help="learning-rate schedule: cosine (from --lr down to 0 over the epochs), "
+            "constant, step, exponential, inverse-scaling"
+        ),
+    ] = "cosine",
+    schedule_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a schedule argument, NAME=VALUE (step_size=10, gamma=0.5, warmup_steps=100)"
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="rows per update")] = 32,
+    epochs: Annotated[int, typer.Option(min=0, help="passes over the training rows")] = 50,
+    patience: Annotated[
+        int, typer.Option(min=0, help="early stopping: epochs without improvement (0: off)")
+    ] = 5,
+    dtype: Annotated[str, typer.Option(help="float32 or float64")] = "float32",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="where to train: cpu, or cuda / cuda:N for an NVIDIA GPU through CuPy "
+            "(pip install 'deltaprop[cuda12]')"
+        ),
+    ] = "cpu",
+    seed: Annotated[int, typer.Option(min=0, help="seed of every random draw")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "--save",
+            "-o",
+            help="the model file [default: deltaprop-runs/<data>/model.safetensors]",
+        ),
+    ] = None,
+    plots_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--plots",
+            help="write the plots into this directory [default: beside the "
+            "model in deltaprop-runs/; none with --out]",
+        ),
+    ] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="write no plots")] = False,
+    force: Annotated[bool, typer.Option(help="overwrite existing files")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only errors")] = False,
+    verbose: Annotated[
+        int, typer.Option(min=0, max=2, help="0 silent, 1 a progress bar, 2 a line per epoch")
+    ] = 1,
+) -> None:
+    """Train an MLP on a data set: a summary table, the model file (with its preprocessing)
+    and plots; the split used is stated."""
+    if not (math.isfinite(lr) and lr > 0):
+        fail(f"--lr must be > 0, got {lr}")
+    if dtype not in ("float32", "float64"):
+        fail(f"--dtype must be float32 or float64, got {dtype!r}")
+    for name, value in (("--test-size", test_size), ("--val-split", val_split)):
+        if value is not None and not (0 <= value < 1 and (value > 0 or name == "--val-split")):
+            fail(f"{name} must be in {'[0' if name == '--val-split' else '(0'}, 1), got {value}")
+    widths = parse_widths(hidden)
+    optimizer_class = lookup(registry.OPTIMIZERS, optimizer, "--optimizer")
+    schedule_class = lookup(registry.SCHEDULES, schedule, "--schedule")
+    created: list[Path] = []
+    model_path, plot_dir = _outputs(data, out, plots_dir, no_plots, force, created)
+    with _removed_unless_written(created):
+        dataset = load_data(
+            data,
+            target=target,
+            task=task,
+            drop=tuple(drop or ()),
+            header=header,
+            data_dir=data_dir,
+            samples=samples,
+            noise=noise,
+        )
+        with user_input("--data"):
+            check_complete(dataset.features)
+            if dataset.test is not None:
+                check_complete(dataset.test.features)
+        with user_input("--test-size"):
+            train_set, test_set = dataset.split(test_size, seed)
+        if dataset.test is not None and test_size is None:
+            test_from = f"{dataset.name}'s own test split"
+        else:
+            stratified = " stratified by class," if dataset.task == "classification" else ""
+            test_from = f"{test_size or 0.25:.0%} of the rows,{stratified} drawn with seed {seed}"
+        scale = dataset.standardize if standardize is None else standardize
+        with user_input():
+            prep = Preprocessor.fit(
+                train_set,
+                standardize=scale,
+                target=target or ("y" if datasets.is_file_name(data) else None),
+                split={"test_size": test_size, "seed": seed},
+                categories_from=dataset.features,
+            )
+            X_train, X_test = prep.transform(train_set.features), prep.transform(test_set.features)
+        y_train, y_test = _targets(prep, train_set), _targets(prep, test_set)
+        loss = _loss(loss_name, prep)
+        rng = np.random.default_rng(seed)
+        widths = [prep.n_features, *widths, output_width(loss, prep.task, len(prep.class_names))]
+        model = _network(widths, activation, init, dropout, l2, np.dtype(dtype), rng)
+        with user_input("--device"):
+            model.to(device)
+        steps = epochs * math.ceil(len(X_train) * (1 - val_split) / batch_size)
+        rate = _schedule(schedule_class, lr, schedule_arg or [], max(steps, 1))
+        kwargs = parse_assignments(opt or [], "--opt")
+        kwargs.update(
+            {
+                k: v
+                for k, v in (("momentum", momentum), ("weight_decay", weight_decay))
+                if v is not None
+            }
+        )
+        with user_input("--optimizer"):
+            accepted = set(inspect.signature(optimizer_class).parameters) - {"params", "lr"}
+            unknown = sorted(set(kwargs) - accepted)
+            if unknown:
+                raise ValueError(
+                    f"{optimizer_class.__name__} takes no {unknown}; it takes {sorted(accepted)}"
+                )
+            opt_object = optimizer_class(model.parameters(), lr=rate, **kwargs)
+        callbacks: list[Callback] = []
+        if patience > 0:
+            monitor = "val_loss" if val_split > 0 else "loss"
+            callbacks.append(EarlyStopping(monitor, patience=patience, restore_best_weights=True))
+        if plot_dir is not None:
+            callbacks.append(Diagnostics())
+        started = time.perf_counter()
+        with user_input():
+            history = fit(
+                model,
+                loss,
+                opt_object,
+                X_train,
+                y_train,
+                epochs=epochs,
+                batch_size=batch_size,
+                rng=rng,
+                validation_split=val_split,
+                callbacks=callbacks,
+                verbose=0 if quiet or json_output else verbose,
+            )
+        seconds = time.perf_counter() - started
+        with user_input():
+            scores = score(model, loss, prep, X_test, y_test)
+        n_validation = round(val_split * len(X_train)) if val_split > 0 else 0
+        run = TrainingReport(
+            dataset,
+            train_set,
+            test_set,
+            test_from,
+            prep,
+            model,
+            loss,
+            _describe_optimizer(opt_object, kwargs, lr, rate),
+            history,
+            scores,
+            seconds,
+            n_validation,
+        )
+        if model_path is not None:
+            run.model_path = save_or_keep(model, loss, prep, model_path)
+        if plot_dir is not None:
+            run.plots = write_plots(run, X_test, plot_dir)
+        if json_output:
+            echo_json(to_json(run))
+        elif not quiet:
+            print_summary(run)
+
+
+@contextmanager
+def _removed_unless_written(created: list[Path]) -> Iterator[None]:
+    """Remove the directories made for the outputs if the run ends before writing into them:
+    a failed command leaves no stray directories."""
+    try:
+        yield
+    except BaseException:
+        for directory in reversed(created):
+            with suppress(OSError):
+                directory.rmdir()  # only ever an empty one
+        raise
+
+
+def _make_directory(path: Path, created: list[Path]) -> None:
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    with user_input("--plots"):
+        path.mkdir(parents=True, exist_ok=True)
+    created.extend(reversed(missing))
+
+
+def _outputs(
+    data: str,
+    out: Path | None,
+    plots_dir: Path | None,
+    no_plots: bool,
+    force: bool,
+    created: list[Path],
+) -> tuple[Path | None, Path | None]:
+    """Where the model and the plots go, checked before any work is done; the directories it
+    makes are added to ``created``."""
+    if out is None and plots_dir is None:
+        run_dir = fresh_run_directory(Path(data).stem if datasets.is_file_name(data) else data)
+        out, plots_dir = run_dir / "model.safetensors", None if no_plots else run_dir
+        _make_directory(run_dir, created)
+    if no_plots:
+        plots_dir = None
+    if out is not None:
+        claim_output(out, force, "--out")
+    if plots_dir is not None:
+        if plots_dir.exists() and not plots_dir.is_dir():
+            fail(f"--plots: {str(plots_dir)!r} is a file, not a directory")
+        _make_directory(plots_dir, created)
+        for name in plots.FILES.values():
+            claim_output(plots_dir / name, force, "--plots")
+    return out, plots_dir
+
+
+def _targets(prep: Preprocessor, part: Dataset) -> np.ndarray:
+    """The target as the model trains on it: class indices, or the scaled regression value."""
+    if prep.task == "classification":
+        return part.y
+    return (part.y - prep.target_mean) / prep.target_scale
+
+
+def _loss(name: str | None, prep: Preprocessor) -> Loss:
+    if name is None:
+        return default_loss(prep.task, len(prep.class_names))
+    loss: Loss = lookup(registry.LOSSES, name, "--loss")()
+    if loss.task != prep.task:
+        fail(f"--loss {name} is a {loss.task} loss, but the task is {prep.task}")
+    return loss
+
+
+def _schedule(schedule_class: type, lr: float, args: list[str], steps: int) -> Any:
+    """A float for the constant rate, else the schedule (cosine decays over the whole run)."""
+    kwargs = parse_assignments(args, "--schedule-arg")
+    if schedule_class is registry.SCHEDULES.get("Constant") and not kwargs:
+        return lr
+    if "total_steps" in inspect.signature(schedule_class).parameters:
+        kwargs.setdefault("total_steps", steps)
+    with user_input("--schedule"):
+        return schedule_class(lr, **kwargs)
+
+
+def _describe_optimizer(opt: Any, given: dict[str, Any], lr: float, rate: Any) -> str:
+    """``Adam, lr 0.001, cosine decay over 900 steps`` with the arguments the user gave."""
+    parts = [type(opt).__name__, f"lr {lr}"]
+    parts += [f"{k} {v}" for k, v in given.items()]
+    if not isinstance(rate, float):
+        config = {k: v for k, v in rate.config().items() if k != "lr"}
+        shown = ", ".join(f"{k}={v}" for k, v in config.items())
+        parts.append(f"schedule {type(rate).__name__}({shown})")
+    return ", ".join(parts)

@@ -1,0 +1,38 @@
+"""Training: ``fit``, ``evaluate`` and ``predict``, and all that hooks into the loop.
+
+:mod:`.loop` owns the loop; :mod:`.inputs` checks what it is given; :mod:`.protocol` is the
+History, the TrainingRun and the Callback protocol, :mod:`.callbacks` the callbacks shipped and
+:mod:`.progress` the terminal display; :mod:`.rollback` is what happens after a blow-up;
+:mod:`.compiled_epoch` (with its kernel, :mod:`.epoch_kernel`) runs a whole epoch compiled;
+:mod:`.metrics` and :mod:`.scoring` are the numbers reported; :mod:`.pipeline` builds a model
+for a data set, as the command line and the playground do.
+"""
+
+from .callbacks import (
+    CSVLogger,
+    Diagnostics,
+    EarlyStopping,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
+from .loop import evaluate, fit, predict
+from .progress import EpochLogger, ProgressBar
+from .protocol import Callback, History, TrainingRun
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "Diagnostics",
+    "EarlyStopping",
+    "EpochLogger",
+    "History",
+    "ModelCheckpoint",
+    "ProgressBar",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+    "TrainingRun",
+    "evaluate",
+    "fit",
+    "predict",
+]

@@ -1,0 +1,225 @@
+"""The compiled training epoch: the fused, multi-threaded twin of the seed's formulas.
+
+For a network of Dense layers with ReLU (or no) activations between them, softmax cross-entropy
+on class labels, and SGD or Adam/AdamW, ``fit`` can run a whole epoch as one Numba function on
+the machine's cores. Per mini-batch it is the reference path's step, fused:
+
+- forward, layer by layer: ``Z = A_prev Wᵀ + b; A = ReLU(Z)`` (the seed's z = W a + b, a = f(z)),
+  bias and ReLU applied in the pass that reads the product;
+- the loss: softmax, ``ℓ = logsumexp(z) − z_y`` and ``D = (ŷ − y)/N`` (Step 1, the fused δ) with
+  the correct count, one row at a time;
+- backward, top down: ``dW = Dᵀ A_prev`` and ``db = Σ_n D`` (Steps 2 and 5), then
+  ``D_prev = (D W) ⊙ 1[A_prev > 0]`` (Steps 3 and 4: the gate read from the kept output);
+- the global gradient norm (the non-finite check and ``clip_norm``), each thread summing the
+  squares of the gradients it has just computed, then the optimizer's own compiled rule on each
+  thread's slice of the flat buffers.
+
+Each product is split by output units: thread t computes units [o0, o1) with single-threaded
+BLAS (SciPy's ``cython_blas``) while OpenBLAS's own threads are held at one, then adds the bias,
+applies the gate and sums the bias gradient of the same units while they are in its cache.
+Every reduction runs in a fixed order, so an epoch is deterministic for a fixed thread count.
+The readable reference path (``fit(..., engine="reference")``) computes the same numbers to
+float32 rounding; the tests compare the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import numpy as np
+
+from ..backend.arrays import Array
+from ..backend.cpu_kernels import ACTS_AT, FAN_OUT
+from ..nn.dense_chain import layer_table, one_blas_thread, unsupported_chain
+from ..nn.losses import Loss
+from ..nn.sequential import Sequential
+from ..optim.optimizer import Optimizer
+from .epoch_kernel import STEPS, _epoch
+from .metrics import Metrics
+from .protocol import Callback, TrainingRun
+
+# --- what it runs, and the buffers it runs in -------------------------------------------------
+
+
+def unsupported(
+    model: Sequential, loss: Loss, optimizer: Optimizer, y: Array, weighted: bool
+) -> str | None:
+    """Why the compiled epoch cannot train this (None when it can): asked of the layers, the
+    loss and the optimizer, which each declare what the compiled kernels can run."""
+    if model.device.name != "cpu":
+        return f"the model is on {model.device.name} (the compiled epoch runs on the CPU)"
+    reason = unsupported_chain(model.layers)
+    if reason is not None:
+        return reason
+    for layer in model.layers:
+        reason = layer.compiled_epoch_refusal()
+        if reason is not None:
+            return reason
+    if loss.compiled_as != "softmax_cross_entropy" or y.ndim != 1:
+        return "its loss is not softmax cross-entropy on class labels"
+    if weighted:
+        return "the rows are weighted"
+    step = type(optimizer).epoch_step
+    if step is None or step not in STEPS:
+        return f"{type(optimizer).__name__} has no compiled rule (SGD, Adam and AdamW do)"
+    if optimizer.flat_buffers() is None:
+        return "its parameters do not live in one flat buffer"
+    return None
+
+
+class CompiledEpochs:
+    """The layer table, workspaces and arguments of :func:`_epoch` for one ``fit`` call."""
+
+    def __init__(
+        self, model: Sequential, loss: Loss, optimizer: Optimizer, X: Array, y: Array, batch: int
+    ) -> None:
+        buffers = optimizer.flat_buffers()
+        assert buffers is not None  # unsupported() says so first
+        values = buffers[0]
+        self.spec = layer_table(model.layers, values, batch)
+        at = int(self.spec[-1, ACTS_AT] + batch * self.spec[-1, FAN_OUT])  # the workspaces' length
+        self.optimizer, self.X, self.labels, self.batch = optimizer, X, y.astype(np.int64), batch
+        self.acts = np.empty(at, values.dtype)
+        self.deltas = np.empty(at, values.dtype)
+        self.xb = np.empty(batch * X.shape[1], values.dtype)
+        self.yb = np.empty(batch, np.int64)
+        self.rule = STEPS.index(type(optimizer).epoch_step)
+        self.h = optimizer.epoch_hyperparameters()
+        self._limited = False  # inside train_epoch's one-BLAS-thread scope
+
+    def run(self, order: Array, threads: int) -> tuple[int, int, Array, Array]:
+        """Train on the rows ``order``: (batches done, status, per-batch losses, hits).
+
+        Raises:
+            ValueError: for a row index outside X (the kernel reads rows unchecked).
+        """
+        if order.size and (order.min() < 0 or order.max() >= len(self.X)):
+            bad = int(order.min()) if order.min() < 0 else int(order.max())
+            raise ValueError(f"rows must be indices in [0, {len(self.X)}), got {bad}")
+        n_batches = -(-len(order) // self.batch)
+        rates = np.array(self.optimizer.upcoming_lrs(n_batches))
+        buffers = self.optimizer.flat_buffers()
+        assert buffers is not None
+        values, grads, state = buffers
+        second = state[1] if len(state) > 1 else state[0]
+        losses = np.full(n_batches, np.nan)
+        hits = np.zeros(n_batches, dtype=np.int64)
+        clip = self.optimizer.clip_norm or 0.0
+        with self._one_blas_thread():
+            done, status = _epoch(
+                self.X,
+                self.labels,
+                order.astype(np.int64),
+                self.batch,
+                self.spec,
+                values,
+                grads,
+                state[0],
+                second,
+                self.rule,
+                self.h,
+                self.optimizer.step_count,
+                rates,
+                clip,
+                self.acts,
+                self.deltas,
+                self.xb,
+                self.yb,
+                threads,
+                np.zeros((len(self.spec), threads)),
+                losses,
+                hits,
+            )
+        self.optimizer.step_count += done
+        return int(done), int(status), losses, hits
+
+    def train_epoch(
+        self, run: TrainingRun, order: Array, metrics: Metrics, threads: int
+    ) -> tuple[float, float, int] | None:
+        """One epoch over ``order``, recording each batch in ``metrics`` and telling the
+        callbacks; returns (loss, gradient norm, batch) at a non-finite loss or gradient (that
+        batch's update not applied), else None.
+
+        A callback that looks at the model after every batch (``batch_end_reads_model``, such
+        as Diagnostics reading the gradients) gets a run of one batch at a time, so it sees
+        that batch's gradients and the updated weights, as on the reference path; a display
+        gets runs of :data:`DISPLAY_BATCHES` batches; otherwise the epoch is one run."""
+        n_batches = -(-len(order) // self.batch)
+        hooked = [c for c in run.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
+        chunk = n_batches
+        if hooked:
+            chunk = 1 if any(c.batch_end_reads_model for c in hooked) else DISPLAY_BATCHES
+        with one_blas_thread():  # one BLAS thread inside each of ours
+            self._limited = True
+            try:
+                return self._train_runs(run, order, metrics, threads, chunk)
+            finally:
+                self._limited = False
+
+    def _one_blas_thread(self) -> Any:
+        return contextlib.nullcontext() if self._limited else one_blas_thread()
+
+    def _train_runs(
+        self, run: TrainingRun, order: Array, metrics: Metrics, threads: int, chunk: int
+    ) -> tuple[float, float, int] | None:
+        n_batches = -(-len(order) // self.batch)
+        for first in range(0, n_batches, chunk):
+            rows = order[first * self.batch : (first + chunk) * self.batch]
+            done, status, losses, hits = self.run(rows, threads)
+            for k in range(done):
+                n = min(self.batch, len(rows) - k * self.batch)
+                metrics.add(float(losses[k]), float(n), n, int(hits[k]))
+                for callback in run.callbacks:
+                    callback.on_batch_end(run, first + k, float(losses[k]))
+            if status:
+                norm = math.nan if status == 1 else math.inf
+                return float(losses[done]), norm, first + done
+        return None
+
+
+DISPLAY_BATCHES = 16
+"""Batches per compiled run when a display follows training batch by batch."""
+
+
+AUTO_WORK = 2e10
+"""``engine="auto"`` compiles a run of at least this many rows × parameters × epochs (about ten
+seconds on the reference path): compiling takes ~20 s once per machine (then cached on disk) and
+loading the cached code ~0.5 s per process, which a smaller run would not earn back."""
+
+AUTO_MAX_BATCH = 128
+"""``engine="auto"`` compiles only for batches of at most this many rows. Fashion-MNIST,
+784-256-128-10, 2 threads (``benchmarks/compiled_step.py``): the compiled epoch took 0.61× the
+reference path's time at batch 32, 1.00–1.03× at 128, and 1.32× at 1024, where the products
+dominate and OpenBLAS's own threads run them faster than the split by hand."""
+
+
+def compiled_epochs(
+    engine: str,
+    model: Sequential,
+    loss: Loss,
+    optimizer: Optimizer,
+    data: tuple[Array, Array, Array | None],
+    batch: int,
+    work: float = math.inf,
+) -> CompiledEpochs | None:
+    """The compiled epochs for ``fit``'s ``engine``: ``"auto"`` uses them where they are
+    supported, the run's ``work`` (rows × parameters × epochs) is at least :data:`AUTO_WORK`
+    and the batch at most :data:`AUTO_MAX_BATCH` rows, ``"compiled"`` insists, ``"reference"``
+    never does (None: the reference path).
+
+    Raises:
+        ValueError: an unknown engine, or ``"compiled"`` for what it cannot train (the reason).
+    """
+    if engine not in ("auto", "compiled", "reference"):
+        raise ValueError(f"engine must be 'auto', 'compiled' or 'reference', got {engine!r}")
+    if engine == "reference" or (engine == "auto" and (work < AUTO_WORK or batch > AUTO_MAX_BATCH)):
+        return None
+    X, y, weights = data
+    reason = unsupported(model, loss, optimizer, y, weights is not None)
+    if reason is not None:
+        if engine == "compiled":
+            raise ValueError(f"fit: engine='compiled' cannot train this: {reason}")
+        return None
+    return CompiledEpochs(model, loss, optimizer, np.ascontiguousarray(X), y, batch)

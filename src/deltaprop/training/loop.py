@@ -1,0 +1,378 @@
+"""Training: ``fit``, ``evaluate`` and ``predict``.
+
+``fit`` owns the loop: one permutation of the training rows per epoch, one gather per mini-batch
+into storage reused from the previous batch, forward, the fused loss delta, backward, one fused
+optimizer pass. Everything optional — early stopping, progress display, checkpoints, diagnostics —
+is a :class:`~deltaprop.training.callbacks.Callback`.
+
+Thread safety: a ``fit`` call owns its model, loss, optimizer and callbacks until it returns.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..backend.arrays import Array, moved_to, to_host
+from ..backend.memory import reusing
+from ..files.checkpoints import data_fingerprint, load_checkpoint
+from ..nn.dense_chain import threads_in_use
+from ..nn.losses import Loss, prepare_weights
+from ..nn.sequential import Sequential
+from ..optim.optimizer import Optimizer
+from ..validation import check_bool, check_int, check_number, check_rng
+from .compiled_epoch import compiled_epochs
+from .inputs import (
+    Batches,
+    check_batch_rows,
+    check_callbacks,
+    check_optimizer,
+    check_pair,
+    check_parts,
+    prepare_data,
+    prepare_inputs,
+    validation_split_indices,
+)
+from .metrics import Metrics
+from .progress import EpochLogger, ProgressBar
+from .protocol import Callback, History, TrainingRun
+from .rollback import Fallbacks, stop_on_non_finite
+
+# --- the loop -----------------------------------------------------------------------------
+
+
+def train_step(
+    model: Sequential,
+    loss: Loss,
+    optimizer: Optimizer,
+    xb: Array,
+    yb: Array,
+    wb: Array | None = None,
+) -> tuple[float, float, Array]:
+    """One update from a prepared batch: forward, fused loss, backward, optimizer.
+
+    Does nothing to the weights when the loss or a gradient is not finite.
+
+    Args:
+        wb: the batch's sample weights (None: every row counts once).
+
+    Returns:
+        ``(loss, grad_norm, logits)``, the loss with the model's L2 penalty; the update was
+        applied only if both numbers are finite (grad_norm is NaN when the loss already was
+        not).
+    """
+    logits = model.forward(xb, training=True)
+    value = loss.forward_prepared(logits, yb, wb)
+    penalty = model.penalty()
+    if penalty:
+        value += penalty / loss.normalizer  # the loss's normalizer divides the penalty too
+    if not math.isfinite(value):
+        return value, math.nan, logits
+    # the seed's backward pass: Step 1 in the loss (δ = ŷ − y), Steps 2-5 layer by layer
+    model.backward_params(loss.backward())
+    if penalty:
+        model.penalty_backward(1.0 / loss.normalizer)
+    norm = optimizer.grad_norm()
+    if math.isfinite(norm):
+        optimizer.step(grad_norm=norm)
+    return value, norm, logits
+
+
+def fit(
+    model: Sequential,
+    loss: Loss,
+    optimizer: Optimizer,
+    X: Any,
+    y: Any,
+    *,
+    epochs: int = 1,
+    batch_size: int = 32,
+    rng: np.random.Generator | None = None,
+    sample_weight: Any = None,
+    validation_data: tuple[Any, ...] | None = None,
+    validation_split: float = 0.0,
+    shuffle: bool = True,
+    callbacks: Sequence[Callback] = (),
+    verbose: int = 1,
+    resume_from: str | os.PathLike[str] | None = None,
+    engine: str = "auto",
+    n_threads: int | None = None,
+) -> History:
+    """Train ``model`` on (X, y) with mini-batches, and return the per-epoch History.
+
+    Args:
+        model: the network; its last layer emits logits for ``loss``.
+        loss: a fused loss (its task decides the metrics: accuracy, or MSE / MAE / R²).
+        optimizer: built on ``model.parameters()``.
+        X: inputs, shape (N, in_features). Converted to the model's dtype once (no per-batch copy).
+        y: targets as ``loss`` takes them, N rows.
+        epochs: total number of epochs (counting those of a resumed run), >= 0.
+        batch_size: rows per update, > 0 (the last batch of an epoch may be smaller).
+        rng: the generator for the validation split and the per-epoch shuffles, also offered
+            to layers that draw random numbers in training and have no generator of their own
+            (:meth:`~deltaprop.nn.layer.Layer.offer_rng`). The same seed gives bit-identical
+            weights.
+        sample_weight: one weight >= 0 per row of (X, y): each batch's loss is then the
+            weighted mean Σ w ℓ / Σ w (as scikit-learn's and Keras's); None: every row counts
+            once.
+        validation_data: ``(X_val, y_val)`` or ``(X_val, y_val, weights)`` evaluated after
+            each epoch (``val_*`` metrics).
+        validation_split: fraction of (X, y) held out instead, shuffled and stratified by class
+            for classification. Ignored when validation_data is given.
+        shuffle: draw a new permutation of the training rows each epoch.
+        callbacks: :class:`Callback` objects, called in order.
+        verbose: 0 silent, 1 a progress bar (on a terminal), 2 one line per epoch.
+        resume_from: a checkpoint written by :class:`ModelCheckpoint`: weights, optimizer state,
+            schedule position, random state, History and callbacks' state are restored and
+            training continues with the next epoch, exactly as if it had never stopped.
+        engine: ``"auto"`` runs each epoch as one compiled, multi-threaded function
+            (:mod:`deltaprop.training.compiled_epoch`) where it can — Dense layers with ReLU or no
+            activation between them, softmax cross-entropy on class labels, SGD, Adam or
+            AdamW, unweighted rows, a CPU — when the run is large enough to repay compiling
+            it (rows × parameters × epochs ≥ 2·10¹⁰) and its batches have at most 128 rows
+            (larger ones run faster on the reference path); the reference path elsewhere.
+            ``"compiled"`` insists (ValueError naming the reason otherwise); ``"reference"``
+            never compiles. Both give the same numbers to float32 rounding.
+        n_threads: threads of the compiled epoch (default: Numba's, all the cores this process
+            may use); the reference path's products use OpenBLAS's own threads.
+
+    Returns:
+        The History: ``history["loss"]``, ``history["accuracy"]``, ``history["val_loss"]``, ...,
+        ``history["lr"]``, and ``history.stop_reason``.
+
+    Raises:
+        ValueError / TypeError: bad arguments, mismatched lengths, NaN or inf in the data, before
+            any training.
+    """
+    epochs = check_int("epochs", epochs, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
+    check_parts(model, loss)
+    check_optimizer(model, optimizer)
+    callbacks = check_callbacks(callbacks)
+    check_pair("validation_data", validation_data)
+    validation_split = check_number(
+        "validation_split", validation_split, low=0, high=1, high_open=True
+    )
+    rng = check_rng("rng", np.random.default_rng() if rng is None else rng)
+    shuffle = check_bool("shuffle", shuffle)
+    if check_int("verbose", verbose) not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    X_all, y_all = prepare_data(model, loss, X, y)
+    w_all = None if sample_weight is None else prepare_weights(sample_weight, len(X_all))
+    classification = loss.task == "classification"
+
+    history = History()
+    start_epoch = 0
+    val_index: Array | None = None
+    if resume_from is not None:
+        state = load_checkpoint(
+            resume_from, model, optimizer, loss=loss, data=data_fingerprint(X_all, y_all)
+        )
+        rng.bit_generator.state = state.rng_state
+        history = History(state.history)
+        start_epoch = state.epoch
+        val_index = state.val_index
+        _restore_callbacks(callbacks, state.callbacks)
+
+    model.offer_rng(rng)  # for layers that draw random numbers in training
+    if resume_from is not None:  # the generators layers were given themselves, not fit's
+        own = [g for g in model.generators() if g is not rng]
+        for generator, saved in zip(own, state.generator_states, strict=False):
+            generator.bit_generator.state = saved
+
+    X_val: Array | None
+    y_val: Array | None
+    w_val: Array | None = None
+    if validation_data is not None:
+        X_val, y_val = prepare_data(model, loss, *validation_data[:2], name="X_val")
+        if len(validation_data) == 3:
+            w_val = prepare_weights(validation_data[2], len(X_val))
+        train_index = np.arange(len(X_all))
+        val_index = None
+    elif validation_split > 0:
+        if val_index is None:
+            train_index, val_index = validation_split_indices(
+                y_all, validation_split, classification, rng
+            )
+        else:
+            train_index = np.setdiff1d(np.arange(len(X_all)), val_index, assume_unique=True)
+        X_val, y_val = X_all[val_index], y_all[val_index]
+        w_val = None if w_all is None else w_all[val_index]
+    else:
+        train_index = np.arange(len(X_all))
+        X_val = y_val = None
+
+    if verbose == 1 and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(ProgressBar())
+    elif verbose == 2 and not any(isinstance(c, EpochLogger) for c in callbacks):
+        callbacks.append(EpochLogger())
+    threads = threads_in_use() if n_threads is None else check_int("n_threads", n_threads, 1)
+    work = len(train_index) * sum(p.value.size for p in model.parameters()) * epochs
+    data = (X_all, y_all, w_all)
+    compiled = compiled_epochs(engine, model, loss, optimizer, data, batch_size, work)
+
+    run = TrainingRun(
+        model=model,
+        loss=loss,
+        optimizer=optimizer,
+        history=history,
+        epochs=epochs,
+        batch_size=batch_size,
+        X=X_all,
+        y=y_all,
+        train_index=train_index,
+        rng=rng,
+        val_index=val_index,
+        callbacks=callbacks,
+        epoch=start_epoch,
+    )
+    check_batch_rows(model, len(train_index), batch_size)
+    # on a GPU, the data are copied there once, here; the host's copies serve the checks
+    here = model.flat_values
+    w_here = None if w_all is None else moved_to(w_all, here)
+    batches = Batches(moved_to(X_all, here), moved_to(y_all, here), w_here)
+    if X_val is not None and y_val is not None:
+        X_val, y_val = moved_to(X_val, here), moved_to(y_val, here)
+        w_val = None if w_val is None else moved_to(w_val, here)
+    fallbacks = Fallbacks(model, start_epoch)  # weights to roll back to after a blow-up
+    y_train_reference = y_all if len(train_index) == len(y_all) else y_all[train_index]
+    blew_up = False
+
+    for callback in callbacks:
+        callback.on_train_begin(run)
+    try:
+        with reusing(*model.workspaces(), loss.workspace):
+            for epoch in range(start_epoch, epochs):
+                run.epoch = epoch
+                for callback in callbacks:
+                    callback.on_epoch_begin(run, epoch)
+                started = time.perf_counter()
+                order = rng.permutation(train_index) if shuffle else train_index
+                metrics = Metrics(loss, y_train_reference)
+                lr = optimizer.current_lr()
+                if compiled is not None:
+                    stopped = compiled.train_epoch(run, order, metrics, threads)
+                else:
+                    stopped = _reference_epoch(run, order, metrics, batches)
+                if stopped is not None:
+                    value, norm, batch = stopped
+                    check = (X_all, y_all, train_index)
+                    stop_on_non_finite(run, value, norm, epoch, batch, fallbacks, check)
+                    blew_up = history.diverged = True
+                if blew_up:
+                    break
+                logs = metrics.result()
+                if X_val is not None and y_val is not None:
+                    logs.update(_evaluate_prepared(model, loss, X_val, y_val, w_val, prefix="val_"))
+                logs["lr"] = lr
+                logs["epoch_time"] = time.perf_counter() - started
+                for callback in callbacks:
+                    callback.on_epoch_end(run, epoch, logs)
+                history.append(logs)
+                fallbacks.record(epoch + 1)
+                run.epoch = epoch + 1
+                for callback in callbacks:
+                    callback.on_epoch_recorded(run)
+                if run.stop_training:
+                    break
+    finally:
+        for callback in callbacks:
+            callback.on_train_end(run)
+    history.stop_reason = run.stop_reason
+    return history
+
+
+def _reference_epoch(
+    run: TrainingRun, order: Array, metrics: Metrics, batches: Batches
+) -> tuple[float, float, int] | None:
+    """The readable path: one :func:`train_step` per batch, the seed's steps layer by layer.
+    Returns (loss, gradient norm, batch) at a non-finite loss or gradient, else None."""
+    order = moved_to(order, batches.X)  # the row numbers, on the data's device
+    for batch, start in enumerate(range(0, len(order), run.batch_size)):
+        xb, yb, wb = batches.gather(order[start : start + run.batch_size])
+        value, norm, logits = train_step(run.model, run.loss, run.optimizer, xb, yb, wb)
+        if not (math.isfinite(value) and math.isfinite(norm)):
+            return value, norm, batch
+        metrics.update(logits, yb, value, run.loss.normalizer)
+        for callback in run.callbacks:
+            callback.on_batch_end(run, batch, value)
+    return None
+
+
+def _restore_callbacks(callbacks: list[Callback], saved: list[tuple[str, dict[str, Any]]]) -> None:
+    """Give each callback the state saved for the callback of the same class, in order."""
+    remaining = list(saved)
+    for callback in callbacks:
+        name = type(callback).__name__
+        for i, (saved_name, state) in enumerate(remaining):
+            if saved_name == name:
+                if state:
+                    callback.load_state_dict(state)
+                del remaining[i]
+                break
+
+
+def _evaluate_prepared(
+    model: Sequential,
+    loss: Loss,
+    X: Array,
+    y: Array,
+    weights: Array | None = None,
+    *,
+    prefix: str = "",
+    batch_size: int = 2048,
+) -> dict[str, float]:
+    metrics = Metrics(loss, to_host(y))
+    here = model.flat_values
+    X, y = moved_to(X, here), moved_to(y, here)
+    weights = None if weights is None else moved_to(weights, here)
+    for start in range(0, len(X), batch_size):
+        rows = slice(start, start + batch_size)
+        wb = None if weights is None else weights[rows]
+        logits = model.forward(X[rows])
+        value = loss.forward_prepared(logits, y[rows], wb)
+        metrics.update(logits, y[rows], value, loss.normalizer)
+    return metrics.result(prefix)
+
+
+def evaluate(
+    model: Sequential,
+    loss: Loss,
+    X: Any,
+    y: Any,
+    *,
+    sample_weight: Any = None,
+    batch_size: int = 2048,
+) -> dict[str, float]:
+    """Loss and metrics of ``model`` on (X, y), in batches, in evaluation mode.
+
+    The loss is the data term (weighted by ``sample_weight`` if given), without a model's L2
+    penalty; accuracy, MSE, MAE and R² count every row once.
+
+    Returns:
+        ``{"loss", "accuracy"}`` for classification, ``{"loss", "mse", "mae", "r2"}`` for
+        regression.
+    """
+    batch_size = check_int("batch_size", batch_size, 1)
+    check_parts(model, loss)
+    X_arr, y_arr = prepare_data(model, loss, X, y)
+    weights = None if sample_weight is None else prepare_weights(sample_weight, len(X_arr))
+    return _evaluate_prepared(model, loss, X_arr, y_arr, weights, batch_size=batch_size)
+
+
+def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 2048) -> Array:
+    """The output activation of ``loss`` applied to the model's logits, in batches.
+
+    ``X`` is checked as ``evaluate`` checks it: NaN or inf is refused, not predicted.
+
+    Shapes: X (N, in) -> (N, K) probabilities (classification) or values (regression).
+    """
+    batch_size = check_int("batch_size", batch_size, 1)
+    check_parts(model, loss)
+    X_arr = prepare_inputs(model, X)
+    return loss.predict(model.predict_logits(X_arr, batch_size=batch_size))

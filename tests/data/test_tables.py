@@ -1,0 +1,124 @@
+import math
+
+import numpy as np
+import pytest
+
+from deltaprop.data.tables import Table, read_table
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_with_a_header_quoted_fields_and_text(tmp_path):
+    path = write(
+        tmp_path,
+        "a.csv",
+        'size,"name, full",label\n1.5,"Smith, J.",yes\n2,"say ""hi""",no\n',
+    )
+    table = read_table(path)
+    assert table.header and table.names == ("size", "name, full", "label")
+    np.testing.assert_array_equal(table.column("size"), [1.5, 2.0])
+    assert table.column("name, full").tolist() == ["Smith, J.", 'say "hi"']
+    assert table.is_text("label") and not table.is_text("size")
+
+
+def test_missing_values_are_nan_in_numbers_and_none_in_text(tmp_path):
+    path = write(tmp_path, "m.csv", "a,b\n1,x\n,y\nNA,\n4,?\n")
+    table = read_table(path)
+    a = table.column("a")
+    assert a[0] == 1 and math.isnan(a[1]) and math.isnan(a[2]) and a[3] == 4
+    assert table.column("b").tolist() == ["x", "y", None, None]
+
+
+def test_a_file_without_a_header_is_recognised_and_named_by_position(tmp_path):
+    path = write(tmp_path, "h.csv", "1,2,cat\n3,4,dog\n5,6,cat\n")
+    table = read_table(path)
+    assert not table.header and table.names == ("0", "1", "2")
+    np.testing.assert_array_equal(table.column("1"), [2, 4, 6])
+    assert read_table(path, header=True).names == ("1", "2", "cat")
+
+
+def test_a_single_column_file(tmp_path):
+    table = read_table(write(tmp_path, "s.csv", "value\n1\n2\n3\n"))
+    assert table.names == ("value",) and table.n_rows == 3
+    headless = read_table(write(tmp_path, "t.csv", "1\n2\n3\n"))
+    assert headless.names == ("0",) and headless.n_rows == 3
+
+
+def test_tsv_and_blank_lines(tmp_path):
+    table = read_table(write(tmp_path, "x.tsv", "a\tb\n1\t2\n\n3\t4\n"))
+    np.testing.assert_array_equal(table.numeric(["a", "b"]), [[1, 2], [3, 4]])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "holds no rows"),
+        ("a,b\n", "holds a header row and no data"),
+        ("a,b\n1,2\n3\n", "line 3: 1 fields where the first row has 2"),
+        ("a,a\n1,2\n", "column names must be unique; repeated: ['a']"),
+    ],
+)
+def test_malformed_csv_is_refused_with_the_line(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        read_table(write(tmp_path, "bad.csv", text))
+
+
+def test_bytes_that_are_not_utf8_and_missing_files(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"a\n\xe9\n")
+    with pytest.raises(ValueError, match="is not UTF-8 text"):
+        read_table(path)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_table(tmp_path / "nope.csv")
+    with pytest.raises(ValueError, match="is a directory"):
+        read_table(tmp_path)
+
+
+def test_npz_columns_and_matrices(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.arange(6.0).reshape(3, 2), y=np.array(["a", "b", "a"]))
+    table = read_table(path)
+    assert table.names == ("X[0]", "X[1]", "y")
+    np.testing.assert_array_equal(table.column("X[1]"), [1, 3, 5])
+    assert table.column("y").tolist() == ["a", "b", "a"]
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, X=np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"array 'X' has shape \(2, 2, 2\)"):
+        read_table(bad)
+    uneven = tmp_path / "uneven.npz"
+    np.savez(uneven, a=np.zeros(2), b=np.zeros(3))
+    with pytest.raises(ValueError, match="different lengths"):
+        read_table(uneven)
+    pickled = tmp_path / "p.npz"
+    np.savez(pickled, a=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(ValueError, match="not an NPZ file of plain arrays"):
+        read_table(pickled)
+
+
+def test_parquet_numbers_text_and_nulls(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"x": [1.0, None, 3.0], "n": [1, 2, 3], "c": ["a", None, "b"]}), path)
+    table = read_table(path)
+    assert table.names == ("x", "n", "c")
+    assert math.isnan(table.column("x")[1]) and table.column("n").dtype == np.float64
+    assert table.column("c").tolist() == ["a", None, "b"]
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="is not a readable Parquet file"):
+        read_table(tmp_path / "junk.parquet")
+
+
+def test_table_operations_keep_a_matrix_without_copies():
+    X = np.arange(12.0).reshape(4, 3)
+    table = Table.from_matrix(X, ("a", "b", "c"))
+    assert table.numeric(["a", "b", "c"]) is X
+    np.testing.assert_array_equal(table.numeric(["c", "a"]), X[:, [2, 0]])
+    assert table.without("b").names == ("a", "c")
+    assert table.take(np.array([3, 0])).n_rows == 2
+    with pytest.raises(KeyError, match="no column 'z'"):
+        table.column("z")
