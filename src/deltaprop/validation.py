@@ -190,3 +190,18 @@ def check_instance(name: str, value: Any, kind: type, example: str) -> None:
     else:
         got = f"{type(value).__name__} {value!r}"
     raise TypeError(f"{name} must be a {kind.__name__} such as {example}, got {got}")
+
+
+def check_validation_data(value: Any) -> None:
+    """``value`` is None, a pair ``(X_val, y_val)`` or a triple ``(X_val, y_val, weights)``."""
+    if value is None or (isinstance(value, tuple | list) and len(value) in (2, 3)):
+        return
+    got = (
+        f"a {type(value).__name__} of length {len(value)}"
+        if isinstance(value, tuple | list)
+        else f"a {type(value).__name__}"
+    )
+    raise TypeError(
+        f"validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, weights), "
+        f"got {got}"
+    )

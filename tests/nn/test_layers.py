@@ -1,4 +1,5 @@
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -376,3 +377,13 @@ def test_backward_refuses_a_gradient_of_another_shape(cls, shape, rng):
     layer.forward(rng.standard_normal((4, 5)), training=True)
     with pytest.raises(ValueError, match=r"shape|grad_out"):
         layer.backward(np.ones(shape))
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (4, 6)])
+def test_backward_params_refuses_a_gradient_of_another_shape_as_every_backward_does(shape, rng):
+    layer = dp.Dense(5, 5, rng=rng)
+    layer.forward(rng.standard_normal((4, 5)), training=True)
+    message = re.escape(f"Dense(5, 5).backward: grad_out has shape {shape}, expected (4, 5)")
+    for backward in (layer.backward, layer.backward_params):
+        with pytest.raises(dp.ShapeError, match=message):
+            backward(np.ones(shape))

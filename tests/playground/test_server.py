@@ -71,7 +71,7 @@ def test_a_session_starts_with_a_snapshot_of_the_engine(client):
         ({"lr": "fast"}, "lr: a number from 1e-07 to 10, got 'fast'"),
         ({"batch_size": 0}, "batch_size: an integer from 1 to 100000, got 0"),
         ({"dropout": 1.5}, "dropout: a number from 0 to 0.95"),
-        ({"loss": "MeanSquaredError"}, "is a regression loss, but moons is a classification"),
+        ({"loss": "MeanSquaredError"}, "is a regression loss, but the task is classification"),
         ({"colour": "red"}, "unknown settings ['colour']"),
     ],
 )

@@ -20,7 +20,12 @@ def setup(rng):
         ({"validation_split": "0.1"}, TypeError, r"validation_split must be a number, got '0.1'"),
         ({"validation_split": None}, TypeError, r"validation_split must be a number, got None"),
         ({"validation_data": "X"}, TypeError, r"validation_data must be a pair .*got a str"),
-        ({"validation_data": ("X",)}, TypeError, "a pair .X_val, y_val., got a tuple of length 1"),
+        (
+            {"validation_data": ("X",)},
+            TypeError,
+            r"a triple .X_val, y_val, weights., got a tuple of length 1",
+        ),
+        ({"validation_data": (1, 2, 3, 4)}, TypeError, "got a tuple of length 4"),
         ({"callbacks": [print]}, TypeError, r"callbacks\[0\] must be a Callback such as"),
         ({"callbacks": [dp.EarlyStopping]}, TypeError, "the class EarlyStopping: create one"),
         ({"callbacks": dp.EarlyStopping()}, TypeError, "callbacks must be a list of Callbacks"),

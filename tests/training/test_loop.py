@@ -140,6 +140,23 @@ def test_validation_data_is_used():
     assert history["val_loss"][-1] != pytest.approx(history["loss"][-1], rel=1e-3)
 
 
+def test_validation_data_may_carry_row_weights():
+    """``(X_val, y_val, weights)``, as Keras takes it: ``val_loss`` is the weighted mean."""
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    X_val, y_val = X[:50] + 1.0, y[:50]
+    weights = np.where(np.arange(50) < 10, 5.0, 0.5)
+    net, history = _train(0, epochs=2, validation_data=(X_val, y_val, weights))
+    loss = dp.SoftmaxCrossEntropy()
+    weighted = dp.evaluate(net, loss, X_val, y_val, sample_weight=weights)
+    plain = dp.evaluate(net, loss, X_val, y_val)
+    assert history["val_loss"][-1] == pytest.approx(weighted["loss"], rel=1e-6)
+    assert history["val_loss"][-1] != pytest.approx(plain["loss"], rel=1e-3)
+    assert history["val_accuracy"][-1] == plain["accuracy"]  # every row counts once
+    with pytest.raises(ValueError, match="sample_weight"):
+        _train(0, epochs=1, validation_data=(X_val, y_val, weights[:-1]))
+
+
 def test_without_shuffle_the_rows_are_visited_in_order():
     """SGD with one row per batch: the result is the seed's update applied row after row."""
     rng = np.random.default_rng(0)

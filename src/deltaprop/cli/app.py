@@ -28,7 +28,7 @@ from ..data.preprocessing import Preprocessor
 from ..data.tables import Table
 from ..errors import DeltapropError, ModelFileError, ShapeError
 from ..files.atomic import check_writable
-from ..files.format import read_file
+from ..files.format import json_value, read_file
 from ..files.model_files import load_contents, preprocessor_from
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
@@ -264,26 +264,9 @@ def labelled_rows(
     return table.without(column), table.column(column)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: NaN and inf become null, arrays lists, numpy scalars Python ones."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def echo_json(document: Any) -> None:
     """Print one JSON document on stdout (NaN as null)."""
-    typer.echo(json.dumps(_plain(document), indent=1, allow_nan=False))
+    typer.echo(json.dumps(json_value(document, finite_only=True), indent=1, allow_nan=False))
 
 
 def number(value: float, digits: int = 4) -> str:

@@ -16,13 +16,12 @@ import typer
 from .. import registry
 from ..data import catalog as datasets
 from ..data.catalog import Dataset
-from ..data.preprocessing import Preprocessor, check_complete
-from ..nn.losses import Loss
-from ..nn.mlp import mlp
+from ..data.preprocessing import check_complete
 from ..nn.sequential import Sequential
+from ..optim.optimizer import Optimizer
+from ..training import pipeline
 from ..training.callbacks import Diagnostics, EarlyStopping
 from ..training.loop import fit
-from ..training.pipeline import default_loss, output_width
 from ..training.protocol import Callback
 from ..training.scoring import score
 from . import plots
@@ -39,21 +38,6 @@ from .app import (
     user_input,
 )
 from .report import TrainingReport, print_summary, save_or_keep, to_json, write_plots
-
-
-def _network(
-    widths: list[int],
-    activation: str,
-    init: str,
-    dropout: float,
-    l2: float,
-    dtype: np.dtype[Any],
-    rng: np.random.Generator,
-) -> Sequential:
-    """Dense layers of the given widths with ``activation`` (and dropout) between them."""
-    make = lookup(registry.ACTIVATIONS, activation, "--activation")
-    with user_input("--init"):
-        return mlp(widths, rng=rng, activation=make, dtype=dtype, init=init, dropout=dropout, l2=l2)
 
 
 @app.command()
@@ -181,14 +165,8 @@ def train(
 ) -> None:
     """Train an MLP on a data set: a summary table, the model file (with its preprocessing)
     and plots; the split used is stated."""
-    if not (math.isfinite(lr) and lr > 0):
-        fail(f"--lr must be > 0, got {lr}")
-    if dtype not in ("float32", "float64"):
-        fail(f"--dtype must be float32 or float64, got {dtype!r}")
-    for name, value in (("--test-size", test_size), ("--val-split", val_split)):
-        if value is not None and not (0 <= value < 1 and (value > 0 or name == "--val-split")):
-            fail(f"{name} must be in {'[0' if name == '--val-split' else '(0'}, 1), got {value}")
-    widths = parse_widths(hidden)
+    _check_numbers(lr, dtype, test_size, val_split)
+    hidden_widths = parse_widths(hidden)
     optimizer_class = lookup(registry.OPTIMIZERS, optimizer, "--optimizer")
     schedule_class = lookup(registry.SCHEDULES, schedule, "--schedule")
     created: list[Path] = []
@@ -208,48 +186,37 @@ def train(
             check_complete(dataset.features)
             if dataset.test is not None:
                 check_complete(dataset.test.features)
-        with user_input("--test-size"):
-            train_set, test_set = dataset.split(test_size, seed)
-        if dataset.test is not None and test_size is None:
-            test_from = f"{dataset.name}'s own test split"
-        else:
-            stratified = " stratified by class," if dataset.task == "classification" else ""
-            test_from = f"{test_size or 0.25:.0%} of the rows,{stratified} drawn with seed {seed}"
-        scale = dataset.standardize if standardize is None else standardize
         with user_input():
-            prep = Preprocessor.fit(
-                train_set,
-                standardize=scale,
+            prepared = pipeline.prepare(
+                dataset,
+                test_size=test_size,
+                seed=seed,
+                standardize=standardize,
                 target=target or ("y" if datasets.is_file_name(data) else None),
-                split={"test_size": test_size, "seed": seed},
-                categories_from=dataset.features,
+                record_split=True,
             )
-            X_train, X_test = prep.transform(train_set.features), prep.transform(test_set.features)
-        y_train, y_test = _targets(prep, train_set), _targets(prep, test_set)
-        loss = _loss(loss_name, prep)
+        with user_input("--loss"):
+            loss = pipeline.choose_loss(loss_name, prepared.prep)
         rng = np.random.default_rng(seed)
-        widths = [prep.n_features, *widths, output_width(loss, prep.task, len(prep.class_names))]
-        model = _network(widths, activation, init, dropout, l2, np.dtype(dtype), rng)
+        lookup(registry.ACTIVATIONS, activation, "--activation")
+        with user_input("--init"):
+            model = pipeline.build_mlp(
+                prepared.prep,
+                loss,
+                hidden_widths,
+                rng=rng,
+                activation=activation,
+                init=init,
+                dropout=dropout,
+                l2=l2,
+                dtype=np.dtype(dtype),
+            )
         with user_input("--device"):
             model.to(device)
-        steps = epochs * math.ceil(len(X_train) * (1 - val_split) / batch_size)
+        steps = epochs * math.ceil(len(prepared.X_train) * (1 - val_split) / batch_size)
         rate = _schedule(schedule_class, lr, schedule_arg or [], max(steps, 1))
-        kwargs = parse_assignments(opt or [], "--opt")
-        kwargs.update(
-            {
-                k: v
-                for k, v in (("momentum", momentum), ("weight_decay", weight_decay))
-                if v is not None
-            }
-        )
-        with user_input("--optimizer"):
-            accepted = set(inspect.signature(optimizer_class).parameters) - {"params", "lr"}
-            unknown = sorted(set(kwargs) - accepted)
-            if unknown:
-                raise ValueError(
-                    f"{optimizer_class.__name__} takes no {unknown}; it takes {sorted(accepted)}"
-                )
-            opt_object = optimizer_class(model.parameters(), lr=rate, **kwargs)
+        kwargs = _optimizer_arguments(opt, momentum, weight_decay)
+        opt_object = _optimizer(optimizer_class, model, rate, kwargs)
         callbacks: list[Callback] = []
         if patience > 0:
             monitor = "val_loss" if val_split > 0 else "loss"
@@ -262,8 +229,8 @@ def train(
                 model,
                 loss,
                 opt_object,
-                X_train,
-                y_train,
+                prepared.X_train,
+                prepared.y_train,
                 epochs=epochs,
                 batch_size=batch_size,
                 rng=rng,
@@ -273,30 +240,72 @@ def train(
             )
         seconds = time.perf_counter() - started
         with user_input():
-            scores = score(model, loss, prep, X_test, y_test)
-        n_validation = round(val_split * len(X_train)) if val_split > 0 else 0
+            scores = score(model, loss, prepared.prep, prepared.X_test, prepared.y_test)
         run = TrainingReport(
             dataset,
-            train_set,
-            test_set,
-            test_from,
-            prep,
+            prepared.train,
+            prepared.test,
+            _test_from(dataset, test_size, seed),
+            prepared.prep,
             model,
             loss,
             _describe_optimizer(opt_object, kwargs, lr, rate),
             history,
             scores,
             seconds,
-            n_validation,
+            round(val_split * len(prepared.X_train)) if val_split > 0 else 0,
         )
         if model_path is not None:
-            run.model_path = save_or_keep(model, loss, prep, model_path)
+            run.model_path = save_or_keep(model, loss, prepared.prep, model_path)
         if plot_dir is not None:
-            run.plots = write_plots(run, X_test, plot_dir)
+            run.plots = write_plots(run, prepared.X_test, plot_dir)
         if json_output:
             echo_json(to_json(run))
         elif not quiet:
             print_summary(run)
+
+
+def _check_numbers(lr: float, dtype: str, test_size: float | None, val_split: float) -> None:
+    """The options typer cannot check by their type alone, before any work is done."""
+    if not (math.isfinite(lr) and lr > 0):
+        fail(f"--lr must be > 0, got {lr}")
+    if dtype not in ("float32", "float64"):
+        fail(f"--dtype must be float32 or float64, got {dtype!r}")
+    for name, value in (("--test-size", test_size), ("--val-split", val_split)):
+        if value is not None and not (0 <= value < 1 and (value > 0 or name == "--val-split")):
+            fail(f"{name} must be in {'[0' if name == '--val-split' else '(0'}, 1), got {value}")
+
+
+def _test_from(dataset: Dataset, test_size: float | None, seed: int) -> str:
+    """Where the test rows came from, as the summary says it."""
+    if dataset.test is not None and test_size is None:
+        return f"{dataset.name}'s own test split"
+    stratified = " stratified by class," if dataset.task == "classification" else ""
+    return f"{test_size or 0.25:.0%} of the rows,{stratified} drawn with seed {seed}"
+
+
+def _optimizer_arguments(
+    opt: list[str] | None, momentum: float | None, weight_decay: float | None
+) -> dict[str, Any]:
+    """``--opt NAME=VALUE`` pairs, with ``--momentum`` and ``--weight-decay`` where given."""
+    kwargs = parse_assignments(opt or [], "--opt")
+    given = (("momentum", momentum), ("weight_decay", weight_decay))
+    kwargs.update({k: v for k, v in given if v is not None})
+    return kwargs
+
+
+def _optimizer(
+    optimizer_class: type[Optimizer], model: Sequential, rate: Any, kwargs: dict[str, Any]
+) -> Optimizer:
+    """The optimizer on the model's parameters; an argument it does not take is named."""
+    with user_input("--optimizer"):
+        accepted = set(inspect.signature(optimizer_class).parameters) - {"params", "lr"}
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise ValueError(
+                f"{optimizer_class.__name__} takes no {unknown}; it takes {sorted(accepted)}"
+            )
+        return optimizer_class(model.parameters(), lr=rate, **kwargs)
 
 
 @contextmanager
@@ -344,22 +353,6 @@ def _outputs(
         for name in plots.FILES.values():
             claim_output(plots_dir / name, force, "--plots")
     return out, plots_dir
-
-
-def _targets(prep: Preprocessor, part: Dataset) -> np.ndarray:
-    """The target as the model trains on it: class indices, or the scaled regression value."""
-    if prep.task == "classification":
-        return part.y
-    return (part.y - prep.target_mean) / prep.target_scale
-
-
-def _loss(name: str | None, prep: Preprocessor) -> Loss:
-    if name is None:
-        return default_loss(prep.task, len(prep.class_names))
-    loss: Loss = lookup(registry.LOSSES, name, "--loss")()
-    if loss.task != prep.task:
-        fail(f"--loss {name} is a {loss.task} loss, but the task is {prep.task}")
-    return loss
 
 
 def _schedule(schedule_class: type, lr: float, args: list[str], steps: int) -> Any:

@@ -227,7 +227,7 @@ class Preprocessor:
         if self.task == "regression":
             y = _numbers(values)
             _refuse_missing("target", np.flatnonzero(~np.isfinite(y)).tolist(), len(y))
-            return (y - self.target_mean) / self.target_scale
+            return self._scaled_target(y)
         names = [_as_category(c) for c in self.class_names]
         labels = [_as_category(v) for v in np.asarray(values, dtype=object).tolist()]
 
@@ -238,6 +238,16 @@ class Preprocessor:
             )
 
         return np.array(_indices(labels, names, "target", unknown), dtype=np.int64)
+
+    def training_target(self, part: Dataset) -> Array:
+        """A data set's target as the network trains on it: its class indices as they are, or
+        its regression values scaled. Shapes: (N,) -> (N,)."""
+        return part.y if self.task == "classification" else self._scaled_target(part.y)
+
+    def _scaled_target(self, y: Array) -> Array:
+        """(y − mean) / scale: a regression target as the network trains on it (float64);
+        :meth:`decode` inverts it."""
+        return (y - self.target_mean) / self.target_scale
 
     def decode(self, outputs: Array) -> Array:
         """Class indices (N,) → labels; scaled regression outputs → the target's units."""

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..backend.arrays import Array
+from ..files.format import json_value
 from ..nn.formula_text import Formula
 
 SCHEMA = "deltaprop-explanation/1"
@@ -303,19 +304,11 @@ def _tex_array(array: Array, column: bool) -> str:
 
 
 def _json_number(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
+    return json_value(float(value), finite_only=True)
 
 
 def _json_array(array: Array) -> Any:
-    data = np.asarray(array, dtype=np.float64)
-    listed = np.where(np.isfinite(data), data, np.nan).tolist()
-    return _nan_to_none(listed)
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+    return json_value(np.asarray(array, dtype=np.float64), finite_only=True)
 
 
 def _dict_part(part: Part, tolerance: float) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ..errors import ModelFileError, UnknownNameError
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from ..optim.optimizer import Optimizer
-from .format import FileContents, read_file, write_file
+from .format import FileContents, json_value, read_file, write_file
 from .model_files import (
     architecture_differences,
     base_info,
@@ -30,17 +30,6 @@ from .model_files import (
     fill_model,
     model_from,
 )
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with NumPy scalars made Python numbers and tuples made lists, recursively."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def data_fingerprint(X: Array, y: Array, sample: int = 1024) -> dict[str, Any]:
@@ -93,7 +82,7 @@ def optimizer_config(optimizer: Optimizer) -> dict[str, Any]:
     return {
         "type": registry.OPTIMIZERS.name_of(type(optimizer)),
         "lr": lr,
-        "hyperparameters": json_safe(config),
+        "hyperparameters": json_value(config),
     }
 
 
@@ -130,13 +119,13 @@ def save_checkpoint(
                 tensors[f"callbacks.{i}.{key}"] = value
                 plain[key] = {"tensor": f"callbacks.{i}.{key}"}
             else:
-                plain[key] = json_safe(value)
+                plain[key] = json_value(value)
         saved_callbacks.append({"type": name, "state": plain})
     info = base_info(model, loss, "checkpoint")
     info["checkpoint"] = {
         "epoch": int(epoch),
-        "history": json_safe(history),
-        "rng": json_safe(rng_state),
+        "history": json_value(history),
+        "rng": json_value(rng_state),
         "optimizer": {
             **optimizer_config(optimizer),
             "step_count": optimizer.step_count,
@@ -144,7 +133,7 @@ def save_checkpoint(
         },
         "callbacks": saved_callbacks,
         "data": data,
-        "generators": json_safe(list(generator_states)),
+        "generators": json_value(list(generator_states)),
     }
     check_finite_tensors(model.state_dict())
     write_file(path, tensors, info, check=lambda contents: _check_readable(contents, str(path)))
@@ -257,7 +246,7 @@ def load_checkpoint(
     notes = [
         f"{key}: file has {saved_opt.get(key)!r}, given {current_opt[key]!r}"
         for key in ("type", "lr", "hyperparameters")
-        if json_safe(saved_opt.get(key)) != json_safe(current_opt[key])
+        if json_value(saved_opt.get(key)) != json_value(current_opt[key])
     ]
     if notes:
         raise ModelFileError(

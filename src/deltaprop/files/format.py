@@ -40,6 +40,25 @@ HEADER_CAP = 16 * 1024 * 1024  # bytes: no real deltaprop header comes near this
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32}
 
 
+def json_value(value: Any, *, finite_only: bool = False) -> Any:
+    """``value`` as JSON holds it, recursively: NumPy scalars as Python numbers, arrays and
+    tuples as lists, dictionary keys as strings, paths as strings; with ``finite_only``, NaN
+    and ±inf as None (JSON's null), else kept as they are."""
+    if isinstance(value, dict):
+        return {str(k): json_value(v, finite_only=finite_only) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v, finite_only=finite_only) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_value(value.tolist(), finite_only=finite_only)
+    if isinstance(value, np.generic):
+        return json_value(value.item(), finite_only=finite_only)
+    if finite_only and isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
 def sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 

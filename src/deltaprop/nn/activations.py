@@ -2,12 +2,15 @@
 
 Each backward multiplies the incoming gradient by the local derivative f'(z) — the seed's
 ``δ = (Wᵀ δ_next) ⊙ f'(z)``, where ``grad_out`` already holds ``Wᵀ δ_next`` for each row.
-Each layer caches the least it needs: the gate for ReLU, the output for Sigmoid and Tanh.
+Each layer caches the least it needs: the gate for ReLU, the output for Sigmoid and Tanh, the
+input for the others. ReLU and Identity are written out in full; the smooth activations share
+:class:`Elementwise`, each being its f and f′.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from abc import abstractmethod
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -70,120 +73,119 @@ class ReLU(Layer):
         return F.apply_gate(grad_out, self._gate, out=D)
 
 
-class LeakyReLU(Layer):
+class Elementwise(Layer):
+    """The base of the smooth element-wise activations: a = f(z) and f′, nothing else.
+
+    Forward keeps what f′ is computed from — the input z, or, where f′ is cheaper from the
+    output (σ′ = a(1 − a), tanh′ = 1 − a²), the output a (:attr:`from_output`) — and backward is
+    the seed's Step 4, ``δ = grad_out ⊙ f′``. A subclass is its formula: :meth:`f` and
+    :meth:`f_prime`. (ReLU and Identity are written out in full above, as teaching cases.)
+
+    Shapes: (N, D) -> (N, D).
+    """
+
+    from_output: ClassVar[bool] = False
+    """Whether :meth:`f_prime` reads the output a (else the input z)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kept: Array | None = None  # z, or a when from_output: what f' is computed from
+
+    @abstractmethod
+    def f(self, z: Array) -> Array:
+        """a = f(z), element by element. Shapes: (N, D) -> (N, D)."""
+
+    @abstractmethod
+    def f_prime(self, kept: Array) -> Array:
+        """f′(z), from z, or from a = f(z) when :attr:`from_output`. Shapes: (N, D) -> (N, D)."""
+
+    def forward(self, x: Array, *, training: bool = False) -> Array:
+        check_input(x, layer=type(self).__name__)
+        a = self.f(x)
+        self._kept = (a if self.from_output else x) if training else None
+        return a
+
+    def backward(self, grad_out: Array) -> Array:
+        self._require_cache(self._kept, grad_out)
+        assert self._kept is not None
+        # the seed's Step 4: δ = (Wᵀ δ_next) ⊙ f'(z), grad_out holding Wᵀ δ_next
+        return grad_out * self.f_prime(self._kept)
+
+
+class LeakyReLU(Elementwise):
     """a = z if z > 0 else slope·z; a' = 1 or slope. Shapes: (N, D) -> (N, D)."""
 
     formula = formulas.LEAKY_RELU
-
     relu_like = True
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
         self.negative_slope = check_fraction("negative_slope", negative_slope, owner="LeakyReLU")
-        self._z: Array | None = None
 
-    def forward(self, x: Array, *, training: bool = False) -> Array:
-        check_input(x, layer="LeakyReLU")
-        self._z = x if training else None
-        return F.leaky_relu(x, self.negative_slope)
+    def f(self, z: Array) -> Array:
+        return F.leaky_relu(z, self.negative_slope)
 
-    def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._z, grad_out)
-        assert self._z is not None
-        return grad_out * F.leaky_relu_prime(self._z, self.negative_slope)
+    def f_prime(self, kept: Array) -> Array:
+        return F.leaky_relu_prime(kept, self.negative_slope)
 
     def config(self) -> dict[str, Any]:
         return {"negative_slope": self.negative_slope}
 
 
-class Sigmoid(Layer):
-    """a = σ(z); a' = a (1 − a), from the cached output. Shapes: (N, D) -> (N, D).
+class Sigmoid(Elementwise):
+    """a = σ(z); a' = a (1 − a), from the kept output. Shapes: (N, D) -> (N, D).
 
     Use it for hidden layers; for a sigmoid *output* use SigmoidBinaryCrossEntropy, which fuses
     the two so the output delta is ŷ − y.
     """
 
     formula = formulas.SIGMOID
+    from_output = True
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._a: Array | None = None
+    def f(self, z: Array) -> Array:
+        return F.sigmoid(z)
 
-    def forward(self, x: Array, *, training: bool = False) -> Array:
-        check_input(x, layer="Sigmoid")
-        a = F.sigmoid(x)
-        self._a = a if training else None
-        return a
-
-    def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._a, grad_out)
-        assert self._a is not None
-        return grad_out * F.sigmoid_prime_from_output(self._a)
+    def f_prime(self, kept: Array) -> Array:
+        return F.sigmoid_prime_from_output(kept)
 
 
-class Tanh(Layer):
-    """a = tanh(z); a' = 1 − a², from the cached output. Shapes: (N, D) -> (N, D)."""
+class Tanh(Elementwise):
+    """a = tanh(z); a' = 1 − a², from the kept output. Shapes: (N, D) -> (N, D)."""
 
     formula = formulas.TANH
+    from_output = True
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._a: Array | None = None
+    def f(self, z: Array) -> Array:
+        return F.tanh(z)
 
-    def forward(self, x: Array, *, training: bool = False) -> Array:
-        check_input(x, layer="Tanh")
-        a = F.tanh(x)
-        self._a = a if training else None
-        return a
-
-    def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._a, grad_out)
-        assert self._a is not None
-        return grad_out * F.tanh_prime_from_output(self._a)
+    def f_prime(self, kept: Array) -> Array:
+        return F.tanh_prime_from_output(kept)
 
 
-class GELU(Layer):
+class GELU(Elementwise):
     """a = z Φ(z) (exact, erf form); a' = Φ(z) + z φ(z). Shapes: (N, D) -> (N, D)."""
 
     formula = formulas.GELU
-
     relu_like = True
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._z: Array | None = None
+    def f(self, z: Array) -> Array:
+        return F.gelu(z)
 
-    def forward(self, x: Array, *, training: bool = False) -> Array:
-        check_input(x, layer="GELU")
-        self._z = x if training else None
-        return F.gelu(x)
-
-    def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._z, grad_out)
-        assert self._z is not None
-        return grad_out * F.gelu_prime(self._z)
+    def f_prime(self, kept: Array) -> Array:
+        return F.gelu_prime(kept)
 
 
-class Softplus(Layer):
+class Softplus(Elementwise):
     """a = log(1 + e^z); a' = σ(z). Shapes: (N, D) -> (N, D)."""
 
     formula = formulas.SOFTPLUS
-
     relu_like = True
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._z: Array | None = None
+    def f(self, z: Array) -> Array:
+        return F.softplus(z)
 
-    def forward(self, x: Array, *, training: bool = False) -> Array:
-        check_input(x, layer="Softplus")
-        self._z = x if training else None
-        return F.softplus(x)
-
-    def backward(self, grad_out: Array) -> Array:
-        self._require_cache(self._z, grad_out)
-        assert self._z is not None
-        return grad_out * F.softplus_prime(self._z)
+    def f_prime(self, kept: Array) -> Array:
+        return F.softplus_prime(kept)
 
 
 class Softmax(Layer):

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..backend.arrays import Array, float_dtype, to_host
+from ..errors import ShapeError
 from ..validation import check_bool, check_input, check_int, check_positive, check_rng
 from . import functional as F
 from . import init as initializers
@@ -131,7 +132,7 @@ class Dense(Layer):
         assert self._x is not None
         D = grad_out.astype(self.W.value.dtype, copy=False)
         if D.shape != (self._x.shape[0], self.out_features):
-            raise ValueError(
+            raise ShapeError(
                 f"Dense({self.in_features}, {self.out_features}).backward: grad_out has shape "
                 f"{D.shape}, expected {(self._x.shape[0], self.out_features)}"
             )

@@ -20,15 +20,12 @@ import numpy as np
 
 from .. import registry
 from ..data import catalog as datasets
-from ..data.dataset import Dataset
-from ..data.preprocessing import Preprocessor
 from ..data.tables import Table
 from ..explanation.explain import explain
 from ..explanation.gradcheck import float64_copy
 from ..files.model_files import save
-from ..nn.mlp import mlp
+from ..training import pipeline
 from ..training.loop import evaluate, fit, predict
-from ..training.pipeline import default_loss, output_width
 from ..training.scoring import class_probabilities
 from .settings import DATA_SETS, Settings, SettingsError, is_int, load_data
 
@@ -50,31 +47,18 @@ class Session:
         self.lock = threading.Lock()  # training and explaining take turns
         try:
             data = load_data(settings, uploads)
-            train, test = data.split(0.25, seed=settings.seed)
-            self.prep = Preprocessor.fit(
-                train, standardize=data.standardize, categories_from=data.features
-            )
-            self.X_train = self.prep.transform(train.features).astype(np.float32)
-            self.X_test = self.prep.transform(test.features).astype(np.float32)
+            prepared = pipeline.prepare(data, test_size=0.25, seed=settings.seed, dtype=np.float32)
         except (ValueError, KeyError) as error:
             raise SettingsError(f"data: {error}".replace("--target", "the target field")) from None
-        self.data, self.train, self.test = data, train, test
-        self.y_train, self.y_test = self._target(train), self._target(test)
-        n_classes = len(self.prep.class_names)
-        if settings.loss == "auto":
-            self.loss = default_loss(self.prep.task, n_classes)
-        else:
-            self.loss = registry.LOSSES.get(settings.loss)()
-            if self.loss.task != self.prep.task:
-                raise SettingsError(
-                    f"loss: {settings.loss} is a {self.loss.task} loss, but "
-                    f"{data.name} is a {self.prep.task} task"
-                )
-        widths = [
-            self.prep.n_features,
-            *settings.hidden,
-            output_width(self.loss, self.prep.task, n_classes),
-        ]
+        self.data, self.prep = data, prepared.prep
+        self.train, self.test = prepared.train, prepared.test
+        self.X_train, self.y_train = prepared.X_train, prepared.y_train
+        self.X_test, self.y_test = prepared.X_test, prepared.y_test
+        try:
+            self.loss = pipeline.choose_loss(settings.loss, self.prep)
+        except ValueError as error:
+            raise SettingsError(f"loss: {error}") from None
+        widths = pipeline.widths(self.prep, self.loss, settings.hidden)
         n_parameters = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
         if n_parameters > MAX_PARAMETERS:
             raise SettingsError(
@@ -82,12 +66,13 @@ class Session:
                 f"{MAX_PARAMETERS:,} train at an interactive pace"
             )
         self.rng = np.random.default_rng(settings.seed)
-        activation = registry.ACTIVATIONS.get(settings.activation)
         try:
-            self.model = mlp(
-                widths,
+            self.model = pipeline.build_mlp(
+                self.prep,
+                self.loss,
+                settings.hidden,
                 rng=self.rng,
-                activation=activation,
+                activation=settings.activation,
                 init=settings.init,
                 dropout=settings.dropout,
                 l2=settings.l2,
@@ -101,11 +86,6 @@ class Session:
         self.epoch = 0
         self.history: dict[str, list[float | None]] = {}
         self.diverged = False
-
-    def _target(self, part: Dataset) -> np.ndarray:
-        if self.prep.task == "classification":
-            return part.y
-        return ((part.y - self.prep.target_mean) / self.prep.target_scale).astype(np.float32)
 
     # --- training -----------------------------------------------------------------------------
 
@@ -254,34 +234,23 @@ class Session:
             source = f'dp.datasets.from_file("your-data.csv", target={s.target!r})'
         loss = type(self.loss).__name__
         optimizer = type(self.optimizer).__name__
-        targets = "y_train, y_test = train.y, test.y"
-        if self.prep.task == "regression":  # trained on (y − mean) / scale
-            targets = (
-                "y_train, y_test = (\n"
-                "    ((part.y - prep.target_mean) / prep.target_scale).astype(np.float32)\n"
-                "    for part in (train, test)\n)"
-            )
         return f'''"""The network of a deltaprop playground session, rebuilt and trained again."""
 
 import numpy as np
 
 import deltaprop as dp
+from deltaprop.training import pipeline
 
 data = {source}
-train, test = data.split(0.25, seed={s.seed})
-prep = dp.Preprocessor.fit(train, standardize={self.data.standardize},
-                           categories_from=data.features)
-X_train = prep.transform(train.features).astype(np.float32)
-X_test = prep.transform(test.features).astype(np.float32)
-{targets}
-rng = np.random.default_rng({s.seed})
-net = dp.mlp({self.widths}, rng=rng, activation=dp.registry.ACTIVATIONS.get("{s.activation}"),
-             init="{s.init}", dropout={s.dropout}, l2={s.l2})
+run = pipeline.prepare(data, test_size=0.25, seed={s.seed}, dtype=np.float32)
 loss = dp.{loss}()
+rng = np.random.default_rng({s.seed})
+net = pipeline.build_mlp(run.prep, loss, {list(s.hidden)}, rng=rng, activation="{s.activation}",
+                         init="{s.init}", dropout={s.dropout}, l2={s.l2})
 opt = dp.{optimizer}(net.parameters(), lr={s.lr})
 for epoch in range({self.epoch}):  # one fit per epoch, as the playground trains
-    dp.fit(net, loss, opt, X_train, y_train, epochs=1, batch_size={s.batch_size}, rng=rng,
-           verbose=0)
-print(dp.evaluate(net, loss, X_test, y_test))
-dp.save(net, "playground.safetensors", loss=loss, preprocessor=prep)
+    dp.fit(net, loss, opt, run.X_train, run.y_train, epochs=1, batch_size={s.batch_size},
+           rng=rng, verbose=0)
+print(dp.evaluate(net, loss, run.X_test, run.y_test))
+dp.save(net, "playground.safetensors", loss=loss, preprocessor=run.prep)
 '''

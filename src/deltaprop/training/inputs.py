@@ -134,18 +134,6 @@ def check_optimizer(model: Sequential, optimizer: Any) -> None:
         )
 
 
-def check_pair(name: str, value: Any) -> None:
-    """``value`` is None or a pair such as ``(X_val, y_val)``."""
-    if value is None or (isinstance(value, tuple | list) and len(value) == 2):
-        return
-    got = (
-        f"a {type(value).__name__} of length {len(value)}"
-        if isinstance(value, tuple | list)
-        else f"a {type(value).__name__}"
-    )
-    raise TypeError(f"{name} must be a pair (X_val, y_val), got {got}")
-
-
 def check_callbacks(callbacks: Any) -> list[Callback]:
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Sequence | list | tuple):
         raise TypeError(f"callbacks must be a list of Callbacks, got {type(callbacks).__name__}")

@@ -25,14 +25,13 @@ from ..nn.dense_chain import threads_in_use
 from ..nn.losses import Loss, prepare_weights
 from ..nn.sequential import Sequential
 from ..optim.optimizer import Optimizer
-from ..validation import check_bool, check_int, check_number, check_rng
-from .compiled_epoch import compiled_epochs
+from ..validation import check_bool, check_int, check_number, check_rng, check_validation_data
+from .compiled_epoch import CompiledEpochs, compiled_epochs
 from .inputs import (
     Batches,
     check_batch_rows,
     check_callbacks,
     check_optimizer,
-    check_pair,
     check_parts,
     prepare_data,
     prepare_inputs,
@@ -154,7 +153,7 @@ def fit(
     check_parts(model, loss)
     check_optimizer(model, optimizer)
     callbacks = check_callbacks(callbacks)
-    check_pair("validation_data", validation_data)
+    check_validation_data(validation_data)
     validation_split = check_number(
         "validation_split", validation_split, low=0, high=1, high_open=True
     )
@@ -164,127 +163,165 @@ def fit(
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     X_all, y_all = prepare_data(model, loss, X, y)
     w_all = None if sample_weight is None else prepare_weights(sample_weight, len(X_all))
-    classification = loss.task == "classification"
-
-    history = History()
-    start_epoch = 0
-    val_index: Array | None = None
-    if resume_from is not None:
-        state = load_checkpoint(
-            resume_from, model, optimizer, loss=loss, data=data_fingerprint(X_all, y_all)
-        )
-        rng.bit_generator.state = state.rng_state
-        history = History(state.history)
-        start_epoch = state.epoch
-        val_index = state.val_index
-        _restore_callbacks(callbacks, state.callbacks)
-
-    model.offer_rng(rng)  # for layers that draw random numbers in training
-    if resume_from is not None:  # the generators layers were given themselves, not fit's
-        own = [g for g in model.generators() if g is not rng]
-        for generator, saved in zip(own, state.generator_states, strict=False):
-            generator.bit_generator.state = saved
-
-    X_val: Array | None
-    y_val: Array | None
-    w_val: Array | None = None
-    if validation_data is not None:
-        X_val, y_val = prepare_data(model, loss, *validation_data[:2], name="X_val")
-        if len(validation_data) == 3:
-            w_val = prepare_weights(validation_data[2], len(X_val))
-        train_index = np.arange(len(X_all))
-        val_index = None
-    elif validation_split > 0:
-        if val_index is None:
-            train_index, val_index = validation_split_indices(
-                y_all, validation_split, classification, rng
-            )
-        else:
-            train_index = np.setdiff1d(np.arange(len(X_all)), val_index, assume_unique=True)
-        X_val, y_val = X_all[val_index], y_all[val_index]
-        w_val = None if w_all is None else w_all[val_index]
-    else:
-        train_index = np.arange(len(X_all))
-        X_val = y_val = None
-
-    if verbose == 1 and not any(isinstance(c, ProgressBar) for c in callbacks):
-        callbacks.append(ProgressBar())
-    elif verbose == 2 and not any(isinstance(c, EpochLogger) for c in callbacks):
-        callbacks.append(EpochLogger())
-    threads = threads_in_use() if n_threads is None else check_int("n_threads", n_threads, 1)
-    work = len(train_index) * sum(p.value.size for p in model.parameters()) * epochs
-    data = (X_all, y_all, w_all)
-    compiled = compiled_epochs(engine, model, loss, optimizer, data, batch_size, work)
 
     run = TrainingRun(
         model=model,
         loss=loss,
         optimizer=optimizer,
-        history=history,
+        history=History(),
         epochs=epochs,
         batch_size=batch_size,
         X=X_all,
         y=y_all,
-        train_index=train_index,
+        train_index=np.arange(len(X_all)),
         rng=rng,
-        val_index=val_index,
+        val_index=None,
         callbacks=callbacks,
-        epoch=start_epoch,
+        epoch=0,
     )
-    check_batch_rows(model, len(train_index), batch_size)
+    _resume(run, resume_from)
+    validation = _split(run, w_all, validation_data, validation_split)
+    _add_display(callbacks, verbose)
+    threads = threads_in_use() if n_threads is None else check_int("n_threads", n_threads, 1)
+    work = len(run.train_index) * sum(p.value.size for p in model.parameters()) * epochs
+    data = (X_all, y_all, w_all)
+    compiled = compiled_epochs(engine, model, loss, optimizer, data, batch_size, work)
+    check_batch_rows(model, len(run.train_index), batch_size)
+    _train(run, w_all, validation, shuffle, compiled, threads)
+    run.history.stop_reason = run.stop_reason
+    return run.history
+
+
+def _resume(run: TrainingRun, checkpoint: str | os.PathLike[str] | None) -> None:
+    """Offer the run's generator to the model's layers; from a ``checkpoint``, first restore the
+    weights, the optimizer, the History, the epoch, the validation rows and the callbacks, and
+    then the generators' states, so training continues exactly where it stopped."""
+    if checkpoint is None:
+        run.model.offer_rng(run.rng)  # for layers that draw random numbers in training
+        return
+    state = load_checkpoint(
+        checkpoint,
+        run.model,
+        run.optimizer,
+        loss=run.loss,
+        data=data_fingerprint(run.X, run.y),
+    )
+    run.rng.bit_generator.state = state.rng_state
+    run.history = History(state.history)
+    run.epoch = state.epoch
+    run.val_index = state.val_index
+    _restore_callbacks(run.callbacks, state.callbacks)
+    run.model.offer_rng(run.rng)
+    # the generators layers were given themselves, not fit's
+    own = [g for g in run.model.generators() if g is not run.rng]
+    for generator, saved in zip(own, state.generator_states, strict=False):
+        generator.bit_generator.state = saved
+
+
+Validation = tuple[Array, Array, Array | None] | None
+"""The validation rows as ``(X_val, y_val, weights or None)``, or None for no validation."""
+
+
+def _split(
+    run: TrainingRun,
+    w_all: Array | None,
+    validation_data: tuple[Any, ...] | None,
+    validation_split: float,
+) -> Validation:
+    """Set ``run.train_index`` and ``run.val_index`` and return the validation rows: those of
+    ``validation_data``, or a ``validation_split`` of (X, y) held out (the rows a resumed run
+    held out before), or none."""
+    if validation_data is not None:
+        X_val, y_val = prepare_data(run.model, run.loss, *validation_data[:2], name="X_val")
+        w_val = None
+        if len(validation_data) == 3:
+            w_val = prepare_weights(validation_data[2], len(X_val))
+        run.val_index = None
+        return X_val, y_val, w_val
+    if validation_split == 0:
+        return None
+    if run.val_index is None:
+        classification = run.loss.task == "classification"
+        run.train_index, run.val_index = validation_split_indices(
+            run.y, validation_split, classification, run.rng
+        )
+    else:
+        run.train_index = np.setdiff1d(np.arange(len(run.X)), run.val_index, assume_unique=True)
+    w_val = None if w_all is None else w_all[run.val_index]
+    return run.X[run.val_index], run.y[run.val_index], w_val
+
+
+def _add_display(callbacks: list[Callback], verbose: int) -> None:
+    """A progress bar (``verbose=1``) or a line per epoch (``2``), unless one is there."""
+    if verbose == 1 and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(ProgressBar())
+    elif verbose == 2 and not any(isinstance(c, EpochLogger) for c in callbacks):
+        callbacks.append(EpochLogger())
+
+
+def _train(
+    run: TrainingRun,
+    w_all: Array | None,
+    validation: Validation,
+    shuffle: bool,
+    compiled: CompiledEpochs | None,
+    threads: int,
+) -> None:
+    """The loop: epoch after epoch (``compiled``, or the reference path where it is None), the
+    callbacks told at each turn, the validation rows evaluated, and a roll-back to finite
+    weights if the loss or a gradient blows up."""
+    model, loss, history = run.model, run.loss, run.history
     # on a GPU, the data are copied there once, here; the host's copies serve the checks
     here = model.flat_values
     w_here = None if w_all is None else moved_to(w_all, here)
-    batches = Batches(moved_to(X_all, here), moved_to(y_all, here), w_here)
-    if X_val is not None and y_val is not None:
+    batches = Batches(moved_to(run.X, here), moved_to(run.y, here), w_here)
+    if validation is not None:
+        X_val, y_val, w_val = validation
         X_val, y_val = moved_to(X_val, here), moved_to(y_val, here)
         w_val = None if w_val is None else moved_to(w_val, here)
-    fallbacks = Fallbacks(model, start_epoch)  # weights to roll back to after a blow-up
-    y_train_reference = y_all if len(train_index) == len(y_all) else y_all[train_index]
-    blew_up = False
+    fallbacks = Fallbacks(model, run.epoch)  # weights to roll back to after a blow-up
+    train_index = run.train_index
+    y_train_reference = run.y if len(train_index) == len(run.y) else run.y[train_index]
 
-    for callback in callbacks:
+    for callback in run.callbacks:
         callback.on_train_begin(run)
     try:
         with reusing(*model.workspaces(), loss.workspace):
-            for epoch in range(start_epoch, epochs):
+            for epoch in range(run.epoch, run.epochs):
                 run.epoch = epoch
-                for callback in callbacks:
+                for callback in run.callbacks:
                     callback.on_epoch_begin(run, epoch)
                 started = time.perf_counter()
-                order = rng.permutation(train_index) if shuffle else train_index
+                order = run.rng.permutation(train_index) if shuffle else train_index
                 metrics = Metrics(loss, y_train_reference)
-                lr = optimizer.current_lr()
-                if compiled is not None:
-                    stopped = compiled.train_epoch(run, order, metrics, threads)
-                else:
+                lr = run.optimizer.current_lr()
+                if compiled is None:
                     stopped = _reference_epoch(run, order, metrics, batches)
+                else:
+                    stopped = compiled.train_epoch(run, order, metrics, threads)
                 if stopped is not None:
                     value, norm, batch = stopped
-                    check = (X_all, y_all, train_index)
+                    check = (run.X, run.y, train_index)
                     stop_on_non_finite(run, value, norm, epoch, batch, fallbacks, check)
-                    blew_up = history.diverged = True
-                if blew_up:
+                    history.diverged = True
                     break
                 logs = metrics.result()
-                if X_val is not None and y_val is not None:
+                if validation is not None:
                     logs.update(_evaluate_prepared(model, loss, X_val, y_val, w_val, prefix="val_"))
                 logs["lr"] = lr
                 logs["epoch_time"] = time.perf_counter() - started
-                for callback in callbacks:
+                for callback in run.callbacks:
                     callback.on_epoch_end(run, epoch, logs)
                 history.append(logs)
                 fallbacks.record(epoch + 1)
                 run.epoch = epoch + 1
-                for callback in callbacks:
+                for callback in run.callbacks:
                     callback.on_epoch_recorded(run)
                 if run.stop_training:
                     break
     finally:
-        for callback in callbacks:
+        for callback in run.callbacks:
             callback.on_train_end(run)
-    history.stop_reason = run.stop_reason
-    return history
 
 
 def _reference_epoch(

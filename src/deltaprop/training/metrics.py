@@ -1,4 +1,5 @@
-"""What the training loop reports: accuracy for classification; MSE, MAE, R² for regression."""
+"""What the training loop reports: accuracy for classification; MSE, MAE, R² for regression
+(:func:`regression_metrics`, which the scores of a trained model use too)."""
 
 from __future__ import annotations
 
@@ -60,11 +61,25 @@ class Metrics:
             logs[prefix + "accuracy"] = self.correct / self.count
         else:
             elements = self.count * self.n_outputs
-            logs[prefix + "mse"] = self.sq / elements
-            logs[prefix + "mae"] = self.abs / elements
             total = self.variance_per_row * self.count
-            logs[prefix + "r2"] = 1.0 - self.sq / total if total > 0 else math.nan
+            scores = regression_metrics(self.sq, self.abs, elements, total)
+            logs.update({prefix + name: value for name, value in scores.items()})
         return logs
+
+
+def regression_metrics(
+    squares: float, absolutes: float, elements: int, total: float
+) -> dict[str, float]:
+    """MSE, MAE and R² from a residual r's sums over ``elements`` values: ``squares`` = Σ r²,
+    ``absolutes`` = Σ |r|, and ``total`` = Σ (y − ȳ)², R²'s baseline (R² is NaN where it is 0).
+
+    The one home of the three formulas: the training loop's running metrics and a trained
+    model's scores both use it."""
+    return {
+        "mse": squares / elements,
+        "mae": absolutes / elements,
+        "r2": 1.0 - squares / total if total > 0 else math.nan,
+    }
 
 
 def true_labels(y: Array) -> Array:

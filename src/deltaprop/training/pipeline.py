@@ -1,9 +1,92 @@
-"""From a data set to a model ready to train: the steps the command line and the playground
-share."""
+"""From a data set to a model ready to train: the steps ``deltaprop train``, the playground and
+the code the playground exports share, written once.
+
+1. :func:`prepare`: the train/test split, the preprocessing fitted on the training rows only,
+   and both parts as the network reads them (features, and class indices or the scaled target);
+2. :func:`choose_loss`: the loss named, or the task's (sigmoid + BCE for two classes, softmax
+   cross-entropy above, half mean squared error for regression);
+3. :func:`widths` and :func:`build_mlp`: the network from the hidden widths, its input and
+   output widths read from the preprocessing and the loss.
+
+The optimizer and ``fit`` follow, as each face decides (epochs, callbacks, the schedule).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import registry
+from ..backend.arrays import Array
+from ..data.dataset import Dataset
+from ..data.preprocessing import Preprocessor
 from ..nn.losses import Loss, MeanSquaredError, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from ..nn.mlp import mlp
+from ..nn.sequential import Sequential
+
+
+@dataclass
+class Prepared:
+    """A data set split, its preprocessing, and both parts as the network reads them.
+
+    Shapes: ``X_train`` (N_train, F), ``y_train`` (N_train,), ``X_test`` (N_test, F),
+    ``y_test`` (N_test,), F = ``prep.n_features``.
+    """
+
+    train: Dataset
+    test: Dataset
+    prep: Preprocessor
+    X_train: Array
+    y_train: Array
+    X_test: Array
+    y_test: Array
+
+
+def prepare(
+    dataset: Dataset,
+    *,
+    test_size: float | None = None,
+    seed: int = 0,
+    standardize: bool | None = None,
+    target: str | None = None,
+    record_split: bool = False,
+    dtype: npt.DTypeLike | None = None,
+) -> Prepared:
+    """Split ``dataset`` and fit its preprocessing on the training rows.
+
+    Args:
+        test_size: fraction held out for the test; None: the set's own test split, else 0.25.
+        seed: the seed of the split.
+        standardize: scale numeric columns (and a regression target) to mean 0, std 1 on the
+            training rows; None: as the data set recommends (``dataset.standardize``).
+        target: the target column's name, kept in the preprocessing (files name it).
+        record_split: keep ``test_size`` and ``seed`` in the preprocessing (and so in the model
+            file), so that ``evaluate`` can find the same test rows again.
+        dtype: cast the features (and a regression target) to this type; None: float64.
+
+    Raises:
+        ValueError: for a ``test_size`` that leaves no rows, missing values, or a text column
+            that cannot be one-hot encoded.
+    """
+    train, test = dataset.split(test_size, seed)
+    prep = Preprocessor.fit(
+        train,
+        standardize=dataset.standardize if standardize is None else standardize,
+        target=target,
+        split={"test_size": test_size, "seed": seed} if record_split else None,
+        categories_from=dataset.features,
+    )
+    X_train, X_test = prep.transform(train.features), prep.transform(test.features)
+    y_train, y_test = prep.training_target(train), prep.training_target(test)
+    if dtype is not None:
+        X_train, X_test = X_train.astype(dtype), X_test.astype(dtype)
+        if prep.task == "regression":
+            y_train, y_test = y_train.astype(dtype), y_test.astype(dtype)
+    return Prepared(train, test, prep, X_train, y_train, X_test, y_test)
 
 
 def default_loss(task: str, n_classes: int) -> Loss:
@@ -14,8 +97,49 @@ def default_loss(task: str, n_classes: int) -> Loss:
     return SigmoidBinaryCrossEntropy() if n_classes == 2 else SoftmaxCrossEntropy()
 
 
+def choose_loss(name: str | None, prep: Preprocessor) -> Loss:
+    """The loss of registry name ``name``, or the task's default (None or ``"auto"``).
+
+    Raises:
+        UnknownNameError: for a name the registry does not know.
+        ValueError: for a loss of another task (a regression loss on classes, say).
+    """
+    if name is None or name == "auto":
+        return default_loss(prep.task, len(prep.class_names))
+    loss: Loss = registry.LOSSES.get(name)()
+    if loss.task != prep.task:
+        raise ValueError(f"{name} is a {loss.task} loss, but the task is {prep.task}")
+    return loss
+
+
 def output_width(loss: Loss, task: str, n_classes: int) -> int:
     """Outputs of the last layer: one for a binary sigmoid or a regression, else one per class."""
     if task == "regression" or (n_classes == 2 and isinstance(loss, SigmoidBinaryCrossEntropy)):
         return 1
     return n_classes
+
+
+def widths(prep: Preprocessor, loss: Loss, hidden: Sequence[int]) -> list[int]:
+    """The network's widths: the features, the ``hidden`` widths, the loss's outputs."""
+    return [prep.n_features, *hidden, output_width(loss, prep.task, len(prep.class_names))]
+
+
+def build_mlp(
+    prep: Preprocessor,
+    loss: Loss,
+    hidden: Sequence[int],
+    *,
+    rng: np.random.Generator,
+    activation: str = "relu",
+    **options: Any,
+) -> Sequential:
+    """:func:`~deltaprop.nn.mlp.mlp` of :func:`widths`, with the activation of registry name
+    ``activation`` between the layers; ``options`` go to ``mlp`` (``init``, ``dropout``,
+    ``l2``, ``dtype``).
+
+    Raises:
+        UnknownNameError: for an activation the registry does not know.
+        ValueError: for options ``mlp`` refuses.
+    """
+    make = registry.ACTIVATIONS.get(activation)
+    return mlp(widths(prep, loss, hidden), rng=rng, activation=make, **options)

@@ -18,6 +18,7 @@ from ..data.preprocessing import Preprocessor
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from .loop import evaluate, predict
+from .metrics import regression_metrics
 
 
 @dataclass
@@ -79,14 +80,19 @@ def score(model: Sequential, loss: Loss, prep: Preprocessor, X: Array, y: Array)
         true = prep.decode(np.asarray(y, dtype=np.float64))
         values = prep.decode(outputs[:, 0] if outputs.ndim == 2 else outputs)
         residual = values - true
-        mse = float(np.mean(residual**2))
-        variance = float(np.var(true))
+        centered = true - true.mean()
+        scores = regression_metrics(
+            float(np.sum(residual * residual)),
+            float(np.sum(np.abs(residual))),
+            len(true),
+            float(np.sum(centered * centered)),
+        )
         metrics = {
             "loss": logs["loss"],
-            "mse": mse,
-            "rmse": math.sqrt(mse),
-            "mae": float(np.mean(np.abs(residual))),
-            "r2": 1 - mse / variance if variance > 0 else math.nan,
+            "mse": scores["mse"],
+            "rmse": math.sqrt(scores["mse"]),
+            "mae": scores["mae"],
+            "r2": scores["r2"],
         }
         return Scores("regression", len(true), metrics, predictions=values)
     k = len(prep.class_names)
