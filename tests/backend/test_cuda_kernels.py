@@ -196,3 +196,23 @@ def test_the_cupy_launcher_compiles_once_per_dtype_and_sizes_the_grid():
         ("sum_in_order", (1,), (256,), 3),
         ("relu_and_gate", (4096,), (256,), 4),  # at most 4,096: the loops stride the rest
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "cpu_kernel"),
+    [
+        ("sgd_kernel", sgd._sgd_kernel),
+        ("adam_kernel", adam._adam_kernel),
+        ("rmsprop_kernel", rmsprop._rmsprop_kernel),
+        ("adagrad_kernel", adagrad._adagrad_kernel),
+    ],
+)
+def test_each_rule_takes_the_cpu_kernels_arguments_in_its_order(name, cpu_kernel):
+    """The CUDA wrapper reads its argument order from the source: it must be the CPU's."""
+    import inspect
+
+    from deltaprop.backend.cuda_kernels import parameters
+
+    assert parameters(name) == [*inspect.signature(cpu_kernel.py_func).parameters, "n"]
+    with pytest.raises(KeyError, match="no kernel 'nope'"):
+        parameters("nope")

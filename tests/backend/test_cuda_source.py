@@ -62,7 +62,9 @@ def test_the_source_compiles_cleanly_and_has_every_kernel_the_wrappers_launch(c_
     defined = set(re.findall(r'extern "C" __global__ void (\w+)\(', SOURCE))
     entries = set(re.findall(r"\.entry (\w+)\(", ptx))
     assert entries == defined and len(defined) == 12
-    launched = set(re.findall(r'self\._run\(\s*"(\w+)"', Path(gpu_kernels.__file__).read_text()))
+    launched = set(
+        re.findall(r'self\._(?:run|rule)\(\s*"(\w+)"', Path(gpu_kernels.__file__).read_text())
+    )
     assert launched == defined  # every kernel is launched, and every launch has its kernel
 
 

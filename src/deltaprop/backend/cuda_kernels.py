@@ -16,13 +16,14 @@ so a step on the GPU is deterministic and equals the CPU's to float rounding.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..errors import ShapeError
-from .arrays import Array
+from .arrays import Array, is_array
 
 SOURCE = r"""
 // T: float or double, defined before this source (it is compiled once per dtype).
@@ -276,32 +277,43 @@ class Kernels:
 
     # --- the optimizers' rules (each in its module of deltaprop.optim) -------------------------
 
-    def sgd_kernel(self, *, p: Array, g: Array, buf: Array, **h: Any) -> None:
-        names = "lr momentum one_minus_dampening nesterov weight_decay grad_scale first_step tiny"
-        self._run("sgd_kernel", p.dtype, p.size, p, g, buf, *_ordered(h, names, p), p.size)
+    def _rule(self, name: str, arguments: dict[str, Any]) -> None:
+        """An optimizer's rule: the CPU kernel's keyword ``arguments`` in the order of the
+        source's parameter list (:func:`parameters`), scalars cast to the parameters' dtype."""
+        p = arguments["p"]
+        f = p.dtype.type
+        ordered = []
+        for key in parameters(name)[:-1]:  # the last is the length n
+            value = arguments[key]
+            if not (is_array(value) or isinstance(value, bool | np.bool_)):
+                value = f(value)
+            ordered.append(value)
+        self._run(name, p.dtype, p.size, *ordered, p.size)
 
-    def adam_kernel(self, *, p: Array, g: Array, m: Array, v: Array, **h: Any) -> None:
-        names = (
-            "beta1 beta2 step_size inv_bias2_sqrt eps weight_decay shrink decoupled grad_scale tiny"
-        )
-        self._run("adam_kernel", p.dtype, p.size, p, g, m, v, *_ordered(h, names, p), p.size)
+    def sgd_kernel(self, **arguments: Any) -> None:
+        self._rule("sgd_kernel", arguments)
 
-    def rmsprop_kernel(
-        self, *, p: Array, g: Array, square_avg: Array, grad_avg: Array, buf: Array, **h: Any
-    ) -> None:
-        names = "lr alpha eps weight_decay momentum centered grad_scale tiny"
-        arrays = (p, g, square_avg, grad_avg, buf)
-        self._run("rmsprop_kernel", p.dtype, p.size, *arrays, *_ordered(h, names, p), p.size)
+    def adam_kernel(self, **arguments: Any) -> None:
+        self._rule("adam_kernel", arguments)
 
-    def adagrad_kernel(self, *, p: Array, g: Array, total: Array, **h: Any) -> None:
-        names = "lr eps weight_decay grad_scale"
-        self._run("adagrad_kernel", p.dtype, p.size, p, g, total, *_ordered(h, names, p), p.size)
+    def rmsprop_kernel(self, **arguments: Any) -> None:
+        self._rule("rmsprop_kernel", arguments)
+
+    def adagrad_kernel(self, **arguments: Any) -> None:
+        self._rule("adagrad_kernel", arguments)
 
 
-def _ordered(h: dict[str, Any], names: str, p: Array) -> list[Any]:
-    """The rule's scalars in the source's order; floats as the parameters' dtype."""
-    f = p.dtype.type
-    return [h[k] if isinstance(h[k], bool | np.bool_) else f(h[k]) for k in names.split()]
+def parameters(kernel: str) -> list[str]:
+    """The parameter names of ``kernel`` in :data:`SOURCE`, in order: the one declaration of
+    what each kernel takes.
+
+    Raises:
+        KeyError: for a kernel the source does not define.
+    """
+    found = re.search(rf'extern "C" __global__ void {kernel}\(([^)]*)\)', SOURCE)
+    if found is None:
+        raise KeyError(f"the CUDA source defines no kernel {kernel!r}")
+    return [declaration.split()[-1].lstrip("*") for declaration in found.group(1).split(",")]
 
 
 def cupy_launcher(cupy: Any, block: int = 256, max_blocks: int = 4096) -> Launch:

@@ -36,7 +36,7 @@ from ..nn.dense_chain import layer_table, one_blas_thread, unsupported_chain
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from ..optim.optimizer import Optimizer
-from .epoch_kernel import STEPS, _epoch
+from .epoch_kernel import STEPS, Network, Rows, Update, Workspaces, _epoch
 from .metrics import Metrics
 from .protocol import Callback, TrainingRun
 
@@ -109,26 +109,13 @@ class CompiledEpochs:
         clip = self.optimizer.clip_norm or 0.0
         with self._one_blas_thread():
             done, status = _epoch(
-                self.X,
-                self.labels,
-                order.astype(np.int64),
-                self.batch,
-                self.spec,
-                values,
-                grads,
-                state[0],
-                second,
-                self.rule,
-                self.h,
-                self.optimizer.step_count,
-                rates,
-                clip,
-                self.acts,
-                self.deltas,
-                self.xb,
-                self.yb,
+                Rows(self.X, self.labels, order.astype(np.int64), self.batch),
+                Network(self.spec, values, grads),
+                Update(self.rule, state[0], second, self.h, self.optimizer.step_count, rates, clip),
+                Workspaces(
+                    self.acts, self.deltas, self.xb, self.yb, np.zeros((len(self.spec), threads))
+                ),
                 threads,
-                np.zeros((len(self.spec), threads)),
                 losses,
                 hits,
             )

@@ -10,11 +10,12 @@ and :func:`_update`, the optimizer's compiled rule on each thread's slice of the
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange
 
-from ..backend.arrays import compiled, compiled_parallel
+from ..backend.arrays import Array, compiled, compiled_parallel
 from ..backend.cpu_kernels import (
     ACTS_AT,
     FAN_OUT,
@@ -44,33 +45,61 @@ def _update(rule, p, g, s1, s2, h, step, lr, grad_scale, threads):  # pragma: no
             sgd.epoch_step(p[a:b], g[a:b], s1[a:b], s2[a:b], h, step, lr, grad_scale, tiny)
 
 
+class Rows(NamedTuple):
+    """The rows to train on: ``X`` (rows, F), ``labels`` (rows,) int64, ``order`` (n,) int64
+    (the rows, in the epoch's order), ``batch`` rows per update."""
+
+    X: Array
+    labels: Array
+    order: Array
+    batch: int
+
+
+class Network(NamedTuple):
+    """The layer table (:data:`~deltaprop.backend.cpu_kernels.COLUMNS`), the flat parameters
+    ``p`` and their gradients ``g`` (P,)."""
+
+    spec: Array
+    p: Array
+    g: Array
+
+
+class Update(NamedTuple):
+    """The optimizer: ``rule`` (an index into :data:`STEPS`), its state arrays ``s1``, ``s2``
+    (P,), its ``h`` (``epoch_hyperparameters()``), the updates done before (``step0``), each
+    batch's learning rate ``lrs`` (batches,) and ``clip_norm`` (0: none)."""
+
+    rule: int
+    s1: Array
+    s2: Array
+    h: Array
+    step0: int
+    lrs: Array
+    clip: float
+
+
+class Workspaces(NamedTuple):
+    """Intermediates reused from batch to batch: activations and deltas of every layer, the
+    gathered batch ``xb``, ``yb``, and each thread's part of each layer's squared-gradient
+    sum ``parts`` (layers, threads)."""
+
+    acts: Array
+    deltas: Array
+    xb: Array
+    yb: Array
+    parts: Array
+
+
 @compiled
-def _epoch(
-    X,
-    labels,
-    order,
-    batch,
-    spec,
-    p,
-    g,
-    s1,
-    s2,
-    rule,
-    h,
-    step0,
-    lrs,
-    clip,
-    acts,
-    deltas,
-    xb,
-    yb,
-    threads,
-    parts,
-    losses,
-    hits,
-):  # pragma: no cover - compiled
-    """Train on the rows X[order] in batches; returns (batches done, status): 0 all done, 1 a
-    loss was not finite, 2 a gradient was not finite — the update of that batch not applied."""
+def _epoch(data, net, update, work, threads, losses, hits):  # pragma: no cover - compiled
+    """Train on the rows ``data.X[data.order]`` in batches (:class:`Rows`, :class:`Network`,
+    :class:`Update`, :class:`Workspaces`), each batch's loss and correct count written into
+    ``losses`` and ``hits``; returns (batches done, status): 0 all done, 1 a loss was not
+    finite, 2 a gradient was not finite — the update of that batch not applied."""
+    X, labels, order, batch = data
+    spec, p, g = net
+    rule, s1, s2, h, step0, lrs, clip = update
+    acts, deltas, xb, yb, parts = work
     rows = order.size
     last = spec.shape[0] - 1
     for k in range((rows + batch - 1) // batch):
