@@ -240,13 +240,11 @@ class Preprocessor:
         return np.array(_indices(labels, names, "target", unknown), dtype=np.int64)
 
     def training_target(self, part: Dataset) -> Array:
-        """A data set's target as the network trains on it: its class indices as they are, or
-        its regression values scaled. Shapes: (N,) -> (N,)."""
+        """A data set's target as the network trains on it: class indices as they are, or the
+        regression values as (y − mean) / scale, which :meth:`decode` inverts. Shapes: (N,)."""
         return part.y if self.task == "classification" else self._scaled_target(part.y)
 
     def _scaled_target(self, y: Array) -> Array:
-        """(y − mean) / scale: a regression target as the network trains on it (float64);
-        :meth:`decode` inverts it."""
         return (y - self.target_mean) / self.target_scale
 
     def decode(self, outputs: Array) -> Array:

@@ -47,8 +47,7 @@ class Loss(ABC):
     """The loss and its output written out as the seed derives δ = ŷ − y, for ``dp.explain``."""
 
     compiled_as: ClassVar[str | None] = None
-    """The compiled training epoch's kernel for this loss: ``"softmax_cross_entropy"`` (on class
-    labels); None where it has none."""
+    """The compiled epoch's kernel for this loss (``"softmax_cross_entropy"``), if any."""
 
     def __init__(self) -> None:
         self.workspace = Workspace()

@@ -2,8 +2,9 @@
 
 :mod:`.loop` owns the loop; :mod:`.inputs` checks what it is given; :mod:`.protocol` is the
 History, the TrainingRun and the Callback protocol, :mod:`.callbacks` the callbacks shipped and
-:mod:`.progress` the terminal display; :mod:`.rollback` is what happens after a blow-up;
-:mod:`.compiled_epoch` (with its kernel, :mod:`.epoch_kernel`) runs a whole epoch compiled;
+:mod:`.progress` the terminal display; :mod:`.rollback` is what happens after a blow-up,
+:mod:`.resume` the exact resume from a checkpoint; :mod:`.compiled_epoch` (with its kernel,
+:mod:`.epoch_kernel`) runs a whole epoch compiled;
 :mod:`.metrics` and :mod:`.scoring` are the numbers reported; :mod:`.pipeline` builds a model
 for a data set, as the command line and the playground do.
 """

@@ -20,7 +20,6 @@ import numpy as np
 
 from ..backend.arrays import Array, moved_to, to_host
 from ..backend.memory import reusing
-from ..files.checkpoints import data_fingerprint, load_checkpoint
 from ..nn.dense_chain import threads_in_use
 from ..nn.losses import Loss, prepare_weights
 from ..nn.sequential import Sequential
@@ -40,6 +39,7 @@ from .inputs import (
 from .metrics import Metrics
 from .progress import EpochLogger, ProgressBar
 from .protocol import Callback, History, TrainingRun
+from .resume import resume
 from .rollback import Fallbacks, stop_on_non_finite
 
 # --- the loop -----------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def fit(
         callbacks=callbacks,
         epoch=0,
     )
-    _resume(run, resume_from)
+    resume(run, resume_from)
     validation = _split(run, w_all, validation_data, validation_split)
     _add_display(callbacks, verbose)
     threads = threads_in_use() if n_threads is None else check_int("n_threads", n_threads, 1)
@@ -190,32 +190,6 @@ def fit(
     _train(run, w_all, validation, shuffle, compiled, threads)
     run.history.stop_reason = run.stop_reason
     return run.history
-
-
-def _resume(run: TrainingRun, checkpoint: str | os.PathLike[str] | None) -> None:
-    """Offer the run's generator to the model's layers; from a ``checkpoint``, first restore the
-    weights, the optimizer, the History, the epoch, the validation rows and the callbacks, and
-    then the generators' states, so training continues exactly where it stopped."""
-    if checkpoint is None:
-        run.model.offer_rng(run.rng)  # for layers that draw random numbers in training
-        return
-    state = load_checkpoint(
-        checkpoint,
-        run.model,
-        run.optimizer,
-        loss=run.loss,
-        data=data_fingerprint(run.X, run.y),
-    )
-    run.rng.bit_generator.state = state.rng_state
-    run.history = History(state.history)
-    run.epoch = state.epoch
-    run.val_index = state.val_index
-    _restore_callbacks(run.callbacks, state.callbacks)
-    run.model.offer_rng(run.rng)
-    # the generators layers were given themselves, not fit's
-    own = [g for g in run.model.generators() if g is not run.rng]
-    for generator, saved in zip(own, state.generator_states, strict=False):
-        generator.bit_generator.state = saved
 
 
 Validation = tuple[Array, Array, Array | None] | None
@@ -339,19 +313,6 @@ def _reference_epoch(
         for callback in run.callbacks:
             callback.on_batch_end(run, batch, value)
     return None
-
-
-def _restore_callbacks(callbacks: list[Callback], saved: list[tuple[str, dict[str, Any]]]) -> None:
-    """Give each callback the state saved for the callback of the same class, in order."""
-    remaining = list(saved)
-    for callback in callbacks:
-        name = type(callback).__name__
-        for i, (saved_name, state) in enumerate(remaining):
-            if saved_name == name:
-                if state:
-                    callback.load_state_dict(state)
-                del remaining[i]
-                break
 
 
 def _evaluate_prepared(

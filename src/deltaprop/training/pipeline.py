@@ -113,8 +113,9 @@ def choose_loss(name: str | None, prep: Preprocessor) -> Loss:
 
 
 def output_width(loss: Loss, task: str, n_classes: int) -> int:
-    """Outputs of the last layer: one for a binary sigmoid or a regression, else one per class."""
-    if task == "regression" or (n_classes == 2 and isinstance(loss, SigmoidBinaryCrossEntropy)):
+    """Outputs of the last layer: one for a regression or a sigmoid output on two classes (the
+    loss says which output activation it applies), else one per class."""
+    if task == "regression" or (n_classes == 2 and loss.output_activation == "Sigmoid"):
         return 1
     return n_classes
 
