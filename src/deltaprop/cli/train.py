@@ -17,8 +17,6 @@ from .. import registry
 from ..data import catalog as datasets
 from ..data.catalog import Dataset
 from ..data.preprocessing import check_complete
-from ..nn.sequential import Sequential
-from ..optim.optimizer import Optimizer
 from ..training import pipeline
 from ..training.callbacks import Diagnostics, EarlyStopping
 from ..training.loop import fit
@@ -216,7 +214,8 @@ def train(
         steps = epochs * math.ceil(len(prepared.X_train) * (1 - val_split) / batch_size)
         rate = _schedule(schedule_class, lr, schedule_arg or [], max(steps, 1))
         kwargs = _optimizer_arguments(opt, momentum, weight_decay)
-        opt_object = _optimizer(optimizer_class, model, rate, kwargs)
+        with user_input("--optimizer"):
+            opt_object = pipeline.build_optimizer(optimizer_class, model, rate, **kwargs)
         callbacks: list[Callback] = []
         if patience > 0:
             monitor = "val_loss" if val_split > 0 else "loss"
@@ -292,20 +291,6 @@ def _optimizer_arguments(
     given = (("momentum", momentum), ("weight_decay", weight_decay))
     kwargs.update({k: v for k, v in given if v is not None})
     return kwargs
-
-
-def _optimizer(
-    optimizer_class: type[Optimizer], model: Sequential, rate: Any, kwargs: dict[str, Any]
-) -> Optimizer:
-    """The optimizer on the model's parameters; an argument it does not take is named."""
-    with user_input("--optimizer"):
-        accepted = set(inspect.signature(optimizer_class).parameters) - {"params", "lr"}
-        unknown = sorted(set(kwargs) - accepted)
-        if unknown:
-            raise ValueError(
-                f"{optimizer_class.__name__} takes no {unknown}; it takes {sorted(accepted)}"
-            )
-        return optimizer_class(model.parameters(), lr=rate, **kwargs)
 
 
 @contextmanager

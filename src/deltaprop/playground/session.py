@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import registry
 from ..data import catalog as datasets
 from ..data.tables import Table
 from ..explanation.explain import explain
@@ -77,9 +76,7 @@ class Session:
                 dropout=settings.dropout,
                 l2=settings.l2,
             )
-            self.optimizer = registry.OPTIMIZERS.get(settings.optimizer)(
-                self.model.parameters(), lr=settings.lr
-            )
+            self.optimizer = pipeline.build_optimizer(settings.optimizer, self.model, settings.lr)
         except ValueError as error:
             raise SettingsError(str(error)) from None
         self.widths = widths

@@ -8,11 +8,14 @@ the code the playground exports share, written once.
 3. :func:`widths` and :func:`build_mlp`: the network from the hidden widths, its input and
    output widths read from the preprocessing and the loss.
 
-The optimizer and ``fit`` follow, as each face decides (epochs, callbacks, the schedule).
+4. :func:`build_optimizer`: the optimizer of a registry name on the network's parameters.
+
+``fit`` follows, as each face decides (epochs, callbacks, the schedule).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +30,7 @@ from ..data.preprocessing import Preprocessor
 from ..nn.losses import Loss, MeanSquaredError, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from ..nn.mlp import mlp
 from ..nn.sequential import Sequential
+from ..optim.optimizer import Optimizer
 
 
 @dataclass
@@ -144,3 +148,22 @@ def build_mlp(
     """
     make = registry.ACTIVATIONS.get(activation)
     return mlp(widths(prep, loss, hidden), rng=rng, activation=make, **options)
+
+
+def build_optimizer(
+    name: str | type[Optimizer], model: Sequential, lr: Any, **arguments: Any
+) -> Optimizer:
+    """The optimizer of registry name ``name`` (or that class) on ``model``'s parameters, with
+    learning rate (or schedule) ``lr`` and its other ``arguments``.
+
+    Raises:
+        UnknownNameError: for a name the registry does not know.
+        ValueError: for an argument the optimizer does not take (it lists those it does), or a
+            value it refuses.
+    """
+    kind = registry.OPTIMIZERS.get(name) if isinstance(name, str) else name
+    accepted = set(inspect.signature(kind).parameters) - {"parameters", "lr"}
+    unknown = sorted(set(arguments) - accepted)
+    if unknown:
+        raise ValueError(f"{kind.__name__} takes no {unknown}; it takes {sorted(accepted)}")
+    return kind(model.parameters(), lr=lr, **arguments)
