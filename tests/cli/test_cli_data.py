@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -514,3 +515,23 @@ def test_train_on_cuda_reports_the_device():
     document = run_json("train", "--device", "cuda", "--epochs", "2", "--no-plots")
     assert document["model"]["device"].startswith("cuda:")
     assert document["test"]["accuracy"] > 0.9
+
+
+def test_predict_reads_standard_input_and_writes_standard_output_for_a_dash(flowers, tmp_path):
+    model = tmp_path / "flowers.safetensors"
+    train_flowers(flowers, model, "--epochs", "3", "--no-plots", "--quiet")
+    rows = "sepal length,sepal width,petal length,petal width\n5.1,3.5,1.4,0.2\n6.9,3.1,5.4,2.3\n"
+    new = tmp_path / "new.csv"
+    new.write_text(rows)
+    from_file = run("predict", model, "--input", new).stdout
+    result = runner.invoke(
+        app, ["predict", str(model), "--input", "-", "--output", "-"], input=rows
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == from_file and len(from_file.splitlines()) == 3
+    assert not (Path.cwd() / "-").exists()
+
+
+def test_a_seed_beyond_what_the_split_takes_names_the_seed():
+    result = one_line_error("train", "--data", "xor", "--seed", str(2**32))
+    assert "--seed" in result and "--test-size" not in result

@@ -193,9 +193,9 @@ def test_a_large_file_is_refused_after_reading_its_first_bytes(tmp_path):
     tracemalloc.stop()
 
 
-def _file_with(tmp_path, header: bytes) -> str:
+def _file_with(tmp_path, header: bytes, payload: bytes = b"") -> str:
     path = tmp_path / "crafted.safetensors"
-    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\x00" * 64)
+    path.write_bytes(len(header).to_bytes(8, "little") + header + payload)
     return path
 
 
@@ -241,6 +241,87 @@ def test_crafted_headers_give_one_model_file_error(tmp_path, tensors, document, 
     for read in (dp.load, dp.inspect_file):
         with pytest.raises(dp.ModelFileError, match=message):
             read(path)
+
+
+def _sha(data: bytes) -> str:
+    return fileformat.sha256(data)
+
+
+@pytest.mark.parametrize(
+    ("tensors", "payload", "message"),
+    [
+        (  # b's bytes are a's: the format forbids it
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},
+            },
+            b"\x00" * 8,
+            r"tensor 'b' \(bytes 4-8\) overlaps the tensor before it \(which ends at 8\)",
+        ),
+        (
+            {"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}},
+            b"\x00" * 8,
+            "4 bytes before tensor 'a' belong to no tensor",
+        ),
+        (
+            {"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+            b"\x00" * 12,
+            "8 bytes of trailing data follow the last tensor",
+        ),
+        ({}, b"\x00", "1 bytes of trailing data follow the last tensor"),
+        (
+            {"a": {"dtype": "F32", "shape": [1] * 65, "data_offsets": [0, 4]}},
+            b"\x00" * 4,
+            "tensor 'a' has 65 dimensions",
+        ),
+    ],
+)
+def test_the_safetensors_layout_rules_hold(tmp_path, tensors, payload, message):
+    """Tensors tile the payload exactly, as safetensors itself requires."""
+    sums = {
+        name: _sha(payload[e["data_offsets"][0] : e["data_offsets"][1]])
+        for name, e in tensors.items()
+    }
+    document = json.dumps({"tensor_sha256": sums})
+    path = _file_with(tmp_path, _deltaprop_header(tensors, document), payload)
+    for read in (dp.load, dp.inspect_file):
+        with pytest.raises(dp.ModelFileError, match=message):
+            read(path)
+
+
+def test_a_valid_file_with_bytes_appended_is_refused(saved, tmp_path):
+    _, path = saved
+    path.write_bytes(path.read_bytes() + b"\x00" * 16)
+    with pytest.raises(dp.ModelFileError, match="16 bytes of trailing data"):
+        dp.load(path)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ('{"note": "\\ud800"}', "not valid JSON"),
+        ('{"n": ' + "9" * 5000 + "}", "not valid JSON"),
+    ],
+)
+def test_unencodable_json_gives_a_model_file_error(tmp_path, document, message):
+    path = _file_with(tmp_path, _deltaprop_header({}, document))
+    with pytest.raises(dp.ModelFileError, match=message):
+        dp.load(path)
+
+
+def test_a_file_truncated_while_it_is_read_gives_a_model_file_error(saved, monkeypatch):
+    """The payload is read, not memory-mapped: a shrunken file is an error, not SIGBUS."""
+    _, path = saved
+    data = path.read_bytes()
+    real_open = fileformat.os.fdopen
+
+    def shrinking(fd, *args, **kwargs):
+        os.truncate(path, len(data) - 8)  # after the size was taken, before the tensors are read
+        return real_open(fd, *args, **kwargs)
+
+    monkeypatch.setattr(fileformat.os, "fdopen", shrinking)
+    with pytest.raises(dp.ModelFileError, match="truncated: tensor .* needs"):
+        dp.load(path)
 
 
 VALID = None

@@ -299,3 +299,24 @@ def test_architectures_nested_too_deeply_give_one_model_file_error(saved, tmp_pa
     for read in (dp.load, dp.inspect_file):
         with pytest.raises(dp.ModelFileError, match="nested too deeply"):
             read(bad)
+
+
+def test_a_negative_running_variance_is_refused_at_load(tmp_path):
+    """Each buffer's domain is checked: a variance below 0 would predict NaN for every row."""
+    from deltaprop.files import model_files
+
+    rng = np.random.default_rng(0)
+    net = dp.Sequential(
+        dp.Dense(3, 4, rng=rng), dp.BatchNorm(4), dp.ReLU(), dp.Dense(4, 2, rng=rng)
+    )
+    tensors = {k: np.array(v) for k, v in net.state_dict().items()}
+    tensors["1.running_var"][2] = -0.5
+    data = fileformat.encode(tensors, model_files.base_info(net, None, "model"))
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(dp.ModelFileError, match=r"tensor 1.running_var holds 1 negative values"):
+        dp.load(path)
+    net[1].running_var[2] = -0.5  # and such a model is never written: it would not load again
+    with pytest.raises(dp.ModelFileError, match="1.running_var holds 1 negative"):
+        dp.save(net, tmp_path / "never.safetensors")
+    assert not (tmp_path / "never.safetensors").exists()

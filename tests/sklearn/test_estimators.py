@@ -6,7 +6,12 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_digits, make_multilabel_classification
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_digits,
+    load_iris,
+    make_multilabel_classification,
+)
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
@@ -292,3 +297,15 @@ def test_max_iter_without_convergence_warns():
     X, _, y, _ = _split("breast-cancer")
     with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(2\) reached"):
         dp.MLPClassifier(max_iter=2).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam", "sgd"])
+def test_every_solver_refuses_negative_or_all_zero_sample_weights(solver):
+    """L-BFGS too (it took negative weights: loss_ nan); all-zero ones as scikit-learn says."""
+    X, y = load_iris(return_X_y=True)
+    negative = np.ones(len(y))
+    negative[3] = -2.0
+    with pytest.raises(ValueError, match=r"sample_weight must be >= 0, got -2.0 at row 3"):
+        dp.MLPClassifier(solver=solver, max_iter=5).fit(X, y, sample_weight=negative)
+    with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero"):
+        dp.MLPClassifier(solver=solver, max_iter=5).fit(X, y, sample_weight=np.zeros(len(y)))

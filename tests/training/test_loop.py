@@ -501,3 +501,21 @@ def test_whole_sample_weights_train_as_repeated_rows():
     np.testing.assert_allclose(weighted, repeated, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="sample_weight must be >= 0"):
         trained(X, y, sample_weight=-weights)
+
+
+def test_all_zero_sample_weights_are_refused_before_training():
+    rng = np.random.default_rng(0)
+    X, y = _data(rng)
+    with pytest.raises(ValueError, match=r"sample_weight is 0 for all \d+ rows: nothing to learn"):
+        _train(0, epochs=1, sample_weight=np.zeros(len(X)))
+
+
+def test_a_regression_target_beyond_float32_says_so():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3))
+    y = np.ones(20)
+    y[7] = 1e39  # finite in float64, inf in the model's float32
+    net = dp.mlp([3, 1], rng=rng)
+    opt = dp.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"y has values beyond float32's range .*1e\+39"):
+        dp.fit(net, dp.MeanSquaredError(), opt, X, y, epochs=1, verbose=0)

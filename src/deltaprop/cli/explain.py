@@ -57,7 +57,7 @@ def gradcheck_command(
     tolerance: Annotated[
         float, typer.Option(help="largest relative error that passes, > 0")
     ] = gradcheck.DEFAULT_TOLERANCE,
-    seed: Annotated[int, typer.Option(min=0, help="seed of every random draw")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of every random draw")] = 0,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
     """Check a network's gradients by central differences, in float64 (the seed's network by
@@ -181,7 +181,7 @@ def explain_command(
         ),
     ] = None,
     index: Annotated[int, typer.Option(min=0, help="with --data: the first row")] = 0,
-    seed: Annotated[int, typer.Option(min=0, help="seed of every random draw")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of every random draw")] = 0,
     output_format: Annotated[
         str, typer.Option("--format", help="text, md (Markdown with TeX) or json")
     ] = "text",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +15,7 @@ from rich.table import Table as RichTable
 
 from ..data import catalog as datasets
 from ..data.idx import idx_shape
-from ..data.tables import read_table
+from ..data.tables import Table, read_table
 from ..files.atomic import atomic_write
 from ..files.format import read_file
 from ..files.model_files import inspect_contents
@@ -118,10 +120,14 @@ def evaluate(
 def predict(
     model_path: Annotated[Path, typer.Argument(help="a model file written by deltaprop train")],
     input_path: Annotated[
-        Path, typer.Option("--input", "-i", help="a .csv, .tsv, .parquet or .npz file of rows")
+        Path,
+        typer.Option(
+            "--input", "-i", help="a .csv, .tsv, .parquet or .npz file of rows (-: CSV on stdin)"
+        ),
     ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="write the CSV here, not to stdout")
+        Path | None,
+        typer.Option("--output", "-o", help="write the CSV here, not to stdout (-: stdout)"),
     ] = None,
     proba: Annotated[bool, typer.Option(help="add each class's probability")] = False,
     header: Annotated[
@@ -132,9 +138,11 @@ def predict(
 ) -> None:
     """Predict each row of a data file: a CSV of labels (or values), one row per input row."""
     model, loss, prep = open_model(model_path)
-    destination = claim_output(output, force, "--output") if output is not None else None
+    destination = None
+    if output is not None and str(output) != "-":  # "-" is standard output, as the default
+        destination = claim_output(output, force, "--output")
     with user_input("--input"):
-        table = read_table(input_path, header=header)
+        table = _read_input(input_path, header)
     with user_input():
         outputs = predict_outputs(model, loss, prep.transform(table))
     buffer = io.StringIO()
@@ -154,6 +162,17 @@ def predict(
         typer.echo(buffer.getvalue(), nl=False)
     else:
         atomic_write(destination, buffer.getvalue().encode())
+
+
+def _read_input(path: Path, header: bool | None) -> Table:
+    """The rows to predict: a data file, or with ``-`` a CSV read from standard input."""
+    if str(path) != "-":
+        return read_table(path, header=header)
+    data = sys.stdin.buffer.read()
+    with tempfile.TemporaryDirectory() as directory:
+        rows = Path(directory) / "stdin.csv"
+        rows.write_bytes(data)
+        return read_table(rows, header=header)
 
 
 # --- info, datasets ---------------------------------------------------------------------------

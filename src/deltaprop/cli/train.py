@@ -135,7 +135,7 @@ def train(
             "(pip install 'deltaprop[cuda12]')"
         ),
     ] = "cpu",
-    seed: Annotated[int, typer.Option(min=0, help="seed of every random draw")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of every random draw")] = 0,
     out: Annotated[
         Path | None,
         typer.Option(

@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import math
-import mmap
 import os
 import stat
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from .atomic import atomic_write, resolve_target
 FORMAT_NAME = "deltaprop"
 FORMAT_VERSION = 1
 HEADER_CAP = 16 * 1024 * 1024  # bytes: no real deltaprop header comes near this
+MAX_DIMENSIONS = 64  # NumPy's limit on an array's dimensions
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32}
 
 
@@ -207,29 +207,24 @@ def _read(file: BinaryIO, size: int, shown: str, verify: bool) -> FileContents:
         raise ModelFileError(f"{shown!r}: its tensor checksums are not a table of names")
     entries = {name: _entry(name, entry, shown) for name, entry in header.items()}
     payload_size = available - header_size
+    _check_layout(entries, payload_size, shown)
     tensors: dict[str, Array] = {}
-    if entries:
-        payload = _payload(file, 8 + header_size, payload_size)
-        for name, (dtype, shape, begin, end) in entries.items():
-            if end > payload_size:
-                raise ModelFileError(
-                    f"{shown!r} is truncated: tensor {name!r} needs payload bytes up to {end}, "
-                    f"the file holds {payload_size}"
-                )
-            expected = checksums.get(name)
-            if expected is None:
-                raise ModelFileError(
-                    f"{shown!r}: unexpected extra tensor {name!r} not in its checksums"
-                )
-            chunk = payload[begin:end]
-            if verify and sha256(chunk) != expected:
-                raise ModelFileError(
-                    f"{shown!r} is corrupted: checksum mismatch in tensor {name!r} (its bytes "
-                    "changed after it was written)"
-                )
-            tensors[name] = (
-                np.frombuffer(chunk, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    file.seek(8 + header_size)
+    for name, (dtype, shape, begin, end) in sorted(entries.items(), key=lambda e: e[1][2]):
+        expected = checksums.get(name)
+        if expected is None:
+            raise ModelFileError(
+                f"{shown!r}: unexpected extra tensor {name!r} not in its checksums"
             )
+        chunk = _read_exactly(file, end - begin, shown, name)
+        if verify and sha256(chunk) != expected:
+            raise ModelFileError(
+                f"{shown!r} is corrupted: checksum mismatch in tensor {name!r} (its bytes "
+                "changed after it was written)"
+            )
+        tensors[name] = (
+            np.frombuffer(chunk, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+        )
     missing = sorted(set(checksums) - set(tensors))
     if missing:
         raise ModelFileError(f"{shown!r} is missing tensors {missing} listed in its checksums")
@@ -262,7 +257,9 @@ def _check_kind(head: bytes, size: int, shown: str) -> None:
 def _json_object(data: bytes, shown: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # no lone surrogate ("\\ud800")
+    except (UnicodeError, ValueError, RecursionError) as error:
+        # ValueError: JSONDecodeError, or an integer of more digits than Python converts
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
         raise ModelFileError(
             f"{shown!r} is corrupted or not a deltaprop file: {what} is not valid JSON ({reason})"
@@ -305,6 +302,11 @@ def _entry(name: str, entry: Any, shown: str) -> tuple[np.dtype[Any], tuple[int,
         and all(_is_count(i) for i in [*shape, *offsets])
     ):
         raise invalid
+    if len(shape) > MAX_DIMENSIONS:
+        raise ModelFileError(
+            f"{shown!r} is corrupted: tensor {name!r} has {len(shape)} dimensions (at most "
+            f"{MAX_DIMENSIONS})"
+        )
     dtype = np.dtype(_DTYPES[entry["dtype"]]).newbyteorder("<")
     begin, end = offsets
     if end - begin != math.prod(shape) * dtype.itemsize:
@@ -319,9 +321,42 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _payload(file: BinaryIO, start: int, size: int) -> memoryview:
-    """The tensors' bytes: memory-mapped from a file, or a view of bytes in memory."""
-    if isinstance(file, io.BytesIO):
-        return file.getbuffer()[start : start + size]
-    mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    return memoryview(mapped)[start : start + size]
+def _check_layout(
+    entries: dict[str, tuple[np.dtype[Any], tuple[int, ...], int, int]], size: int, shown: str
+) -> None:
+    """The tensors' byte ranges tile the payload, as the safetensors format requires: in
+    order, without gaps or overlaps, the last ending where the file does (no trailing data)."""
+    at = 0
+    for name, (_, _, begin, end) in sorted(entries.items(), key=lambda e: (e[1][2], e[1][3])):
+        if end > size:
+            raise ModelFileError(
+                f"{shown!r} is truncated: tensor {name!r} needs payload bytes up to {end}, "
+                f"the file holds {size}"
+            )
+        if begin < at:
+            raise ModelFileError(
+                f"{shown!r} is corrupted: tensor {name!r} (bytes {begin}-{end}) overlaps the "
+                f"tensor before it (which ends at {at})"
+            )
+        if begin > at:
+            raise ModelFileError(
+                f"{shown!r} is corrupted: {begin - at} bytes before tensor {name!r} belong to no "
+                "tensor"
+            )
+        at = end
+    if at < size:
+        raise ModelFileError(
+            f"{shown!r} is corrupted: {size - at} bytes of trailing data follow the last tensor"
+        )
+
+
+def _read_exactly(file: BinaryIO, size: int, shown: str, name: str) -> bytes:
+    """``size`` bytes of tensor ``name``, read (not memory-mapped: a file truncated while it is
+    read ends in this error, not in a bus error)."""
+    chunk = file.read(size)
+    if len(chunk) != size:
+        raise ModelFileError(
+            f"{shown!r} is truncated: tensor {name!r} needs {size} bytes, {len(chunk)} were "
+            "there (was the file changed while it was read?)"
+        )
+    return chunk

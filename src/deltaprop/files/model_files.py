@@ -216,6 +216,9 @@ def fill_model(path: str, model: Sequential, tensors: dict[str, Array]) -> None:
                 f"{path!r}: tensor {name!r} holds {bad} non-finite values (NaN or inf); refusing "
                 "to load a broken model"
             )
+    errors = model.state_errors({name: tensors[name] for name in expected})
+    if errors:
+        raise ModelFileError(f"{path!r}: tensor {errors[0]}; refusing to load a broken model")
     for name, target in expected.items():
         copy_into(target, tensors[name])
 

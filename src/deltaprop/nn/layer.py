@@ -252,6 +252,12 @@ class Layer(ABC):
 
     # --- training behaviour --------------------------------------------------------------------
 
+    def state_errors(self, state: Mapping[str, Array]) -> list[str]:
+        """What makes ``state`` (finite tensors under :meth:`state_dict`'s names and shapes)
+        wrong for this layer — a variance below 0, say; ``[]`` when it may be loaded. Model files
+        and checkpoints ask before they load anything."""
+        return []
+
     def compiled_epoch_refusal(self) -> str | None:
         """Why the compiled training epoch cannot train this layer, which the compiled kernels
         run (see :attr:`compiled_as`); None when it can."""

@@ -167,8 +167,11 @@ class Loss(ABC):
         return format_call(type(self).__name__, self.config())
 
 
-def prepare_weights(sample_weight: Any, n_rows: int, *, owner: str | None = None) -> Array:
-    """``sample_weight`` as a float64 array of ``n_rows`` finite, non-negative weights.
+def prepare_weights(
+    sample_weight: Any, n_rows: int, *, owner: str | None = None, training: bool = False
+) -> Array:
+    """``sample_weight`` as a float64 array of ``n_rows`` finite, non-negative weights (for
+    ``training``, not all 0: nothing would be learned).
 
     Raises:
         ValueError / TypeError: naming what is wrong with the weights.
@@ -187,6 +190,8 @@ def prepare_weights(sample_weight: Any, n_rows: int, *, owner: str | None = None
     if (weights < 0).any():
         row = int(np.argmax(weights < 0))
         raise ValueError(f"{prefix}sample_weight must be >= 0, got {weights[row]} at row {row}")
+    if training and n_rows and not weights.any():
+        raise ValueError(f"{prefix}sample_weight is 0 for all {n_rows} rows: nothing to learn from")
     return weights
 
 

@@ -9,6 +9,7 @@ equivalent ``torch.nn.Sequential``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Self
 
 import numpy as np
@@ -141,6 +142,14 @@ class BatchNorm(Layer):
             "running_var": self.running_var,
             "num_batches_tracked": self.num_batches_tracked,
         }
+
+    def state_errors(self, state: Mapping[str, Array]) -> list[str]:
+        errors = []
+        for name in ("running_var", "num_batches_tracked"):
+            negative = int(np.count_nonzero(np.asarray(state[name]) < 0))
+            if negative:
+                errors.append(f"{name} holds {negative} negative values (it must be >= 0)")
+        return errors
 
     def astype(self, dtype: npt.DTypeLike) -> Self:
         super().astype(dtype)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Self, overload
 
 import numpy as np
@@ -270,6 +270,14 @@ class Sequential(Layer):
             for index, layer in enumerate(self.layers)
             for name, tensor in layer.state_dict().items()
         }
+
+    def state_errors(self, state: Mapping[str, Array]) -> list[str]:
+        errors = []
+        for index, layer in enumerate(self.layers):
+            prefix = f"{index}."
+            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            errors += [f"{prefix}{error}" for error in layer.state_errors(own)]
+        return errors
 
     def buffers(self) -> dict[str, Array]:
         return {

@@ -30,7 +30,7 @@ from .. import registry
 from ..backend.arrays import Array, Device, copy_into, float_dtype, to_host
 from ..nn.dense import Dense
 from ..nn.dropout import Dropout
-from ..nn.losses import Loss
+from ..nn.losses import Loss, prepare_weights
 from ..nn.sequential import Sequential
 from ..optim import adam, rmsprop, sgd
 from ..optim.optimizer import Optimizer
@@ -88,6 +88,8 @@ class BaseMLP(BaseEstimator):
             X = X.toarray()
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            # every solver, L-BFGS too: negative weights, or none above 0, are refused
+            prepare_weights(sample_weight, len(X), owner=type(self).__name__, training=True)
         sample_weight = self._weights_with_classes(sample_weight, y)
         targets = y.reshape(-1, 1) if y.ndim == 1 else y
         rs = check_random_state(self.random_state)

@@ -70,7 +70,11 @@ def prepare_data(
     check_finite(y_name, y_raw)
     y_prepared = loss.prepare_targets(y_raw, model.output_features(X_arr.shape[1]))
     if y_prepared.dtype.kind == "f":
-        y_prepared = np.ascontiguousarray(y_prepared, dtype=model.dtype)
+        raw_targets = y_prepared
+        with np.errstate(over="ignore"):  # reported below, with what to do
+            y_prepared = np.ascontiguousarray(y_prepared, dtype=model.dtype)
+        if not np.isfinite(y_prepared).all():
+            _report_overflow(y_name, raw_targets.reshape(len(raw_targets), -1), y_prepared)
     return X_arr, y_prepared
 
 

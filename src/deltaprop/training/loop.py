@@ -162,7 +162,9 @@ def fit(
     if check_int("verbose", verbose) not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     X_all, y_all = prepare_data(model, loss, X, y)
-    w_all = None if sample_weight is None else prepare_weights(sample_weight, len(X_all))
+    w_all = None
+    if sample_weight is not None:
+        w_all = prepare_weights(sample_weight, len(X_all), training=True)
 
     run = TrainingRun(
         model=model,
