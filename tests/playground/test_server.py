@@ -1,5 +1,7 @@
 """The playground's server in-process: every endpoint and message type, and bad input."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ import deltaprop as dp
 
 pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
 from deltaprop.playground.server import MAX_UPLOAD, create_app  # noqa: E402
 from deltaprop.playground.session import Session  # noqa: E402
@@ -15,9 +18,14 @@ from deltaprop.playground.settings import Settings, SettingsError  # noqa: E402
 SMALL = {"data": "moons", "samples": 120, "hidden": [4], "activation": "relu", "batch_size": 16}
 
 
+CSV = {"content-type": "text/csv"}
+JSON = {"content-type": "application/json"}
+WS = "ws://127.0.0.1:8765"  # the test client names no host of its own for sockets
+
+
 @pytest.fixture
 def client():
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(port=8765), base_url="http://127.0.0.1:8765") as test_client:
         yield test_client
 
 
@@ -81,7 +89,7 @@ def test_bad_settings_are_refused_with_the_field_and_value(client, settings, mes
 
 
 def test_a_body_that_is_not_json_is_refused(client):
-    response = client.post("/api/sessions", content=b"{not json")
+    response = client.post("/api/sessions", content=b"{not json", headers=JSON)
     assert response.status_code == 400 and "not JSON" in response.json()["error"]
 
 
@@ -105,7 +113,7 @@ def test_the_model_file_and_the_code_rebuild_the_network(client, tmp_path, monke
     monkeypatch.chdir(tmp_path)  # the exported code saves playground.safetensors here
     created = new_session(client)
     key = created["id"]
-    with client.websocket_connect(f"/api/sessions/{key}/ws") as socket:
+    with client.websocket_connect(f"{WS}/api/sessions/{key}/ws") as socket:
         for _ in range(3):
             socket.send_json({"type": "step"})
             assert socket.receive_json()["type"] == "snapshot"
@@ -126,7 +134,7 @@ def test_the_model_file_and_the_code_rebuild_the_network(client, tmp_path, monke
 
 def test_the_socket_steps_plays_pauses_and_explains(client):
     key = new_session(client)["id"]
-    with client.websocket_connect(f"/api/sessions/{key}/ws") as socket:
+    with client.websocket_connect(f"{WS}/api/sessions/{key}/ws") as socket:
         socket.send_json({"type": "step"})
         first = socket.receive_json()
         assert first["type"] == "snapshot" and first["epoch"] == 1
@@ -150,7 +158,7 @@ def test_the_socket_steps_plays_pauses_and_explains(client):
 
 
 def test_a_socket_for_an_unknown_session_is_told_and_closed(client):
-    with client.websocket_connect("/api/sessions/nope/ws") as socket:
+    with client.websocket_connect(f"{WS}/api/sessions/nope/ws") as socket:
         assert socket.receive_json() == {"type": "error", "message": "no such session"}
 
 
@@ -159,7 +167,10 @@ def test_uploads_become_data_sets_and_are_checked(client):
         f"{i % 7},{i % 5},{'cat' if i % 2 else 'dog'}\n" for i in range(60)
     )
     response = client.post(
-        "/api/uploads", params={"name": "pets.csv", "target": "kind"}, content=csv.encode()
+        "/api/uploads",
+        params={"name": "pets.csv", "target": "kind"},
+        content=csv.encode(),
+        headers=CSV,
     )
     assert response.status_code == 200, response.text
     upload = response.json()
@@ -167,17 +178,19 @@ def test_uploads_become_data_sets_and_are_checked(client):
     assert upload["upload"] in client.get("/api/options").json()["data"]
     snapshot = new_session(client, data=upload["upload"], target="kind")["snapshot"]
     assert snapshot["classes"] == ["cat", "dog"]
-    missing = client.post("/api/uploads", params={"target": "species"}, content=csv.encode())
+    missing = client.post(
+        "/api/uploads", params={"target": "species"}, content=csv.encode(), headers=CSV
+    )
     assert missing.status_code == 400 and "has no column 'species'" in missing.json()["error"]
-    big = client.post("/api/uploads", content=b"x" * (MAX_UPLOAD + 1))
+    big = client.post("/api/uploads", content=b"x" * (MAX_UPLOAD + 1), headers=CSV)
     assert big.status_code == 413 and "at most 2,000,000" in big.json()["error"]
-    latin = client.post("/api/uploads", content=b"a,y\n\xe9,1\n")
+    latin = client.post("/api/uploads", content=b"a,y\n\xe9,1\n", headers=CSV)
     assert latin.status_code == 400 and "not UTF-8" in latin.json()["error"]
 
 
 def test_sessions_are_independent_per_tab(client):
     a, b = new_session(client)["id"], new_session(client)["id"]
-    with client.websocket_connect(f"/api/sessions/{a}/ws") as socket:
+    with client.websocket_connect(f"{WS}/api/sessions/{a}/ws") as socket:
         socket.send_json({"type": "step"})
         socket.receive_json()
     assert client.get(f"/api/sessions/{a}").json()["epoch"] == 1
@@ -209,8 +222,16 @@ def test_the_command_starts_the_server_on_the_address_asked(monkeypatch):
     assert "deltaprop playground: http://127.0.0.1:8799/" in result.output
     assert started["host"] == "127.0.0.1" and started["port"] == 8799
     assert started["opened"] == "http://127.0.0.1:8799/"
+    monkeypatch.setattr(uvicorn, "run", lambda application, **kw: started.update(app=application))
     result = CliRunner().invoke(app, ["playground", "--host", "0.0.0.0", "--no-browser"])
-    assert "Warning: listening on 0.0.0.0" in result.output
+    assert "listening on 0.0.0.0, reachable from the network" in result.output
+    token = re.search(r"http://0\.0\.0\.0:8765/\?token=([\w-]{32})", result.output).group(1)
+    with TestClient(started["app"], base_url="http://192.0.2.7:8765") as remote:
+        assert remote.get("/api/options").status_code == 403  # no token: nothing answers
+        assert remote.get("/?token=wrong").status_code == 403
+        page = remote.get(f"/?token={token}")
+        assert page.status_code == 200 and "deltaprop_token=" in page.headers["set-cookie"]
+        assert remote.get("/api/options").status_code == 200  # the cookie the page keeps
     bad = CliRunner().invoke(app, ["playground", "--data", "mnist"])
     assert bad.exit_code == 2 and "unknown data set 'mnist'" in bad.output
     assert bad.output.count("\n") == 1
@@ -245,8 +266,52 @@ def test_the_command_takes_a_csv_file(tmp_path, monkeypatch):
         app, ["playground", "--data", str(path), "--target", "label", "--no-browser"]
     )
     assert result.exit_code == 0, result.output
-    with TestClient(captured["app"]) as client:
+    with TestClient(captured["app"], base_url="http://127.0.0.1:8765") as client:
         defaults = client.get("/api/options").json()["defaults"]
         assert defaults["data"] == "upload: my.csv" and defaults["target"] == "label"
         created = client.post("/api/sessions", json={"data": defaults["data"], "target": "label"})
         assert created.json()["snapshot"]["classes"] == ["a", "b"]
+
+
+# --- the page's locks: Host, Origin, content types --------------------------------------------
+
+
+def test_another_host_name_is_refused_dns_rebinding(client):
+    for host in ("evil.example:8765", "127.0.0.1.evil.example", "localhost:9999"):
+        response = client.get("/api/options", headers={"host": host})
+        assert response.status_code == 421, host
+        assert "is not this machine's playground" in response.json()["error"]
+    for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765", "localhost"):
+        assert client.get("/api/options", headers={"host": host}).status_code == 200, host
+
+
+def test_a_cross_site_post_is_refused(client):
+    evil = {"origin": "http://evil.example"}
+    sent = client.post("/api/sessions", json=SMALL, headers=evil)
+    assert sent.status_code == 403 and "'http://evil.example'" in sent.json()["error"]
+    # a form of another site can send text/plain without asking: refused whatever its Origin
+    plain = client.post(
+        "/api/sessions", content=b'{"data": "xor"}', headers={"content-type": "text/plain"}
+    )
+    assert plain.status_code == 403 and "'text/plain'" in plain.json()["error"]
+    upload = client.post(
+        "/api/uploads", content=b"a,y\n1,2\n", headers={"content-type": "text/plain"}
+    )
+    assert upload.status_code == 403
+    own = client.post("/api/sessions", json=SMALL, headers={"origin": "http://127.0.0.1:8765"})
+    assert own.status_code == 200
+
+
+def test_a_socket_from_another_site_is_refused(client):
+    key = client.post("/api/sessions", json=SMALL).json()["id"]
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect(
+            f"{WS}/api/sessions/{key}/ws", headers={"origin": "http://evil.example"}
+        ) as socket:
+            socket.receive_json()
+    assert refused.value.code == 1008
+    with client.websocket_connect(
+        f"{WS}/api/sessions/{key}/ws", headers={"origin": "http://127.0.0.1:8765"}
+    ) as socket:
+        socket.send_json({"type": "step"})
+        assert socket.receive_json()["epoch"] == 1

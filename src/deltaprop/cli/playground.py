@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import webbrowser
 from pathlib import Path
@@ -35,7 +36,7 @@ def playground(
         str,
         typer.Option(
             help="the address to listen on (others than 127.0.0.1 are reachable "
-            "from the network: a warning is printed)"
+            "from the network: the page then needs the token in the printed URL)"
         ),
     ] = "127.0.0.1",
     browser: Annotated[
@@ -52,17 +53,20 @@ def playground(
         fail("the playground needs its web extra: pip install 'deltaprop[web]'")
     if data is not None and Path(data).suffix.lower() not in ("", ".csv"):
         fail(f"--data: the playground reads built-in sets and .csv files, got {data!r}")
+    token = None if host in LOCAL_HOSTS else secrets.token_urlsafe(24)
     with user_input("--data"):
-        application = create_app(data, target)
-    if host not in LOCAL_HOSTS:
+        application = create_app(data, target, port=port, token=token)
+    if token is not None:
         typer.echo(
-            f"Warning: listening on {host}: anyone who can reach this machine can use the "
-            "playground (it trains models on this machine's CPU)",
+            f"Note: listening on {host}, reachable from the network: the page answers only "
+            "with the token in the URL below",
             err=True,
         )
     if not _port_free(host, port):
         fail(f"--port: {port} is in use on {host}; choose another with --port")
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    if token is not None:
+        url += f"?token={token}"
     typer.echo(f"deltaprop playground: {url}  (Ctrl-C stops it)")
     if browser:
         webbrowser.open(url)  # False, and nothing else, where no browser is available

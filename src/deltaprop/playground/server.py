@@ -4,7 +4,9 @@ Every tab creates its own :class:`~deltaprop.playground.session.Session` (``POST
 and drives it over ``/api/sessions/{id}/ws``: ``play``, ``pause``, ``step`` and ``explain``
 messages in; ``snapshot``, ``explanation`` and ``error`` messages out. Training runs in a worker
 thread, never in the event loop, so the page stays responsive. Everything the page sends is
-checked on the server, and each refusal comes back as a message naming the field and the value.
+checked on the server, and each refusal comes back as a message naming the field and the value;
+before any route, :class:`~deltaprop.playground.guard.Guard` refuses requests that did not come
+from the playground's own page.
 
 HTTP routes:
 
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -38,6 +41,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..data import catalog as datasets
+from .guard import Guard, token_cookie
 from .session import Session
 from .settings import DATA_SETS, Settings, SettingsError, csv_dataset, settings_schema
 
@@ -57,7 +61,10 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 class Playground:
     """The server's state: uploaded files and the sessions of open tabs."""
 
-    def __init__(self, data: str | None = None, target: str | None = None) -> None:
+    def __init__(
+        self, data: str | None = None, target: str | None = None, token: str | None = None
+    ) -> None:
+        self.token = token
         self.uploads: dict[str, str] = {}
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self._ids = itertools.count(1)
@@ -90,7 +97,10 @@ class Playground:
     # --- HTTP ---------------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
-        return FileResponse(STATIC / "index.html")
+        response = FileResponse(STATIC / "index.html")
+        if self.token is not None:  # the Guard let it through: the token was shown
+            response.headers["set-cookie"] = token_cookie(self.token)
+        return response
 
     async def options(self, request: Request) -> Response:
         schema = settings_schema()
@@ -233,9 +243,18 @@ class Playground:
                 playing.cancel()
 
 
-def create_app(data: str | None = None, target: str | None = None) -> Starlette:
-    """The playground's web application (``data``, ``target``: what the page starts with)."""
-    state = Playground(data, target)
+def create_app(
+    data: str | None = None,
+    target: str | None = None,
+    *,
+    port: int | None = None,
+    token: str | None = None,
+) -> Starlette:
+    """The playground's web application (``data``, ``target``: what the page starts with),
+    behind its :class:`~deltaprop.playground.guard.Guard`: ``port`` the one it listens on
+    (None: any), ``token`` the secret callers must show (None: only this machine's Host
+    names are answered)."""
+    state = Playground(data, target, token)
     routes = [
         Route("/", state.page),
         Route("/api/options", state.options),
@@ -248,6 +267,6 @@ def create_app(data: str | None = None, target: str | None = None) -> Starlette:
         WebSocketRoute("/api/sessions/{key}/ws", state.socket),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(Guard, port=port, token=token)])
     app.state.playground = state
     return app
