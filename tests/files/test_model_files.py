@@ -320,3 +320,29 @@ def test_a_negative_running_variance_is_refused_at_load(tmp_path):
     with pytest.raises(dp.ModelFileError, match="1.running_var holds 1 negative"):
         dp.save(net, tmp_path / "never.safetensors")
     assert not (tmp_path / "never.safetensors").exists()
+
+
+def test_an_architecture_over_the_layer_cap_is_refused_before_building(tmp_path, monkeypatch):
+    from deltaprop.files import model_files
+
+    rng = np.random.default_rng(0)
+    net = dp.Sequential(dp.Dense(2, 2, rng=rng), dp.Sequential(dp.ReLU(), dp.Dense(2, 2, rng=rng)))
+    path = tmp_path / "m.safetensors"
+    dp.save(net, path)
+    monkeypatch.setattr(model_files, "MAX_LAYERS", 3)  # four: Dense, Sequential, ReLU, Dense
+    with pytest.raises(dp.ModelFileError, match="its architecture has 4 layers, over the cap of 3"):
+        dp.load(path)
+    monkeypatch.setattr(model_files, "MAX_LAYERS", 4)
+    dp.load(path)
+
+
+def test_a_long_chain_of_layers_loads_with_each_layer_in_place(tmp_path):
+    """Many layers (building them was quadratic in their count): every tensor lands."""
+    rng = np.random.default_rng(0)
+    layers = [layer for _ in range(3000) for layer in (dp.Dense(2, 2, rng=rng), dp.ReLU())]
+    net = dp.Sequential(*layers)
+    path = tmp_path / "long.safetensors"
+    dp.save(net, path)
+    back, _ = dp.load(path)
+    assert len(back) == 6000
+    np.testing.assert_array_equal(back.flat_values, net.flat_values)

@@ -155,6 +155,12 @@ def test_the_socket_steps_plays_pauses_and_explains(client):
         assert "unknown message" in socket.receive_json()["message"]
         socket.send_text("not json")
         assert socket.receive_json() == {"type": "error", "message": "messages are JSON"}
+        socket.send_text("[" * 100_000 + "]" * 100_000)  # too deep to parse: the socket stays
+        assert socket.receive_json() == {"type": "error", "message": "messages are JSON"}
+        socket.send_bytes(b'{"type": "step"}')
+        assert "not binary frames" in socket.receive_json()["message"]
+        socket.send_json({"type": "step"})
+        assert socket.receive_json()["type"] == "snapshot"
 
 
 def test_a_socket_for_an_unknown_session_is_told_and_closed(client):
@@ -315,3 +321,11 @@ def test_a_socket_from_another_site_is_refused(client):
     ) as socket:
         socket.send_json({"type": "step"})
         assert socket.receive_json()["epoch"] == 1
+
+
+def test_the_page_may_not_ask_for_thousands_of_layers(client):
+    response = client.post("/api/sessions", json={**SMALL, "hidden": [1] * 12_000})
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "hidden: 12000 layers; at most 32 are drawn and trained at an interactive pace"
+    )

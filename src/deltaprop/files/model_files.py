@@ -28,6 +28,9 @@ from .format import FileContents, read_file, write_file
 
 TRAINING_STATE_PREFIXES = ("optimizer.", "callbacks.", "split.", "estimator.")
 """Tensors of a checkpoint (or an estimator file) that are not the model's own."""
+MAX_LAYERS = 100_000
+"""The most layers a model file may describe: far above any real network, far below what
+would take minutes to build."""
 
 
 def _library_version() -> str:
@@ -166,7 +169,13 @@ def model_from(contents: FileContents, path: str = "<file>") -> tuple[Sequential
 
 
 def build_architecture(info: dict[str, Any], path: str) -> Sequential:
-    """The model a file's metadata describes, with freshly drawn weights."""
+    """The model a file's metadata describes, with freshly drawn weights (at most
+    :data:`MAX_LAYERS` layers, counting those inside nested models)."""
+    layers = _count_layers(info.get("architecture")) - 1  # the model itself is no layer of it
+    if layers > MAX_LAYERS:
+        raise ModelFileError(
+            f"{path!r}: its architecture has {layers:,} layers, over the cap of {MAX_LAYERS:,}"
+        )
     try:
         model = registry.from_config(info.get("architecture"), registry.LAYERS, "architecture")
     except ValueError as error:  # UnknownNameError included
@@ -174,6 +183,19 @@ def build_architecture(info: dict[str, Any], path: str) -> Sequential:
     if not isinstance(model, Sequential):
         raise ModelFileError(f"{path!r}: the architecture is not a Sequential")
     return model
+
+
+def _count_layers(config: Any) -> int:
+    """Layer descriptions in an architecture (each nested list of layers counted, one pass)."""
+    count, pending = 0, [config]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            count += 1
+            pending += [v for v in item.values() if isinstance(v, list | dict)]
+        elif isinstance(item, list):
+            pending += item
+    return count
 
 
 def _check_tensors(

@@ -49,12 +49,7 @@ class Sequential(Layer):
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], list | tuple):
             layers = tuple(layers[0])
-        for index, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(
-                    f"Sequential: element {index} must be a Layer, got {type(layer).__name__}"
-                )
-            _check_free(layers, index)
+        _check_free(layers)
         self.layers: list[Layer] = list(layers)
         self._check_widths_chain()
         for index, layer in enumerate(self.layers):
@@ -272,11 +267,14 @@ class Sequential(Layer):
         }
 
     def state_errors(self, state: Mapping[str, Array]) -> list[str]:
+        by_layer: dict[str, dict[str, Array]] = {}
+        for key, tensor in state.items():
+            position, _, name = key.partition(".")
+            by_layer.setdefault(position, {})[name] = tensor
         errors = []
         for index, layer in enumerate(self.layers):
-            prefix = f"{index}."
-            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            errors += [f"{prefix}{error}" for error in layer.state_errors(own)]
+            own = by_layer.get(str(index), {})
+            errors += [f"{index}.{error}" for error in layer.state_errors(own)]
         return errors
 
     def buffers(self) -> dict[str, Array]:
@@ -373,24 +371,35 @@ class Sequential(Layer):
         return f"Sequential(\n{inner}\n)" if self.layers else "Sequential()"
 
 
-def _check_free(layers: Sequence[Layer], index: int) -> None:
-    """Refuse a layer that is already part of a model, or that appears twice in ``layers``.
+def _check_free(layers: Sequence[Any]) -> None:
+    """Refuse anything but a Layer, a layer that is already part of a model, or one that appears
+    twice in ``layers`` (in one pass: a model of many layers is built in linear time).
 
     A layer's parameters live in its model's flat buffer and its caches hold one forward pass:
     the same layer in two places would leave one model with stale weights, or overwrite a cache
     backward still needs.
     """
-    layer = layers[index]
-    shown = " ".join(repr(layer).split())  # one line, also for a Sequential
-    for earlier in range(index):
-        if layers[earlier] is layer:
-            raise ValueError(
-                f"Sequential: layer {index} ({shown}) is the same object as layer {earlier}; "
-                "a layer can appear once in a model: build a second layer of the same kind"
+    seen: dict[int, int] = {}
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"Sequential: element {index} must be a Layer, got {type(layer).__name__}"
             )
-    if layer.owner is not None:
-        raise ValueError(
-            f"Sequential: layer {index} ({shown}) is already part of another model; a layer "
-            "can be part of one model only (its parameters live in that model's storage): build "
-            "new layers, or use copy.deepcopy(layer) for an independent copy"
-        )
+        earlier = seen.setdefault(id(layer), index)
+        if earlier != index:
+            raise ValueError(
+                f"Sequential: layer {index} ({_one_line(layer)}) is the same object as layer "
+                f"{earlier}; a layer can appear once in a model: build a second layer of the "
+                "same kind"
+            )
+        if layer.owner is not None:
+            raise ValueError(
+                f"Sequential: layer {index} ({_one_line(layer)}) is already part of another "
+                "model; a layer can be part of one model only (its parameters live in that "
+                "model's storage): build new layers, or use copy.deepcopy(layer) for an "
+                "independent copy"
+            )
+
+
+def _one_line(layer: Layer) -> str:
+    return " ".join(repr(layer).split())  # one line, also for a Sequential

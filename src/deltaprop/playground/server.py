@@ -205,9 +205,18 @@ class Playground:
 
         try:
             while True:
+                received = await websocket.receive()
+                if received["type"] == "websocket.disconnect":
+                    break
+                text = received.get("text")
+                if text is None:  # a binary frame
+                    await websocket.send_json(
+                        {"type": "error", "message": "messages are JSON text, not binary frames"}
+                    )
+                    continue
                 try:
-                    message = json.loads(await websocket.receive_text())
-                except ValueError:
+                    message = json.loads(text)
+                except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
                     await websocket.send_json({"type": "error", "message": "messages are JSON"})
                     continue
                 kind = message.get("type") if isinstance(message, dict) else None

@@ -35,6 +35,10 @@ class SettingsError(ValueError):
     """Settings from the page that cannot be used; the message names the field and value."""
 
 
+MAX_HIDDEN_LAYERS = 32
+"""The most hidden layers the page may ask for."""
+
+
 @dataclass
 class Settings:
     """What the page chose; :meth:`from_json` checks every field."""
@@ -68,7 +72,12 @@ class Settings:
         _integer("samples", s.samples, 20, 20_000)
         _number("noise", s.noise, 0.0, 10.0)
         if not (isinstance(s.hidden, list) and all(is_int(w) and w >= 1 for w in s.hidden)):
-            raise SettingsError(f"hidden: a list of layer widths >= 1, got {s.hidden!r}")
+            raise SettingsError(f"hidden: a list of layer widths >= 1, got {repr(s.hidden)[:80]}")
+        if len(s.hidden) > MAX_HIDDEN_LAYERS:
+            raise SettingsError(
+                f"hidden: {len(s.hidden)} layers; at most {MAX_HIDDEN_LAYERS} are drawn and "
+                "trained at an interactive pace"
+            )
         for name, table in (
             ("activation", registry.ACTIVATIONS),
             ("optimizer", registry.OPTIMIZERS),
