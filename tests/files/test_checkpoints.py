@@ -218,3 +218,51 @@ def test_resume_with_other_data_is_refused(tmp_path, rows, change, message):
         )
     np.testing.assert_array_equal(net.flat_values, before)
     assert dp.inspect_file(checkpoint).epoch == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_size": 16}, r"batch_size differs: it was written with 32, this fit has 16"),
+        ({"validation_split": 0.3}, r"validation_split differs: it was written with 0.2, .* 0.3"),
+        ({"shuffle": False}, r"shuffle differs: it was written with True, this fit has False"),
+        ({"sample_weight": np.ones(50)}, "written without sample_weight, this fit is with"),
+    ],
+)
+def test_resume_with_other_fit_settings_is_refused_naming_the_setting(tmp_path, change, message):
+    """Another batch size, split, shuffle or weights would no longer be an exact resume."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 50)
+    checkpoint = _checkpointed_run(tmp_path, X, y)
+    net = _widths(np.random.default_rng(0), 8)
+    before = net.flat_values.copy()
+    settings = {"batch_size": 32, "validation_split": 0.2, **change}
+    with pytest.raises(dp.ModelFileError, match=message):
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.Adam(net.parameters()),
+            X,
+            y,
+            epochs=2,
+            rng=np.random.default_rng(0),
+            verbose=0,
+            resume_from=checkpoint,
+            **settings,
+        )
+    np.testing.assert_array_equal(net.flat_values, before)
+    history = dp.fit(  # the same settings resume
+        net,
+        dp.SoftmaxCrossEntropy(),
+        dp.Adam(net.parameters()),
+        X,
+        y,
+        epochs=2,
+        rng=np.random.default_rng(0),
+        verbose=0,
+        resume_from=checkpoint,
+        batch_size=32,
+        validation_split=0.2,
+    )
+    assert history.n_epochs == 2

@@ -56,6 +56,15 @@ def _data_differences(saved: Any, current: dict[str, Any]) -> str | None:
             f"it was written while training on other data of the same shape ({current['rows']} "
             "rows): the fingerprint of its sampled rows differs"
         )
+    settings = saved.get("settings")
+    for key, value in current.get("settings", {}).items():
+        if isinstance(settings, dict) and key in settings and settings[key] != value:
+            if key == "sample_weight":
+                if settings[key] is None or value is None:
+                    given = ("without", "with") if value is not None else ("with", "without")
+                    return f"it was written {given[0]} sample_weight, this fit is {given[1]}"
+                return "sample_weight differs from the weights it was written with"
+            return f"{key} differs: it was written with {settings[key]!r}, this fit has {value!r}"
     return None
 
 

@@ -14,6 +14,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from hashlib import sha256
 from typing import Any
 
 import numpy as np
@@ -180,6 +181,12 @@ def fit(
         val_index=None,
         callbacks=callbacks,
         epoch=0,
+        settings={
+            "batch_size": batch_size,
+            "validation_split": validation_split,
+            "shuffle": shuffle,
+            "sample_weight": None if w_all is None else sha256(w_all.tobytes()).hexdigest(),
+        },
     )
     resume(run, resume_from)
     validation = _split(run, w_all, validation_data, validation_split)

@@ -65,6 +65,8 @@ class TrainingRun:
         X, y: the training inputs, converted once to the model's dtype, and the targets as the
             loss prepared them; ``train_index`` the rows trained on, ``val_index`` those held
             out by ``validation_split`` (or None).
+        settings: what an exact resume must repeat: ``batch_size``, ``validation_split``,
+            ``shuffle`` and a fingerprint of ``sample_weight`` (None without weights).
     """
 
     model: Sequential
@@ -82,6 +84,7 @@ class TrainingRun:
     epoch: int = 0
     stop_training: bool = False
     stop_reason: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
     _fingerprint: dict[str, Any] | None = field(default=None, repr=False)
 
     def stop(self, reason: str) -> None:
@@ -89,10 +92,10 @@ class TrainingRun:
         self.stop_reason = reason
 
     def data_fingerprint(self) -> dict[str, Any]:
-        """The training set's fingerprint (rows, features, a hash of sampled rows), computed
-        once, when a checkpoint first needs it."""
+        """The training set's fingerprint (rows, features, a hash of sampled rows) and the
+        run's :attr:`settings`, computed once, when a checkpoint first needs it."""
         if self._fingerprint is None:
-            self._fingerprint = data_fingerprint(self.X, self.y)
+            self._fingerprint = {**data_fingerprint(self.X, self.y), "settings": self.settings}
         return self._fingerprint
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..files.checkpoints import data_fingerprint, load_checkpoint
+from ..files.checkpoints import load_checkpoint
 from .protocol import Callback, History, TrainingRun
 
 
@@ -21,7 +21,7 @@ def resume(run: TrainingRun, checkpoint: str | os.PathLike[str] | None) -> None:
         run.model,
         run.optimizer,
         loss=run.loss,
-        data=data_fingerprint(run.X, run.y),
+        data=run.data_fingerprint(),
     )
     run.rng.bit_generator.state = state.rng_state
     run.history = History(state.history)
