@@ -266,3 +266,87 @@ def test_resume_with_other_fit_settings_is_refused_naming_the_setting(tmp_path, 
         validation_split=0.2,
     )
     assert history.n_epochs == 2
+
+
+def _crafted(tmp_path, change):
+    """A real checkpoint, its state changed by ``change(info, tensors)``, checksums recomputed."""
+    from deltaprop.files import format as fileformat
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 50)
+    net = _widths(np.random.default_rng(0), 8)
+    stopper = dp.EarlyStopping("loss", patience=3, restore_best_weights=True)
+    path = tmp_path / "c.safetensors"
+    dp.fit(
+        net,
+        dp.SoftmaxCrossEntropy(),
+        dp.Adam(net.parameters(), lr=dp.CosineDecay(1e-3, total_steps=20)),
+        X,
+        y,
+        epochs=1,
+        rng=np.random.default_rng(0),
+        verbose=0,
+        callbacks=[stopper, dp.ModelCheckpoint(path)],
+    )
+    contents = fileformat.read_file(path)
+    info, tensors = contents.info, dict(contents.tensors)
+    change(info, tensors)
+    info.pop("tensor_sha256", None)
+    crafted = tmp_path / "crafted.safetensors"
+    crafted.write_bytes(fileformat.encode(tensors, info))
+    return crafted, X, y
+
+
+def _best_weights_of_one_number(info, tensors):
+    name = next(k for k in tensors if k.startswith("callbacks.") and k.endswith("best_weights"))
+    tensors[name] = np.array([7.0], dtype=np.float32)
+
+
+def _negative_step_count(info, tensors):
+    info["checkpoint"]["optimizer"]["step_count"] = -5
+
+
+def _bad_random_state(info, tensors):
+    info["checkpoint"]["rng"] = {"bit_generator": "PCG64", "state": "nonsense"}
+
+
+def _early_stopping_without_its_fields(info, tensors):
+    for entry in info["checkpoint"]["callbacks"]:
+        if entry["type"] == "EarlyStopping":
+            entry["state"] = {"wait": "many"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_best_weights_of_one_number, r"the saved best weights have shapes \[\(1,\)"),
+        (_negative_step_count, r"step_count -5 and lr_scale"),
+        (_bad_random_state, "its training state is malformed"),
+        (_early_stopping_without_its_fields, r"training state is malformed \(KeyError"),
+    ],
+)
+def test_a_crafted_training_state_is_refused_and_changes_nothing(tmp_path, change, message):
+    path, X, y = _crafted(tmp_path, change)
+    net = _widths(np.random.default_rng(9), 8)
+    opt = dp.Adam(net.parameters(), lr=dp.CosineDecay(1e-3, total_steps=20))
+    stopper = dp.EarlyStopping("loss", patience=3, restore_best_weights=True)
+    weights, rng = net.flat_values.copy(), np.random.default_rng(0)
+    rng_state = rng.bit_generator.state
+    with pytest.raises(dp.ModelFileError, match=message):
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            opt,
+            X,
+            y,
+            epochs=3,
+            rng=rng,
+            verbose=0,
+            callbacks=[stopper],
+            resume_from=path,
+        )
+    np.testing.assert_array_equal(net.flat_values, weights)
+    assert opt.step_count == 0 and not opt.state["exp_avg"].any()
+    assert rng.bit_generator.state == rng_state
+    assert stopper.best_state is None and stopper.wait == 0

@@ -10,6 +10,7 @@ tensors also hold the optimizer's state arrays (``"optimizer.exp_avg"``, ...), t
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,7 +175,9 @@ def read_state(contents: FileContents, shown: str) -> tuple[CheckpointState, dic
         optimizer = state["optimizer"]
         if not isinstance(optimizer, dict) or optimizer.get("type") not in registry.OPTIMIZERS:
             raise ValueError(f"unknown optimizer record {str(optimizer)[:100]}")
-        int(optimizer["step_count"]), float(optimizer["lr_scale"])
+        steps, scale = int(optimizer["step_count"]), float(optimizer["lr_scale"])
+        if steps < 0 or not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"step_count {steps} and lr_scale {scale} (need >= 0 and > 0)")
         history = state["history"]
         if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
             raise ValueError("its History is not a table of lists")

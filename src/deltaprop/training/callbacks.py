@@ -141,6 +141,16 @@ class EarlyStopping(Callback):
             buffers.append(np.array(state[f"best_buffer_{len(buffers)}"]))
         self.best_state = None if weights is None else [np.array(weights), *buffers]
 
+    def check_state(self, run: TrainingRun) -> None:
+        if self.best_state is None:
+            return
+        expected = [a.shape for a in run.model.snapshot()]
+        got = [np.shape(a) for a in self.best_state]
+        if got != expected:
+            raise ValueError(
+                f"EarlyStopping: the saved best weights have shapes {got}, the model's {expected}"
+            )
+
 
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` when a metric stops improving (as Keras/PyTorch).

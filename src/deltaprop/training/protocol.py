@@ -140,3 +140,7 @@ class Callback:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (arrays come back as NumPy arrays)."""
+
+    def check_state(self, run: TrainingRun) -> None:
+        """After :meth:`load_state_dict`, when ``fit`` resumes: raise ValueError if the state
+        does not fit ``run`` (saved weights of another model, say). Nothing to check by default."""
