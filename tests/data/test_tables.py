@@ -122,3 +122,34 @@ def test_table_operations_keep_a_matrix_without_copies():
     assert table.take(np.array([3, 0])).n_rows == 2
     with pytest.raises(KeyError, match="no column 'z'"):
         table.column("z")
+
+
+def test_npz_column_names_given_twice_are_refused(tmp_path):
+    """A 2-D X gives the columns X[0], X[1]: a 1-D member named "X[0]" would lose one."""
+    from deltaprop.data.tables import read_npz
+
+    path = tmp_path / "two.npz"
+    np.savez(path, X=np.ones((5, 2)), **{"X[0]": np.zeros(5)})
+    with pytest.raises(ValueError, match=r"the column name 'X\[0\]' is given twice"):
+        read_npz(path)
+
+
+def test_an_npz_member_claiming_more_than_it_holds_is_refused_before_allocating(tmp_path):
+    import io
+    import tracemalloc
+    import zipfile
+
+    from deltaprop.data.tables import read_npz
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (2**45,)}
+    )
+    path = tmp_path / "claims.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("X.npy", header.getvalue() + b"\x00" * 16)
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"array 'X' claims shape \(35184372088832,\) of float64"):
+        read_npz(path)
+    assert tracemalloc.get_traced_memory()[1] < 1 << 20
+    tracemalloc.stop()

@@ -210,6 +210,8 @@ def read_npz(path: str | os.PathLike[str]) -> Table:
     columns: dict[str, Array] = {}
     try:
         with np.load(path, allow_pickle=False) as archive:
+            for key in archive.files:
+                _check_npz_member(archive, key, path)
             arrays = {key: archive[key] for key in archive.files}
     except ValueError as error:
         raise ValueError(f"{str(path)!r} is not an NPZ file of plain arrays ({error})") from None
@@ -217,18 +219,46 @@ def read_npz(path: str | os.PathLike[str]) -> Table:
         raise ValueError(f"{str(path)!r} is not a readable NPZ file ({error})") from None
     for key, array in arrays.items():
         if array.ndim == 1:
-            columns[key] = array
+            named = {key: array}
         elif array.ndim == 2:
-            columns.update({f"{key}[{j}]": array[:, j] for j in range(array.shape[1])})
+            named = {f"{key}[{j}]": array[:, j] for j in range(array.shape[1])}
         else:
             raise ValueError(
                 f"{str(path)!r}: array {key!r} has shape {array.shape}; columns are 1-D arrays, "
                 "or 2-D arrays of one column per feature"
             )
+        clash = sorted(set(named) & set(columns))
+        if clash:
+            raise ValueError(
+                f"{str(path)!r}: the column name {clash[0]!r} is given twice (array {key!r} and "
+                "a column of a 2-D array, or another array): rename one"
+            )
+        columns.update(named)
     lengths = {key: len(c) for key, c in columns.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"{str(path)!r}: its arrays have different lengths: {lengths}")
     return Table(tuple(columns), tuple(_plain_column(c) for c in columns.values()))
+
+
+def _check_npz_member(archive: Any, key: str, path: str | os.PathLike[str]) -> None:
+    """Refuse a member whose header claims more data than the member holds, before NumPy
+    allocates that much (a few hundred bytes can claim terabytes)."""
+    name = key if key in archive.zip.namelist() else f"{key}.npy"
+    held = archive.zip.getinfo(name).file_size
+    with archive.zip.open(name) as member:
+        major, _ = np.lib.format.read_magic(member)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if major == 1
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(member)
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > held:
+        raise ValueError(
+            f"{str(path)!r}: array {key!r} claims shape {shape} of {dtype} ({claimed:,} bytes), "
+            f"but holds {held:,} bytes: the file is damaged or crafted"
+        )
 
 
 def _plain_column(values: Any) -> Array:
