@@ -261,3 +261,36 @@ def test_explain_colours_titles_and_checks_in_a_terminal(monkeypatch):
     assert "\x1b[1mNetwork" not in shown  # the summary is not a heading
     assert "\x1b[32m      ✓ relative error" in shown  # a green check
     assert re.sub(r"\x1b\[[0-9;]*m", "", shown).count("✓ relative error") == 11
+
+
+def test_gradcheck_of_a_large_network_checks_a_sample(monkeypatch):
+    import deltaprop.cli.explain as cli_explain
+
+    calls = []
+    real = cli_explain.gradcheck.check_model
+    monkeypatch.setattr(
+        cli_explain.gradcheck,
+        "check_model",
+        lambda *args, **kwargs: calls.append(kwargs["sample"]) or real(*args, **kwargs),
+    )
+    monkeypatch.setattr(cli_explain.gradcheck, "LARGE_CHECK", 100)  # 3-40-1: 201 parameters
+    assert runner.invoke(app, ["gradcheck", "--hidden", "40"]).exit_code == 0
+    assert runner.invoke(app, ["gradcheck", "--hidden", "40", "--sample", "7"]).exit_code == 0
+    assert runner.invoke(app, ["gradcheck", "--hidden", "4"]).exit_code == 0
+    assert calls == [cli_explain.DEFAULT_SAMPLE, 7, None]
+
+
+def test_a_model_without_a_fixed_input_width_is_one_line(tmp_path):
+    path = tmp_path / "relu.safetensors"
+    dp.save(dp.Sequential(dp.ReLU()), path, loss=dp.MeanSquaredError())
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n1,2\n3,4\n")
+    for args in (
+        ["evaluate", str(path), "--data", str(rows)],
+        ["predict", str(path), "--input", str(rows)],
+        ["gradcheck", "--model", str(path)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, args
+        assert result.output.startswith("Error: the model's network has no layer of fixed input")
+        assert "Traceback" not in result.output

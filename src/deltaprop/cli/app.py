@@ -232,10 +232,13 @@ def labels_of(dataset: Dataset) -> np.ndarray:
 
 
 def input_width(model: Sequential) -> int:
-    """The model's input width (its first layer of fixed width)."""
+    """The model's input width (its first layer of fixed width); a one-line error without."""
     width = model.input_features()
     if width is None:
-        raise ValueError("the model has no layer of fixed input width")
+        fail(
+            "the model's network has no layer of fixed input width (such as Dense), so the "
+            "number of features it takes is unknown"
+        )
     return width
 
 

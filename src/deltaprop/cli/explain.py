@@ -35,6 +35,9 @@ from .app import (
     user_input,
 )
 
+DEFAULT_SAMPLE = 1000
+"""Entries of each tensor ``gradcheck`` checks by default on a network too large to check whole."""
+
 
 @app.command("gradcheck")
 def gradcheck_command(
@@ -57,11 +60,21 @@ def gradcheck_command(
     tolerance: Annotated[
         float, typer.Option(help="largest relative error that passes, > 0")
     ] = gradcheck.DEFAULT_TOLERANCE,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="check this many random entries of each tensor [default: every entry, or "
+            f"{DEFAULT_SAMPLE:,} of each when the network has over "
+            f"{gradcheck.LARGE_CHECK:,} parameters]",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of every random draw")] = 0,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
     """Check a network's gradients by central differences, in float64 (the seed's network by
-    default: 3 inputs, 4 ReLU units, sigmoid + BCE); exit code 1 if one disagrees."""
+    default: 3 inputs, 4 ReLU units, sigmoid + BCE); exit code 1 if one disagrees. Each entry
+    checked costs two passes of the network, so a large one is checked on a sample."""
     if not tolerance > 0:
         fail(f"--tolerance must be > 0, got {tolerance}")
     rng = np.random.default_rng(seed)
@@ -79,7 +92,11 @@ def gradcheck_command(
     X = rng.standard_normal((batch, n_in))
     with user_input():
         y = loss.derivation.example_targets(rng, batch, model.output_features(n_in))
-        report = gradcheck.check_model(model, loss, X, y, tolerance=tolerance, seed=seed)
+        if sample is None and model.flat_values.size > gradcheck.LARGE_CHECK:
+            sample = DEFAULT_SAMPLE
+        report = gradcheck.check_model(
+            model, loss, X, y, tolerance=tolerance, seed=seed, sample=sample
+        )
     if json_output:
         echo_json(
             {
@@ -88,10 +105,13 @@ def gradcheck_command(
                 "ok": report.ok,
                 "worst": report.worst,
                 "errors": report.errors,
+                "sample": sample,
             }
         )
     else:
         typer.echo(str(report))
+        if sample is not None:
+            typer.echo(f"  (checked at {sample:,} random entries of each tensor; --sample sets it)")
     if not report.ok:
         raise typer.Exit(1)
 
