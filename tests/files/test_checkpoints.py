@@ -350,3 +350,39 @@ def test_a_crafted_training_state_is_refused_and_changes_nothing(tmp_path, chang
     assert opt.step_count == 0 and not opt.state["exp_avg"].any()
     assert rng.bit_generator.state == rng_state
     assert stopper.best_state is None and stopper.wait == 0
+
+
+def _architecture(description):
+    def change(info, tensors):
+        info["architecture"] = description
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("description", "message"),
+    [
+        ({"type": "Sequential", "layers": [5]}, "malformed"),
+        ({"type": "Sequential"}, r"invalid arguments for Sequential"),
+        ({"type": "Dense", "in_features": []}, r"invalid arguments for Dense"),
+        ([1], "expected a layer description with a 'type'"),
+    ],
+)
+def test_a_malformed_architecture_in_a_checkpoint_is_a_model_file_error(
+    tmp_path, description, message
+):
+    path, X, y = _crafted(tmp_path, _architecture(description))
+    net = _widths(np.random.default_rng(9), 8)
+    weights = net.flat_values.copy()
+    with pytest.raises(dp.ModelFileError, match=message):
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.Adam(net.parameters()),
+            X,
+            y,
+            epochs=2,
+            verbose=0,
+            resume_from=path,
+        )
+    np.testing.assert_array_equal(net.flat_values, weights)

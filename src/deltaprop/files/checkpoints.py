@@ -27,6 +27,7 @@ from .format import FileContents, json_value, read_file, write_file
 from .model_files import (
     architecture_differences,
     base_info,
+    build_architecture,
     check_finite_tensors,
     fill_model,
     model_from,
@@ -236,9 +237,8 @@ def load_checkpoint(
     shown = str(path)
     file = read_file(path)
     checkpoint, saved_opt = read_state(file, shown)
-    saved_architecture = file.info.get("architecture")
-    if not isinstance(saved_architecture, dict):
-        raise ModelFileError(f"{shown!r}: its architecture is not a layer description")
+    build_architecture(file.info, shown)  # a malformed description: the message load gives
+    saved_architecture = file.info["architecture"]
     differences = architecture_differences(
         saved_architecture, registry.to_config(model, registry.LAYERS)
     )
