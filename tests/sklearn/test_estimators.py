@@ -309,3 +309,37 @@ def test_every_solver_refuses_negative_or_all_zero_sample_weights(solver):
         dp.MLPClassifier(solver=solver, max_iter=5).fit(X, y, sample_weight=negative)
     with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero"):
         dp.MLPClassifier(solver=solver, max_iter=5).fit(X, y, sample_weight=np.zeros(len(y)))
+
+
+def _estimator_file(tmp_path, change):
+    """A fitted classifier's file, its state changed by ``change(state)``, checksums redone."""
+    from deltaprop.files import format as fileformat
+
+    X, y = load_iris(return_X_y=True)
+    path = tmp_path / "clf.safetensors"
+    dp.save(dp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, y), path)
+    contents = fileformat.read_file(path)
+    info = dict(contents.info)
+    change(info["estimator"]["state"])
+    info.pop("tensor_sha256", None)
+    crafted = tmp_path / "crafted.safetensors"
+    crafted.write_bytes(fileformat.encode(dict(contents.tensors), info))
+    return crafted
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["classes"]["values"].append(3), r"4 classes \(multiclass\) need 4 outputs"),
+        (lambda s: s.update(n_features_in_=7), "n_features_in_ is 7, the network takes 4"),
+        (lambda s: s["classes"].update(values=[0, 0, 1]), "must be 2 or more distinct labels"),
+        (lambda s: s["classes"].update(values=[10**30, 1, 2]), "does not make a MLPClassifier"),
+    ],
+)
+def test_an_estimator_file_whose_state_does_not_fit_its_network_is_refused(
+    tmp_path, change, message
+):
+    path = _estimator_file(tmp_path, change)
+    with pytest.raises(dp.ModelFileError, match=message):
+        dp.load(path)

@@ -140,8 +140,40 @@ def rebuild(
             optimizer.step_count = int(state["optimizer"]["step_count"])
             optimizer.lr_scale = float(state["optimizer"]["lr_scale"])
             estimator.optimizer_ = optimizer
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        _check_fits(estimator, model, loss)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise ModelFileError(
             f"its estimator description does not make a {cls.__name__}: {error}"
         ) from None
     return estimator
+
+
+def _check_fits(estimator: Any, model: Sequential, loss: Loss) -> None:
+    """The estimator's state describes its network: input width, outputs, classes, task.
+
+    Raises:
+        ValueError: naming the first thing that disagrees.
+    """
+    n_in = model.input_features()
+    if n_in is None:
+        raise ValueError("its network has no layer of fixed input width")
+    width = model.output_features(n_in)
+    if getattr(estimator, "n_features_in_", n_in) != n_in:
+        raise ValueError(f"n_features_in_ is {estimator.n_features_in_}, the network takes {n_in}")
+    if getattr(estimator, "n_outputs_", width) != width:
+        raise ValueError(f"n_outputs_ is {estimator.n_outputs_}, the network has {width} outputs")
+    classes = getattr(estimator, "classes_", None)
+    if (classes is not None) != (loss.task == "classification"):
+        raise ValueError(f"a {loss.task} loss does not fit {type(estimator).__name__}")
+    if classes is None:
+        return
+    y_type = estimator._label_binarizer.y_type_
+    if y_type not in ("binary", "multiclass", "multilabel-indicator"):
+        raise ValueError(f"unknown target type {y_type!r}")
+    if len(set(classes.tolist())) != len(classes) or len(classes) < 2:
+        raise ValueError(f"classes_ must be 2 or more distinct labels, got {classes.tolist()[:10]}")
+    expected = 1 if y_type == "binary" else len(classes)
+    if width != expected:
+        raise ValueError(
+            f"{len(classes)} classes ({y_type}) need {expected} outputs, the network has {width}"
+        )
