@@ -329,3 +329,30 @@ def test_the_page_may_not_ask_for_thousands_of_layers(client):
     assert response.json()["error"] == (
         "hidden: 12000 layers; at most 32 are drawn and trained at an interactive pace"
     )
+
+
+def test_memory_is_bounded_uploads_settings_and_sessions(client, monkeypatch):
+    import deltaprop.playground.server as server
+    import deltaprop.playground.session as session_module
+
+    csv = "a,b,y\n" + "".join(f"{i},{i % 5},{i % 2}\n" for i in range(60))
+    monkeypatch.setattr(server, "MAX_UPLOADS", 2)
+    names = [
+        client.post(
+            "/api/uploads", params={"target": "y"}, content=csv.encode(), headers=CSV
+        ).json()["upload"]
+        for _ in range(3)
+    ]
+    state = client.app.state.playground
+    assert list(state.uploads) == names[1:]  # the oldest went
+    big = client.post("/api/sessions", content=b"{" + b" " * 70_000 + b"}", headers=JSON)
+    assert big.status_code == 413 and "settings: more than 64,000 bytes" in big.json()["error"]
+    monkeypatch.setattr(session_module, "MAX_DATA_BYTES", 1000)
+    refused = client.post("/api/sessions", json=SMALL)
+    assert refused.status_code == 400 and "MB of features" in refused.json()["error"]
+    monkeypatch.setattr(session_module, "MAX_DATA_BYTES", 64_000_000)
+    keys = [client.post("/api/sessions", json=SMALL).json()["id"] for _ in range(3)]
+    one = state.sessions[keys[-1]].nbytes
+    monkeypatch.setattr(server, "MAX_SESSIONS_BYTES", int(2.5 * one))
+    keys.append(client.post("/api/sessions", json=SMALL).json()["id"])
+    assert list(state.sessions) == keys[-2:]  # the least recently used went first

@@ -50,8 +50,28 @@ MAX_UPLOAD = 2_000_000
 """The largest CSV upload, in bytes."""
 MAX_SESSIONS = 32
 """Sessions kept at once; the least recently used one is dropped beyond this."""
+MAX_SESSIONS_BYTES = 512_000_000
+"""The memory all sessions' data and networks may take together; the least recently used ones
+are dropped beyond it."""
+MAX_UPLOADS = 16
+"""Uploads kept at once; the oldest one is dropped beyond this (its sessions keep their data)."""
+MAX_SETTINGS = 64_000
+"""The largest settings document, in bytes."""
 PLAY_PAUSE_S = 0.02
 """The pause between two epochs while playing, so that the page can draw each one."""
+
+
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None once it passes ``limit`` bytes (read no further)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _error(message: str, status: int = 400) -> JSONResponse:
@@ -113,11 +133,9 @@ class Playground:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_UPLOAD:
             return _error(f"upload: {int(declared):,} bytes; at most {MAX_UPLOAD:,}", 413)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_UPLOAD:
-                return _error(f"upload: more than {MAX_UPLOAD:,} bytes", 413)
+        body = await _body(request, MAX_UPLOAD)
+        if body is None:
+            return _error(f"upload: more than {MAX_UPLOAD:,} bytes", 413)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -130,14 +148,19 @@ class Playground:
             return _error(f"upload: {error}".replace("--target", "the target field"))
         upload = f"upload {next(self._ids)}: {name}"
         self.uploads[upload] = text
+        while len(self.uploads) > MAX_UPLOADS:
+            del self.uploads[next(iter(self.uploads))]  # the oldest
         return JSONResponse(
             {"upload": upload, "columns": list(dataset.features.names), "rows": dataset.n_rows}
         )
 
     async def create(self, request: Request) -> Response:
+        body = await _body(request, MAX_SETTINGS)
+        if body is None:
+            return _error(f"settings: more than {MAX_SETTINGS:,} bytes", 413)
         try:
-            document = await request.json()
-        except ValueError:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
             return _error("settings: the request body is not JSON")
         try:
             settings = Settings.from_json(document, self.uploads)
@@ -146,8 +169,11 @@ class Playground:
             return _error(str(error))
         key = os.urandom(8).hex()
         self.sessions[key] = session
-        while len(self.sessions) > MAX_SESSIONS:
-            self.sessions.popitem(last=False)
+        while len(self.sessions) > MAX_SESSIONS or (
+            len(self.sessions) > 1
+            and sum(kept.nbytes for kept in self.sessions.values()) > MAX_SESSIONS_BYTES
+        ):
+            self.sessions.popitem(last=False)  # the least recently used
         return JSONResponse({"id": key, "snapshot": session.snapshot()})
 
     def _found(self, request: Request) -> Session | Response:

@@ -28,6 +28,9 @@ from ..training.loop import evaluate, fit, predict
 from ..training.scoring import class_probabilities
 from .settings import DATA_SETS, Settings, SettingsError, is_int, load_data
 
+MAX_DATA_BYTES = 64_000_000
+"""The most memory one session's features and targets may take."""
+
 MAX_PARAMETERS = 5_000_000
 """A network above this many parameters is refused: it would not train at an interactive pace."""
 
@@ -57,6 +60,12 @@ class Session:
             self.loss = pipeline.choose_loss(settings.loss, self.prep)
         except ValueError as error:
             raise SettingsError(f"loss: {error}") from None
+        data_bytes = sum(a.nbytes for a in (self.X_train, self.X_test, self.y_train, self.y_test))
+        if data_bytes > MAX_DATA_BYTES:
+            raise SettingsError(
+                f"data: {data.name} makes {data_bytes / 1e6:,.0f} MB of features (its text "
+                f"columns one-hot encoded); at most {MAX_DATA_BYTES / 1e6:,.0f} MB per session"
+            )
         widths = pipeline.widths(self.prep, self.loss, settings.hidden)
         n_parameters = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
         if n_parameters > MAX_PARAMETERS:
@@ -80,6 +89,7 @@ class Session:
         except ValueError as error:
             raise SettingsError(str(error)) from None
         self.widths = widths
+        self.nbytes = data_bytes + 4 * self.model.flat_values.nbytes  # weights, grads, 2 moments
         self.epoch = 0
         self.history: dict[str, list[float | None]] = {}
         self.diverged = False
