@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+import deltaprop as dp
 from deltaprop.data.tables import Table, read_table
 
 
@@ -153,3 +154,78 @@ def test_an_npz_member_claiming_more_than_it_holds_is_refused_before_allocating(
         read_npz(path)
     assert tracemalloc.get_traced_memory()[1] < 1 << 20
     tracemalloc.stop()
+
+
+def test_a_header_of_pandas_integer_labels_is_a_header(tmp_path):
+    """pandas writes 0,1,2,... for unnamed columns: not a row of data (it was read as one)."""
+    from deltaprop.data.tables import read_table
+
+    path = tmp_path / "pandas.csv"
+    path.write_text("0,1,2\n0.5,1.5,1\n2.5,3.5,0\n")
+    table = read_table(path)
+    assert table.names == ("0", "1", "2") and table.n_rows == 2
+    assert read_table(path, header=False).n_rows == 3
+    dataset = dp.datasets.from_file(path, target="2")
+    assert dataset.n_rows == 2
+    assert dataset.source.endswith(
+        "its first row names the columns, as guessed: --header or --no-header to say"
+    )
+    assert "as guessed" not in dp.datasets.from_file(path, target="2", header=True).source
+
+
+def test_numbers_with_thousands_separators_are_numbers(tmp_path):
+    from deltaprop.data.tables import read_table
+
+    path = tmp_path / "prices.csv"
+    path.write_text('price,y\n"35,000",1\n"1,234.5",0\n17,1\n')
+    np.testing.assert_array_equal(read_table(path).column("price"), [35000.0, 1234.5, 17.0])
+
+
+def test_a_column_of_numbers_with_a_few_bad_cells_is_refused_not_encoded(tmp_path):
+    from deltaprop.data.tables import read_table
+
+    path = tmp_path / "typo.csv"
+    path.write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(20)) + "1O,0\n")
+    with pytest.raises(
+        ValueError,
+        match=r"column 'x' holds numbers, but 1 of its 21 cells are not "
+        r"\(row 21: '1O'\)",
+    ):
+        read_table(path)
+    text = tmp_path / "text.csv"  # mostly text: a column of categories
+    text.write_text("c,y\nred,1\nblue,0\n3,1\ngreen,0\n")
+    assert read_table(text).column("c").tolist() == ["red", "blue", "3", "green"]
+
+
+def test_parquet_times_and_decimals_are_numbers_and_bad_columns_are_named(tmp_path):
+    import datetime
+    import decimal
+
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from deltaprop.data.tables import read_table
+
+    path = tmp_path / "kinds.parquet"
+    table = pa.table(
+        {
+            "price": pa.array([decimal.Decimal("1.50"), decimal.Decimal("2.25")]),
+            "at": pa.array(
+                [datetime.datetime(1970, 1, 1, 0, 0, 10), datetime.datetime(1970, 1, 2)]
+            ),
+            "day": pa.array([datetime.date(1970, 1, 2), datetime.date(1970, 1, 3)]),
+        }
+    )
+    pq.write_table(table, path)
+    read = read_table(path)
+    assert read.column("price").tolist() == [1.5, 2.25]
+    assert read.column("at").tolist() == [10.0, 86400.0]
+    assert read.column("day").tolist() == [86400.0, 172800.0]
+    lists = tmp_path / "lists.parquet"
+    pq.write_table(pa.table({"tags": pa.array([[1, 2], [3]])}), lists)
+    with pytest.raises(ValueError, match=r"column 'tags' holds list<element: int64> values"):
+        read_table(lists)
+    twice = tmp_path / "twice.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["a", "a"]), twice)
+    with pytest.raises(ValueError, match=r"column names must be unique; repeated: \['a'\]$"):
+        read_table(twice)

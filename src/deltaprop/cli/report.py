@@ -130,6 +130,11 @@ def print_summary(run: TrainingReport) -> None:
         f"{prep.task}: {prep.n_features} features{classes}"
         + (", standardized" if prep.mean else ""),
     )
+    if prep.categories:
+        encoded = ", ".join(
+            f"{name} ({len(levels)} levels)" for name, levels in prep.categories.items()
+        )
+        table.add_row("categories", f"one-hot encoded: {encoded}")
     table.add_row(
         "split",
         f"{len(run.train.y) - run.n_validation} train, {run.n_validation} "

@@ -153,8 +153,17 @@ def from_file(
         y=y,
         task=task,
         class_names=classes,
-        source=f"{FORMATS.get(Path(path).suffix.lower(), 'csv')} file {str(path)!r}",
+        source=f"{FORMATS.get(Path(path).suffix.lower(), 'csv')} file {str(path)!r}"
+        + _header_note(table.header, guessed=header is None),
     )
+
+
+def _header_note(header: bool | None, *, guessed: bool) -> str:
+    """How a CSV's first row was read, for the summary (nothing for other formats)."""
+    if header is None:
+        return ""
+    how = "its first row names the columns" if header else "no header row (columns 0, 1, ...)"
+    return f", {how}" + (", as guessed: --header or --no-header to say" if guessed else "")
 
 
 # --- by name ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,18 +116,33 @@ def _is_missing(text: str) -> bool:
     return text.strip().lower() in MISSING
 
 
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
+"""A number written with thousands separators, such as ``35,000`` or ``1,234.5``."""
+
+MOSTLY_NUMBERS = 0.8
+"""A column with at least this share of numbers among its present cells is a column of numbers
+whose other cells are mistakes, not a column of text."""
+
+
 def _as_number(text: str) -> float | None:
-    """The number a field holds, NaN if it is missing, None if it is text."""
+    """The number a field holds (thousands separators allowed), NaN if it is missing, None if
+    it is text."""
     if _is_missing(text):
         return math.nan
     try:
         return float(text)
     except ValueError:
-        return None
+        stripped = text.strip()
+        return float(stripped.replace(",", "")) if _THOUSANDS.fullmatch(stripped) else None
 
 
-def _column_from_text(values: list[str]) -> Array:
-    """Numeric (float64, NaN for missing) if every present field is a number, else text."""
+def _column_from_text(values: list[str], name: str) -> Array:
+    """Numeric (float64, NaN for missing) if every present field is a number, else text.
+
+    Raises:
+        ValueError: for a column of numbers with a few cells that are not (named, with the
+            first of them): a typo is not a category.
+    """
     try:
         return np.array(values, dtype=np.float64)  # the common case, parsed in one call
     except ValueError:
@@ -134,14 +150,27 @@ def _column_from_text(values: list[str]) -> Array:
     numbers = [_as_number(v) for v in values]
     if all(n is not None for n in numbers):
         return np.array(numbers, dtype=np.float64)
+    bad = [i for i, n in enumerate(numbers) if n is None]
+    present = sum(not _is_missing(v) for v in values)
+    if present - len(bad) >= MOSTLY_NUMBERS * present:
+        shown = ", ".join(f"row {i + 1}: {values[i]!r}" for i in bad[:3])
+        raise ValueError(
+            f"column {name!r} holds numbers, but {len(bad)} of its {present} cells are not "
+            f"({shown}{', ...' if len(bad) > 3 else ''}); correct them, or leave the column "
+            f"out with --drop {name!r}"
+        )
     column = np.empty(len(values), dtype=object)
     column[:] = [None if _is_missing(v) else v.strip() for v in values]
     return column
 
 
 def _guess_header(first: list[str], rest: list[list[str]]) -> bool:
-    """A first row is a header when it holds text above a column of numbers, or when no column
-    holds numbers at all (then its fields can only be names)."""
+    """A first row is a header when it holds text above a column of numbers, when no column
+    holds numbers at all (then its fields can only be names), or when it is 0, 1, 2, ... — the
+    labels pandas writes for columns it was given none (a data row of exactly those is unlikely;
+    ``header=False`` says otherwise)."""
+    if [v.strip() for v in first] == [str(j) for j in range(len(first))] and rest:
+        return True
     if not rest:
         return any(_as_number(v) is None for v in first)
     sample = rest[:1000]
@@ -200,7 +229,8 @@ def read_delimited(
     else:
         names = tuple(str(j) for j in range(width))
     fields = list(zip(*rows, strict=True))
-    return Table(names, tuple(_column_from_text(list(f)) for f in fields), header=header)
+    columns = tuple(_column_from_text(list(f), n) for f, n in zip(fields, names, strict=True))
+    return Table(names, columns, header=header)
 
 
 def read_npz(path: str | os.PathLike[str]) -> Table:
@@ -285,21 +315,54 @@ def read_parquet(path: str | os.PathLike[str]) -> Table:
             f"reading {str(path)!r} needs pyarrow: pip install 'deltaprop[parquet]'"
         ) from None
     try:
-        data = pq.read_table(path)
+        schema = pq.read_schema(path).names
+        repeated = sorted({n for n in schema if schema.count(n) > 1})
+        data = None if repeated else pq.read_table(path)  # pyarrow's own message is 7 lines
     except Exception as error:  # pyarrow raises its own ArrowInvalid and OSError kinds
         raise ValueError(f"{str(path)!r} is not a readable Parquet file ({error})") from None
+    if data is None:
+        raise ValueError(f"{str(path)!r}: column names must be unique; repeated: {repeated}")
     import pyarrow as pa
 
+    names = tuple(str(n) for n in data.column_names)
     columns = []
-    for name in data.column_names:
-        chunked = data.column(name)
+    for index, name in enumerate(names):
+        chunked = data.column(index)
         kind = chunked.type
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        if pa.types.is_nested(kind):
+            raise ValueError(
+                f"{str(path)!r}: column {name!r} holds {kind} values (lists or records); a "
+                "column holds numbers or text"
+            )
+        if pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_duration(kind):
+            chunked = _seconds(chunked, pa)  # times as numbers: seconds (since 1970)
+        elif pa.types.is_decimal(kind):
+            chunked = chunked.cast(pa.float64())
+        if (
+            pa.types.is_integer(chunked.type)
+            or pa.types.is_floating(chunked.type)
+            or (pa.types.is_boolean(chunked.type))
+        ):
             values = [math.nan if v is None else float(v) for v in chunked.to_pylist()]
             columns.append(np.array(values, dtype=np.float64))
         else:
             columns.append(_plain_column(chunked.to_pylist()))
-    return Table(tuple(str(n) for n in data.column_names), tuple(columns))
+    return Table(names, tuple(columns))
+
+
+def _seconds(chunked: Any, pa: Any) -> Any:
+    """A Parquet time column as float seconds (since 1970 for dates and timestamps)."""
+    import pyarrow.compute as pc
+
+    kind = chunked.type
+    if pa.types.is_date32(kind):
+        return pc.multiply(chunked.cast(pa.int32()).cast(pa.float64()), 86400.0)
+    if pa.types.is_date64(kind):
+        return pc.divide(chunked.cast(pa.int64()).cast(pa.float64()), 1000.0)
+    per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[kind.unit]
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        chunked = chunked.cast(pa.timestamp(kind.unit))
+    return pc.divide(chunked.cast(pa.int64()).cast(pa.float64()), per_second)
 
 
 def read_table(
