@@ -294,3 +294,32 @@ def test_a_model_without_a_fixed_input_width_is_one_line(tmp_path):
         assert result.exit_code == 2, args
         assert result.output.startswith("Error: the model's network has no layer of fixed input")
         assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--hidden", "200000,200000"], r"--hidden 200000,200000 would take 640\.1 GB"),
+        (["train", "--data", "moons", "--samples", "10000000000000"], "--samples 10000000000000"),
+        (["explain", "--layers", "3,200000,200000,1"], r"--layers 3,200000,200000,1 on --batch 1"),
+        (["gradcheck", "--batch", "100000000000"], r"checking widths \[3, 4, 1\] on --batch"),
+    ],
+)
+def test_sizes_beyond_memory_are_one_line_before_anything_is_allocated(args, message, monkeypatch):
+    monkeypatch.setattr("deltaprop.cli.app.available_memory", lambda: 24_000_000_000)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert re.match(rf"Error: {message}.* of memory; 24\.0 GB are available\n$", result.output)
+
+
+def test_running_out_of_memory_anyway_is_one_line(monkeypatch):
+    import deltaprop.cli.train as cli_train
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(cli_train, "fit", no_memory)
+    result = runner.invoke(app, ["train", "--data", "xor", "--epochs", "1", "--no-plots"])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: out of memory: the data or the network asked for")
+    assert "Traceback" not in result.output

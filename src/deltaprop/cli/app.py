@@ -10,8 +10,9 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,13 @@ class _OneLineErrors(TyperGroup):
         except _USAGE_ERROR as error:
             error.ctx = None  # type: ignore[attr-defined]  # no context: no usage block
             raise
+        except MemoryError:
+            if STATE.debug:
+                raise
+            fail(
+                "out of memory: the data or the network asked for is larger than this machine "
+                f"can hold ({available_memory() / 1e9:.1f} GB available); ask for less"
+            )
 
 
 app = typer.Typer(
@@ -81,6 +89,36 @@ def fail(message: str) -> NoReturn:
     """A usage error: one plain line on stderr, exit code 2."""
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(2)
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can still give (Linux's MemAvailable; else all of it)."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(what: str, nbytes: float) -> None:
+    """A one-line error, before anything is allocated, when ``what`` would take ``nbytes``
+    bytes and this machine has not that much available."""
+    available = available_memory()
+    if nbytes > available:
+        fail(
+            f"{what} would take {nbytes / 1e9:,.1f} GB of memory; {available / 1e9:,.1f} GB "
+            "are available"
+        )
+
+
+def network_bytes(widths: Sequence[int], itemsize: int, copies: int = 4) -> int:
+    """Memory of a network of Dense layers of these widths: its parameters ``copies`` times
+    (values, gradients and an optimizer's two moments)."""
+    parameters = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=False))
+    return parameters * itemsize * copies
 
 
 USER_ERRORS = (ValueError, TypeError, OSError, ShapeError, ModelFileError, DeltapropError)

@@ -25,15 +25,24 @@ from ..nn.mlp import mlp
 from ..nn.sequential import Sequential
 from .app import (
     app,
+    check_memory,
     echo_json,
     fail,
     input_width,
     labelled_rows,
     load_data,
     lookup,
+    network_bytes,
     parse_widths,
     user_input,
 )
+
+
+def checked_bytes(widths: list[int], batch: int) -> int:
+    """Memory of checking a float64 network of these widths on ``batch`` rows: the network and
+    its float64 copy, and each layer's activations and deltas."""
+    return network_bytes(widths, 8, copies=4) + 4 * 8 * batch * sum(widths)
+
 
 DEFAULT_SAMPLE = 1000
 """Entries of each tensor ``gradcheck`` checks by default on a network too large to check whole."""
@@ -85,9 +94,9 @@ def gradcheck_command(
         softmax = registry.LOSSES.name_of(type(loss)) == "SoftmaxCrossEntropy"
         width = outputs or (3 if softmax else 1)
         make = lookup(registry.ACTIVATIONS, activation, "--activation")
-        model = mlp(
-            [inputs, *parse_widths(hidden), width], rng=rng, activation=make, dtype=np.float64
-        )
+        widths = [inputs, *parse_widths(hidden), width]
+        check_memory(f"checking widths {widths} on --batch {batch}", checked_bytes(widths, batch))
+        model = mlp(widths, rng=rng, activation=make, dtype=np.float64)
     n_in = input_width(model)
     X = rng.standard_normal((batch, n_in))
     with user_input():
@@ -123,6 +132,7 @@ def _explained_network(
     widths = parse_widths(layers, "--layers")
     if len(widths) < 2:
         fail(f"--layers needs an input and an output width, such as 3,4,1; got {layers!r}")
+    check_memory(f"--layers {layers} on --batch {batch}", checked_bytes(widths, batch))
     hidden = lookup(registry.ACTIVATIONS, activation, "--activation")
     loss: Loss = lookup(registry.LOSSES, loss_name, "--loss")()
     rng = np.random.default_rng(seed)

@@ -25,12 +25,14 @@ from ..training.scoring import score
 from . import plots
 from .app import (
     app,
+    check_memory,
     claim_output,
     echo_json,
     fail,
     fresh_run_directory,
     load_data,
     lookup,
+    network_bytes,
     parse_assignments,
     parse_widths,
     user_input,
@@ -167,6 +169,8 @@ def train(
     hidden_widths = parse_widths(hidden)
     optimizer_class = lookup(registry.OPTIMIZERS, optimizer, "--optimizer")
     schedule_class = lookup(registry.SCHEDULES, schedule, "--schedule")
+    if samples is not None:  # a synthetic set's rows: two features, copied a few times
+        check_memory(f"--samples {samples}", samples * 2 * 8 * 6)
     created: list[Path] = []
     model_path, plot_dir = _outputs(data, out, plots_dir, no_plots, force, created)
     with _removed_unless_written(created):
@@ -197,6 +201,8 @@ def train(
             loss = pipeline.choose_loss(loss_name, prepared.prep)
         rng = np.random.default_rng(seed)
         lookup(registry.ACTIVATIONS, activation, "--activation")
+        widths = pipeline.widths(prepared.prep, loss, hidden_widths)
+        check_memory(f"--hidden {hidden}", network_bytes(widths, np.dtype(dtype).itemsize))
         with user_input("--init"):
             model = pipeline.build_mlp(
                 prepared.prep,
