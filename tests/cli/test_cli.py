@@ -306,7 +306,7 @@ def test_a_model_without_a_fixed_input_width_is_one_line(tmp_path):
     ],
 )
 def test_sizes_beyond_memory_are_one_line_before_anything_is_allocated(args, message, monkeypatch):
-    monkeypatch.setattr("deltaprop.cli.app.available_memory", lambda: 24_000_000_000)
+    monkeypatch.setattr("deltaprop.cli.shared.available_memory", lambda: 24_000_000_000)
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert re.match(rf"Error: {message}.* of memory; 24\.0 GB are available\n$", result.output)

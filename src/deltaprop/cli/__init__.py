@@ -9,7 +9,7 @@ from . import explain as cli_explain
 from . import model as cli_model
 from . import playground as cli_playground
 from . import train as cli_train
-from .app import app
+from .shared import app
 
 __all__ = ["app", "cli_explain", "cli_model", "cli_playground", "cli_train", "main"]
 

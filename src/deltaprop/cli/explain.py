@@ -23,7 +23,7 @@ from ..files.model_files import load_contents, preprocessor_from
 from ..nn.losses import Loss
 from ..nn.mlp import mlp
 from ..nn.sequential import Sequential
-from .app import (
+from .shared import (
     app,
     check_memory,
     echo_json,

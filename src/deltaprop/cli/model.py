@@ -22,7 +22,16 @@ from ..files.model_files import inspect_contents
 from ..training.loop import predict as predict_outputs
 from ..training.scoring import class_probabilities, predicted_classes, score
 from . import plots
-from .app import app, claim_output, echo_json, fail, labelled_rows, number, open_model, user_input
+from .shared import (
+    app,
+    claim_output,
+    echo_json,
+    fail,
+    labelled_rows,
+    number,
+    open_model,
+    user_input,
+)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from .app import app, fail, user_input
+from .shared import app, fail, user_input
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 

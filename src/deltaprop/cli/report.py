@@ -24,7 +24,7 @@ from ..training.loop import predict
 from ..training.protocol import History
 from ..training.scoring import Scores, class_probabilities
 from . import plots
-from .app import input_width, number
+from .shared import input_width, number
 
 
 @dataclass

@@ -23,7 +23,8 @@ from ..training.loop import fit
 from ..training.protocol import Callback
 from ..training.scoring import score
 from . import plots
-from .app import (
+from .report import TrainingReport, print_summary, save_or_keep, to_json, write_plots
+from .shared import (
     app,
     check_memory,
     claim_output,
@@ -37,7 +38,6 @@ from .app import (
     parse_widths,
     user_input,
 )
-from .report import TrainingReport, print_summary, save_or_keep, to_json, write_plots
 
 
 @app.command()
