@@ -320,7 +320,7 @@ def _early_stopping_without_its_fields(info, tensors):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (_best_weights_of_one_number, r"the saved best weights have shapes \[\(1,\)"),
+        (_best_weights_of_one_number, r"the saved best weights are \(shape, dtype\) \[\(\(1,\)"),
         (_negative_step_count, r"step_count -5 and lr_scale"),
         (_bad_random_state, "its training state is malformed"),
         (_early_stopping_without_its_fields, r"training state is malformed \(KeyError"),

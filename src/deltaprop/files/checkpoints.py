@@ -27,7 +27,6 @@ from .format import FileContents, json_value, read_file, write_file
 from .model_files import (
     architecture_differences,
     base_info,
-    build_architecture,
     check_finite_tensors,
     fill_model,
     model_from,
@@ -237,7 +236,7 @@ def load_checkpoint(
     shown = str(path)
     file = read_file(path)
     checkpoint, saved_opt = read_state(file, shown)
-    build_architecture(file.info, shown)  # a malformed description: the message load gives
+    model_from(file, shown)  # a malformed description or tensors: the message load gives
     saved_architecture = file.info["architecture"]
     differences = architecture_differences(
         saved_architecture, registry.to_config(model, registry.LAYERS)

@@ -148,12 +148,19 @@ def rebuild(
     return estimator
 
 
+_REQUIRED = ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_")
+"""The fitted attributes ``predict`` needs."""
+
+
 def _check_fits(estimator: Any, model: Sequential, loss: Loss) -> None:
     """The estimator's state describes its network: input width, outputs, classes, task.
 
     Raises:
         ValueError: naming the first thing that disagrees.
     """
+    missing = [name for name in _REQUIRED if not hasattr(estimator, name)]
+    if missing:
+        raise ValueError(f"its state lacks {missing}")
     n_in = model.input_features()
     if n_in is None:
         raise ValueError("its network has no layer of fixed input width")

@@ -144,11 +144,12 @@ class EarlyStopping(Callback):
     def check_state(self, run: TrainingRun) -> None:
         if self.best_state is None:
             return
-        expected = [a.shape for a in run.model.snapshot()]
-        got = [np.shape(a) for a in self.best_state]
+        expected = [(a.shape, a.dtype) for a in run.model.snapshot()]
+        got = [(np.shape(a), np.asarray(a).dtype) for a in self.best_state]
         if got != expected:
             raise ValueError(
-                f"EarlyStopping: the saved best weights have shapes {got}, the model's {expected}"
+                f"EarlyStopping: the saved best weights are (shape, dtype) {got}, the model's "
+                f"{expected}"
             )
 
 

@@ -29,7 +29,7 @@ def resume(run: TrainingRun, checkpoint: str | os.PathLike[str] | None) -> None:
     except ModelFileError:
         before.put_back(run)
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as error:
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as error:
         before.put_back(run)
         raise ModelFileError(
             f"cannot resume from {os.fspath(checkpoint)!r}: its training state is malformed "
