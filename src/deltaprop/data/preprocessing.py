@@ -227,7 +227,7 @@ class Preprocessor:
         if self.task == "regression":
             y = _numbers(values)
             _refuse_missing("target", np.flatnonzero(~np.isfinite(y)).tolist(), len(y))
-            return self._scaled_target(y)
+            return (y - self.target_mean) / self.target_scale  # decode inverts it
         names = [_as_category(c) for c in self.class_names]
         labels = [_as_category(v) for v in np.asarray(values, dtype=object).tolist()]
 
@@ -241,11 +241,8 @@ class Preprocessor:
 
     def training_target(self, part: Dataset) -> Array:
         """A data set's target as the network trains on it: class indices as they are, or the
-        regression values as (y − mean) / scale, which :meth:`decode` inverts. Shapes: (N,)."""
-        return part.y if self.task == "classification" else self._scaled_target(part.y)
-
-    def _scaled_target(self, y: Array) -> Array:
-        return (y - self.target_mean) / self.target_scale
+        regression values scaled as :meth:`encode_target` scales them. Shapes: (N,)."""
+        return part.y if self.task == "classification" else self.encode_target(part.y)
 
     def decode(self, outputs: Array) -> Array:
         """Class indices (N,) → labels; scaled regression outputs → the target's units."""

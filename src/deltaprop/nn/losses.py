@@ -23,7 +23,7 @@ from scipy import special
 from ..backend.arrays import Array, is_array, moved_to, namespace, to_host
 from ..backend.memory import Workspace
 from ..errors import ForwardNotCalledError, ShapeError
-from ..validation import check_finite
+from ..validation import check_finite, prepare_weights
 from . import formula_text as formulas
 from . import functional as F
 from .layer import format_call
@@ -165,34 +165,6 @@ class Loss(ABC):
 
     def __repr__(self) -> str:
         return format_call(type(self).__name__, self.config())
-
-
-def prepare_weights(
-    sample_weight: Any, n_rows: int, *, owner: str | None = None, training: bool = False
-) -> Array:
-    """``sample_weight`` as a float64 array of ``n_rows`` finite, non-negative weights (for
-    ``training``, not all 0: nothing would be learned).
-
-    Raises:
-        ValueError / TypeError: naming what is wrong with the weights.
-    """
-    prefix = f"{owner}: " if owner else ""
-    weights = np.asarray(sample_weight)
-    if weights.dtype.kind not in "biuf":
-        raise TypeError(f"{prefix}sample_weight must hold numbers, got dtype {weights.dtype}")
-    weights = weights.astype(np.float64)
-    if weights.shape != (n_rows,):
-        raise ShapeError(
-            f"{prefix}sample_weight must have one weight per row, shape ({n_rows},), got "
-            f"shape {weights.shape}"
-        )
-    check_finite("sample_weight", weights, owner=owner)
-    if (weights < 0).any():
-        row = int(np.argmax(weights < 0))
-        raise ValueError(f"{prefix}sample_weight must be >= 0, got {weights[row]} at row {row}")
-    if training and n_rows and not weights.any():
-        raise ValueError(f"{prefix}sample_weight is 0 for all {n_rows} rows: nothing to learn from")
-    return weights
 
 
 def _weighted_sum(rows: Array, sample_weight: Array | None) -> float:

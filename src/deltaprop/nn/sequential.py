@@ -372,13 +372,9 @@ class Sequential(Layer):
 
 
 def _check_free(layers: Sequence[Any]) -> None:
-    """Refuse anything but a Layer, a layer that is already part of a model, or one that appears
-    twice in ``layers`` (in one pass: a model of many layers is built in linear time).
-
-    A layer's parameters live in its model's flat buffer and its caches hold one forward pass:
-    the same layer in two places would leave one model with stale weights, or overwrite a cache
-    backward still needs.
-    """
+    """Refuse anything but a Layer, a layer already part of a model, or one given twice, in one
+    pass (linear in the layers). A layer's parameters live in its model's flat buffer and its
+    caches hold one forward pass: in two places, one model would keep stale weights."""
     seen: dict[int, int] = {}
     for index, layer in enumerate(layers):
         if not isinstance(layer, Layer):
@@ -386,20 +382,16 @@ def _check_free(layers: Sequence[Any]) -> None:
                 f"Sequential: element {index} must be a Layer, got {type(layer).__name__}"
             )
         earlier = seen.setdefault(id(layer), index)
+        if earlier == index and layer.owner is None:
+            continue
+        shown = f"layer {index} ({' '.join(repr(layer).split())})"  # one line, also a Sequential
         if earlier != index:
             raise ValueError(
-                f"Sequential: layer {index} ({_one_line(layer)}) is the same object as layer "
-                f"{earlier}; a layer can appear once in a model: build a second layer of the "
-                "same kind"
+                f"Sequential: {shown} is the same object as layer {earlier}; a layer can "
+                "appear once in a model: build a second layer of the same kind"
             )
-        if layer.owner is not None:
-            raise ValueError(
-                f"Sequential: layer {index} ({_one_line(layer)}) is already part of another "
-                "model; a layer can be part of one model only (its parameters live in that "
-                "model's storage): build new layers, or use copy.deepcopy(layer) for an "
-                "independent copy"
-            )
-
-
-def _one_line(layer: Layer) -> str:
-    return " ".join(repr(layer).split())  # one line, also for a Sequential
+        raise ValueError(
+            f"Sequential: {shown} is already part of another model; a layer can be part of one "
+            "model only (its parameters live in that model's storage): build new layers, or "
+            "use copy.deepcopy(layer) for an independent copy"
+        )

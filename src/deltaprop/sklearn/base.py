@@ -30,12 +30,13 @@ from .. import registry
 from ..backend.arrays import Array, Device, copy_into, float_dtype, to_host
 from ..nn.dense import Dense
 from ..nn.dropout import Dropout
-from ..nn.losses import Loss, prepare_weights
+from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from ..optim import adam, rmsprop, sgd
 from ..optim.optimizer import Optimizer
 from ..training.loop import evaluate, fit
 from ..training.progress import ProgressBar
+from ..validation import prepare_weights
 from .bookkeeping import SklearnBookkeeping, check_finite_weights, fit_lbfgs
 from .files import describe, rebuild
 

@@ -22,10 +22,17 @@ import numpy as np
 from ..backend.arrays import Array, moved_to, to_host
 from ..backend.memory import reusing
 from ..nn.dense_chain import threads_in_use
-from ..nn.losses import Loss, prepare_weights
+from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from ..optim.optimizer import Optimizer
-from ..validation import check_bool, check_int, check_number, check_rng, check_validation_data
+from ..validation import (
+    check_bool,
+    check_int,
+    check_number,
+    check_rng,
+    check_validation_data,
+    prepare_weights,
+)
 from .compiled_epoch import CompiledEpochs, compiled_epochs
 from .inputs import (
     Batches,
