@@ -91,7 +91,7 @@ def gradcheck_command(
         model, loss, _, _ = _explained_file(model_path, None, None, 0, batch, seed)
     else:
         loss = lookup(registry.LOSSES, loss_name, "--loss")()
-        softmax = registry.LOSSES.name_of(type(loss)) == "SoftmaxCrossEntropy"
+        softmax = loss.output_activation == "Softmax"  # one output per class
         width = outputs or (3 if softmax else 1)
         make = lookup(registry.ACTIVATIONS, activation, "--activation")
         widths = [inputs, *parse_widths(hidden), width]
