@@ -343,3 +343,47 @@ def test_an_estimator_file_whose_state_does_not_fit_its_network_is_refused(
     path = _estimator_file(tmp_path, change)
     with pytest.raises(dp.ModelFileError, match=message):
         dp.load(path)
+
+
+def test_a_diverging_run_with_early_stopping_ends_as_scikit_learns():
+    """scikit-learn's test_mlp_diverging_loss (its issue 29504): no error, the last validation
+    score NaN, the best weights kept."""
+    X, y = load_iris(return_X_y=True)
+    mlp = dp.MLPRegressor(
+        hidden_layer_sizes=100,
+        activation="identity",
+        solver="sgd",
+        alpha=0.0001,
+        learning_rate="constant",
+        learning_rate_init=1,
+        shuffle=True,
+        max_iter=20,
+        early_stopping=True,
+        n_iter_no_change=10,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp.fit(X, y)
+    assert str(mlp.validation_scores_[-1]) == str(np.nan)
+    assert isinstance(mlp.validation_scores_[-1], float)
+    assert len(mlp.validation_scores_) == len(mlp.loss_curve_) == mlp.n_iter_
+    assert np.isfinite(mlp.predict(X)).all()
+    assert mlp.best_validation_score_ == max(s for s in mlp.validation_scores_ if s == s)
+
+
+def test_non_finite_weights_raise_scikit_learns_message():
+    """scikit-learn's test_nonfinite_params: its exact sentence, after deltaprop's account."""
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))
+    y = rng.standard_normal(size=10)
+    message = (
+        "Solver produced non-finite parameter weights. The input data may contain large"
+        " values and need to be preprocessed."
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=message) as raised:
+            dp.MLPRegressor().fit(X, y)
+    assert str(raised.value).startswith("training diverged: non-finite loss")

@@ -8,6 +8,7 @@ scikit-learn users read. :mod:`deltaprop.sklearn.estimators` holds the two publi
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
@@ -169,10 +170,7 @@ class BaseMLP(BaseEstimator):
             verbose=0,
         )
         if history.diverged:
-            raise ValueError(
-                f"training diverged: {history.stop_reason} The input data may contain large "
-                "values and need to be preprocessed, or learning_rate_init is too large."
-            )
+            self._diverged(history.stop_reason)
         if not incremental and not self._stopped and self.n_iter_ == self.max_iter:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
@@ -180,6 +178,23 @@ class BaseMLP(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+
+    def _diverged(self, reason: str | None) -> None:
+        """After a blow-up: with early stopping, as scikit-learn (its issue 29504), the epoch
+        scores NaN and the best weights are kept (already restored); else scikit-learn's error,
+        after deltaprop's own account of what happened."""
+        if self.early_stopping:
+            assert self.validation_scores_ is not None and self.validation_loss_curve_ is not None
+            self.n_iter_ += 1
+            self.loss_curve_.append(math.nan)
+            self.validation_scores_.append(math.nan)
+            self.validation_loss_curve_.append(math.nan)
+            self._stopped = True
+            return
+        raise ValueError(
+            f"training diverged: {reason} Solver produced non-finite parameter weights. The "
+            "input data may contain large values and need to be preprocessed."
+        )
 
     def _hold_out(
         self,
