@@ -180,9 +180,8 @@ class BaseMLP(BaseEstimator):
             )
 
     def _diverged(self, reason: str | None) -> None:
-        """After a blow-up: with early stopping, as scikit-learn (its issue 29504), the epoch
-        scores NaN and the best weights are kept (already restored); else scikit-learn's error,
-        after deltaprop's own account of what happened."""
+        """After a blow-up, as scikit-learn: with early stopping the epoch scores NaN and the best
+        weights stay (its issue 29504); else its error, after deltaprop's account."""
         if self.early_stopping:
             assert self.validation_scores_ is not None and self.validation_loss_curve_ is not None
             self.n_iter_ += 1
