@@ -535,3 +535,40 @@ def test_predict_reads_standard_input_and_writes_standard_output_for_a_dash(flow
 def test_a_seed_beyond_what_the_split_takes_names_the_seed():
     result = one_line_error("train", "--data", "xor", "--seed", str(2**32))
     assert "--seed" in result and "--test-size" not in result
+
+
+def test_predict_appends_to_the_input_rows_notes_extra_columns_and_refuses_proba_for_values(
+    flowers, tmp_path
+):
+    model = tmp_path / "flowers.safetensors"
+    train_flowers(flowers, model, "--epochs", "3", "--no-plots", "--quiet")
+    new = tmp_path / "new.csv"
+    new.write_text(
+        "id,petal width,sepal length,sepal width,petal length\n"
+        "a7,0.2,5.1,3.5,1.4\nb8,2.3,6.9,3.1,5.4\n"
+    )
+    plain = list(csv.reader(io.StringIO(run("predict", model, "--input", new, "--proba").stdout)))
+    result = runner.invoke(app, ["predict", str(model), "--input", str(new), "--append", "--proba"])
+    assert result.exit_code == 0, result.output
+    assert "Note: columns the model does not read: 'id'" in result.stderr
+    lines = list(csv.reader(io.StringIO(result.stdout)))
+    assert lines[0] == [
+        "id",
+        "petal width",
+        "sepal length",
+        "sepal width",
+        "petal length",
+        *plain[0],
+    ]
+    assert lines[1] == ["a7", "0.2", "5.1", "3.5", "1.4", *plain[1]]
+    assert lines[2][:5] == ["b8", "2.3", "6.9", "3.1", "5.4"] and lines[2][5:] == plain[2]
+    regression = tmp_path / "values.safetensors"
+    run(
+        "train", "--data", "diabetes", "--epochs", "1", "--no-plots", "--quiet", "--out", regression
+    )
+    rows = tmp_path / "rows.csv"
+    rows.write_text("x\n1\n")
+    error = one_line_error("predict", regression, "--input", rows, "--proba")
+    assert error == (
+        "Error: --proba: the model is a regression model; it predicts values, not probabilities"
+    )

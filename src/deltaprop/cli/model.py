@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -139,38 +140,71 @@ def predict(
         typer.Option("--output", "-o", help="write the CSV here, not to stdout (-: stdout)"),
     ] = None,
     proba: Annotated[bool, typer.Option(help="add each class's probability")] = False,
+    append: Annotated[
+        bool, typer.Option(help="write the input rows, with the prediction appended to each")
+    ] = False,
     header: Annotated[
         bool | None,
         typer.Option("--header/--no-header", help="whether a CSV's first row names the columns"),
     ] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing --output")] = False,
 ) -> None:
-    """Predict each row of a data file: a CSV of labels (or values), one row per input row."""
+    """Predict each row of a data file: a CSV of labels (or values), one row per input row.
+
+    Example: deltaprop predict model.safetensors --input new.csv --append --proba > out.csv
+    """
     model, loss, prep = open_model(model_path)
+    if proba and prep.task == "regression":
+        fail("--proba: the model is a regression model; it predicts values, not probabilities")
     destination = None
     if output is not None and str(output) != "-":  # "-" is standard output, as the default
         destination = claim_output(output, force, "--output")
     with user_input("--input"):
         table = _read_input(input_path, header)
+    extra = [name for name in table.names if name not in prep.columns] if table.header else []
+    if extra:
+        shown = ", ".join(repr(n) for n in extra[:5]) + (", ..." if len(extra) > 5 else "")
+        typer.echo(f"Note: columns the model does not read: {shown}", err=True)
     with user_input():
         outputs = predict_outputs(model, loss, prep.transform(table))
+    heading, rows = _predictions(prep, outputs, proba)
+    if append:
+        heading = [*table.names, *heading]
+        given = [table.column(name).tolist() for name in table.names]
+        rows = [
+            [*(_cell(v) for v in values), *row]
+            for values, row in zip(zip(*given, strict=True), rows, strict=True)
+        ]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    if prep.task == "regression":
-        writer.writerow(["prediction"])
-        values = prep.decode(outputs[:, 0] if outputs.ndim == 2 else outputs)
-        writer.writerows([[repr(float(v))] for v in values])
-    else:
-        labels = prep.decode(predicted_classes(outputs))
-        heading = ["prediction"] + ([f"p({c})" for c in prep.class_names] if proba else [])
-        writer.writerow(heading)
-        probabilities = class_probabilities(outputs)
-        for label, row in zip(labels.tolist(), probabilities.tolist(), strict=True):
-            writer.writerow([label] + ([f"{p:.6g}" for p in row] if proba else []))
+    writer.writerow(heading)
+    writer.writerows(rows)
     if destination is None:
         typer.echo(buffer.getvalue(), nl=False)
     else:
         atomic_write(destination, buffer.getvalue().encode())
+
+
+def _predictions(prep: Any, outputs: Any, proba: bool) -> tuple[list[str], list[list[Any]]]:
+    """The prediction columns' names and one row of them per input row."""
+    if prep.task == "regression":
+        values = prep.decode(outputs[:, 0] if outputs.ndim == 2 else outputs)
+        return ["prediction"], [[repr(float(v))] for v in values]
+    labels = prep.decode(predicted_classes(outputs))
+    heading = ["prediction"] + ([f"p({c})" for c in prep.class_names] if proba else [])
+    probabilities = class_probabilities(outputs)
+    rows = [
+        [label] + ([f"{p:.6g}" for p in row] if proba else [])
+        for label, row in zip(labels.tolist(), probabilities.tolist(), strict=True)
+    ]
+    return heading, rows
+
+
+def _cell(value: Any) -> Any:
+    """An input cell as it is written back: empty for a missing value, numbers as read."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) and not value.is_integer() else value
 
 
 def _read_input(path: Path, header: bool | None) -> Table:
