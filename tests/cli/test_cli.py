@@ -323,3 +323,21 @@ def test_running_out_of_memory_anyway_is_one_line(monkeypatch):
     assert result.exit_code == 2
     assert result.output.startswith("Error: out of memory: the data or the network asked for")
     assert "Traceback" not in result.output
+
+
+def test_version_and_an_example_in_every_commands_help():
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output == f"deltaprop {dp.__version__}\n"
+    for command in (
+        "train",
+        "evaluate",
+        "predict",
+        "info",
+        "datasets",
+        "gradcheck",
+        "explain",
+        "playground",
+    ):
+        shown = runner.invoke(app, [command, "--help"])
+        assert shown.exit_code == 0
+        assert f"Example: deltaprop {command} " in shown.output, command

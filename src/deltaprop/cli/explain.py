@@ -83,7 +83,10 @@ def gradcheck_command(
 ) -> None:
     """Check a network's gradients by central differences, in float64 (the seed's network by
     default: 3 inputs, 4 ReLU units, sigmoid + BCE); exit code 1 if one disagrees. Each entry
-    checked costs two passes of the network, so a large one is checked on a sample."""
+    checked costs two passes of the network, so a large one is checked on a sample.
+
+    Example: deltaprop gradcheck --hidden 8,8 --activation tanh --loss softmax-ce
+    """
     if not tolerance > 0:
         fail(f"--tolerance must be > 0, got {tolerance}")
     rng = np.random.default_rng(seed)
@@ -220,7 +223,10 @@ def explain_command(
     ] = 1e-6,
 ) -> None:
     """Replay the seed's derivation on live numbers: forward, loss, every backward step, each
-    gradient checked by central differences (exit code 1 if one disagrees)."""
+    gradient checked by central differences (exit code 1 if one disagrees).
+
+    Example: deltaprop explain --layers 3,4,1 --format md
+    """
     if output_format not in ("text", "md", "json"):
         fail(f"--format must be text, md or json, got {output_format!r}")
     if not tolerance > 0:

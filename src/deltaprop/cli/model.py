@@ -63,7 +63,10 @@ def evaluate(
     force: Annotated[bool, typer.Option(help="overwrite existing files")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
-    """Score a model on labelled data: a metrics table and, for classes, the confusion matrix."""
+    """Score a model on labelled data: a metrics table and, for classes, the confusion matrix.
+
+    Example: deltaprop evaluate model.safetensors --data test.csv --json
+    """
     model, loss, prep = open_model(model_path)
     name = data or prep.data
     if not name:
@@ -226,7 +229,10 @@ def info(
     path: Annotated[Path, typer.Argument(help="a deltaprop model or checkpoint file")],
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
-    """Show what a deltaprop model or checkpoint file holds, without building the model."""
+    """Show what a deltaprop model or checkpoint file holds, without building the model.
+
+    Example: deltaprop info model.safetensors --json
+    """
     with user_input():
         described = inspect_contents(read_file(path), str(path))
     if not json_output:
@@ -283,7 +289,10 @@ def _describe_builtin(name: str) -> dict[str, Any]:
 def datasets_command(
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
-    """List the built-in data sets: task, size and source (data files work too: --data x.csv)."""
+    """List the built-in data sets: task, size and source (data files work too: --data x.csv).
+
+    Example: deltaprop datasets --json
+    """
     rows = [_describe_builtin(name) for name in datasets.LOADERS]
     if json_output:
         echo_json(rows)

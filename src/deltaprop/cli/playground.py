@@ -44,7 +44,10 @@ def playground(
     ] = True,
 ) -> None:
     """Start the playground: a local web page that trains a network with deltaprop and steps
-    through one sample's back propagation. Ctrl-C stops it."""
+    through one sample's back propagation. Ctrl-C stops it.
+
+    Example: deltaprop playground --data my.csv --target label
+    """
     try:
         import uvicorn
 

@@ -164,7 +164,10 @@ def train(
     ] = 1,
 ) -> None:
     """Train an MLP on a data set: a summary table, the model file (with its preprocessing)
-    and plots; the split used is stated."""
+    and plots; the split used is stated.
+
+    Example: deltaprop train --data houses.csv --target price --hidden 64,32 --epochs 100
+    """
     _check_numbers(lr, dtype, test_size, val_split)
     hidden_widths = parse_widths(hidden)
     optimizer_class = lookup(registry.OPTIMIZERS, optimizer, "--optimizer")
