@@ -572,3 +572,14 @@ def test_predict_appends_to_the_input_rows_notes_extra_columns_and_refuses_proba
     assert error == (
         "Error: --proba: the model is a regression model; it predicts values, not probabilities"
     )
+
+
+def test_info_lists_the_input_columns(flowers, tmp_path):
+    model = tmp_path / "flowers.safetensors"
+    train_flowers(flowers, model, "--epochs", "1", "--no-plots", "--quiet")
+    shown = run("info", model).stdout
+    assert (
+        "  input columns (4): 'sepal length', 'sepal width', 'petal length', 'petal width'\n"
+        in shown
+    )
+    assert "  features: 4\n" in shown

@@ -341,7 +341,11 @@ class FileInfo:
         prep = self.preprocessing
         if prep is not None:
             lines.append(f"  trained on: {prep.data} ({prep.task})")
-            lines.append(f"  input columns: {len(prep.columns)}, features: {prep.n_features}")
+            shown = ", ".join(map(repr, prep.columns[:20])) + (
+                ", ..." if len(prep.columns) > 20 else ""
+            )
+            lines.append(f"  input columns ({len(prep.columns)}): {shown}")
+            lines.append(f"  features: {prep.n_features}")
             if prep.categories:
                 lines.append(f"  one-hot columns: {', '.join(prep.categories)}")
             lines.append(f"  standardized: {'yes' if prep.mean else 'no'}")
