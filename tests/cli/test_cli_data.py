@@ -583,3 +583,18 @@ def test_info_lists_the_input_columns(flowers, tmp_path):
         in shown
     )
     assert "  features: 4\n" in shown
+
+
+def test_predicted_values_carry_the_digits_the_model_computes(tmp_path):
+    model = tmp_path / "values.safetensors"
+    run("train", "--data", "diabetes", "--epochs", "1", "--no-plots", "--quiet", "--out", model)
+    rows = tmp_path / "rows.csv"
+    names = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+    rows.write_text(",".join(names) + "\n" + ",".join(["0.01"] * 10) + "\n")
+    value = run("predict", model, "--input", rows).stdout.splitlines()[1]
+    digits = value.replace("-", "").replace(".", "").lstrip("0").split("e")[0]
+    assert 1 <= len(digits) <= 7, value  # float32: 7 significant digits, not 17
+    net, loss = dp.load(model)
+    prep = dp.load_preprocessor(model)
+    expected = prep.decode(dp.predict(net, loss, prep.transform(read_table(rows)))[:, 0])[0]
+    assert float(value) == pytest.approx(expected, rel=1e-6)

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -170,7 +171,7 @@ def predict(
         typer.echo(f"Note: columns the model does not read: {shown}", err=True)
     with user_input():
         outputs = predict_outputs(model, loss, prep.transform(table))
-    heading, rows = _predictions(prep, outputs, proba)
+    heading, rows = _predictions(prep, outputs, proba, np.finfo(model.dtype).precision + 1)
     if append:
         heading = [*table.names, *heading]
         given = [table.column(name).tolist() for name in table.names]
@@ -188,11 +189,14 @@ def predict(
         atomic_write(destination, buffer.getvalue().encode())
 
 
-def _predictions(prep: Any, outputs: Any, proba: bool) -> tuple[list[str], list[list[Any]]]:
-    """The prediction columns' names and one row of them per input row."""
+def _predictions(
+    prep: Any, outputs: Any, proba: bool, digits: int
+) -> tuple[list[str], list[list[Any]]]:
+    """The prediction columns' names and one row of them per input row; values with the
+    significant ``digits`` the model computes (7 for float32, 16 for float64)."""
     if prep.task == "regression":
         values = prep.decode(outputs[:, 0] if outputs.ndim == 2 else outputs)
-        return ["prediction"], [[repr(float(v))] for v in values]
+        return ["prediction"], [[f"{float(v):.{digits}g}"] for v in values]
     labels = prep.decode(predicted_classes(outputs))
     heading = ["prediction"] + ([f"p({c})" for c in prep.class_names] if proba else [])
     probabilities = class_probabilities(outputs)
