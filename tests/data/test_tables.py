@@ -229,3 +229,17 @@ def test_parquet_times_and_decimals_are_numbers_and_bad_columns_are_named(tmp_pa
     pq.write_table(pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["a", "a"]), twice)
     with pytest.raises(ValueError, match=r"column names must be unique; repeated: \['a'\]$"):
         read_table(twice)
+
+
+def test_excel_csv_with_semicolons_decimal_commas_a_bom_and_quoted_names(tmp_path):
+    """As Excel writes CSV where the decimal separator is a comma."""
+    path = tmp_path / "wine.csv"
+    path.write_bytes(
+        '\ufeff"alcohol level";"color";class\n13,2;red;1\n12,5;white;0\n-1,5e2;red;1\n'.encode()
+    )
+    table = read_table(path)
+    assert table.names == ("alcohol level", "color", "class")
+    assert table.column("alcohol level").tolist() == [13.2, 12.5, -150.0]
+    assert table.column("color").tolist() == ["red", "white", "red"]
+    dataset = dp.datasets.from_file(path, target="class")
+    assert dataset.n_rows == 3 and dataset.class_names == (0, 1)

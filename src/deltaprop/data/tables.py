@@ -119,6 +119,9 @@ def _is_missing(text: str) -> bool:
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
 """A number written with thousands separators, such as ``35,000`` or ``1,234.5``."""
 
+_DECIMAL_COMMA = re.compile(r"^(\s*[+-]?\d*),(\d+(?:[eE][+-]?\d+)?\s*)$")
+"""A number written with a decimal comma, in a file separated by semicolons."""
+
 MOSTLY_NUMBERS = 0.8
 """A column with at least this share of numbers among its present cells is a column of numbers
 whose other cells are mistakes, not a column of text."""
@@ -228,6 +231,8 @@ def read_delimited(
             raise ValueError(f"{str(path)!r} holds a header row and no data")
     else:
         names = tuple(str(j) for j in range(width))
+    if delimiter == ";":  # decimal commas: 3,14 is 3.14
+        rows = [[_DECIMAL_COMMA.sub(r"\1.\2", field) for field in row] for row in rows]
     fields = list(zip(*rows, strict=True))
     columns = tuple(_column_from_text(list(f), n) for f, n in zip(fields, names, strict=True))
     return Table(names, columns, header=header)
@@ -384,5 +389,13 @@ def read_table(
         return read_parquet(p)
     if kind == "npz":
         return read_npz(p)
-    sep = delimiter if delimiter is not None else ("\t" if kind == "tsv" else ",")
+    sep = delimiter if delimiter is not None else ("\t" if kind == "tsv" else _sniff(p))
     return read_delimited(p, delimiter=sep, header=header)
+
+
+def _sniff(path: Path) -> str:
+    """``;`` for a CSV whose first line is separated by semicolons (as Excel writes it where the
+    decimal separator is a comma), else ``,``."""
+    with open(path, encoding="utf-8-sig", errors="replace") as file:
+        first = next((line for line in file if line.strip()), "")
+    return ";" if first.count(";") > first.count(",") else ","
