@@ -598,3 +598,43 @@ def test_predicted_values_carry_the_digits_the_model_computes(tmp_path):
     prep = dp.load_preprocessor(model)
     expected = prep.decode(dp.predict(net, loss, prep.transform(read_table(rows)))[:, 0])[0]
     assert float(value) == pytest.approx(expected, rel=1e-6)
+
+
+def test_an_integer_identifier_column_is_pointed_out(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "ids.csv"
+    x = rng.standard_normal(60)
+    path.write_text(
+        "id,x,y\n" + "".join(f"{1000 + i},{v:.3f},{int(v > 0)}\n" for i, v in enumerate(x))
+    )
+    report = run_json(
+        "train",
+        "--data",
+        path,
+        "--target",
+        "y",
+        "--epochs",
+        "1",
+        "--no-plots",
+        "--out",
+        tmp_path / "m.safetensors",
+    )
+    assert report["notes"] == [
+        "column 'id' holds a different whole number in every row: it looks like an identifier "
+        "and was used as a feature (--drop 'id' leaves it out)"
+    ]
+    dropped = run_json(
+        "train",
+        "--data",
+        path,
+        "--target",
+        "y",
+        "--drop",
+        "id",
+        "--epochs",
+        "1",
+        "--no-plots",
+        "--out",
+        tmp_path / "n.safetensors",
+    )
+    assert dropped["notes"] == [] and dropped["data"]["features"] == 1

@@ -85,8 +85,28 @@ def write_plots(run: TrainingReport, X_test: np.ndarray, directory: Path) -> lis
     return written
 
 
+def identifier_notes(data: Dataset) -> list[str]:
+    """Numeric columns that hold a distinct whole number in every row (more than 20 rows): they
+    look like identifiers, which a network learns nothing general from."""
+    features, notes = data.features, list[str]()
+    if data.n_rows <= 20:
+        return notes
+    for name in features.names:
+        if features.is_text(name):
+            continue  # text identifiers are refused by the preprocessing
+        values = np.asarray(features.column(name), dtype=np.float64)
+        whole = np.all(np.isfinite(values) & (values == np.round(values)))
+        if whole and len(np.unique(values)) == len(values):
+            notes.append(
+                f"column {name!r} holds a different whole number in every row: it looks like an "
+                f"identifier and was used as a feature (--drop {name!r} leaves it out)"
+            )
+    return notes
+
+
 def to_json(run: TrainingReport) -> dict[str, Any]:
     return {
+        "notes": identifier_notes(run.data),
         "data": {
             "name": run.data.name,
             "source": run.data.source,
@@ -130,6 +150,8 @@ def print_summary(run: TrainingReport) -> None:
         f"{prep.task}: {prep.n_features} features{classes}"
         + (", standardized" if prep.mean else ""),
     )
+    for note in identifier_notes(run.data):
+        table.add_row("note", note)
     if prep.categories:
         encoded = ", ".join(
             f"{name} ({len(levels)} levels)" for name, levels in prep.categories.items()
