@@ -394,8 +394,7 @@ def read_table(
 
 
 def _sniff(path: Path) -> str:
-    """``;`` for a CSV whose first line is separated by semicolons (as Excel writes it where the
-    decimal separator is a comma), else ``,``."""
+    """``;`` for a CSV whose first line has more semicolons than commas (Excel's), else ``,``."""
     with open(path, encoding="utf-8-sig", errors="replace") as file:
         first = next((line for line in file if line.strip()), "")
     return ";" if first.count(";") > first.count(",") else ","
