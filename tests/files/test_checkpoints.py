@@ -386,3 +386,27 @@ def test_a_malformed_architecture_in_a_checkpoint_is_a_model_file_error(
             resume_from=path,
         )
     np.testing.assert_array_equal(net.flat_values, weights)
+
+
+def test_bad_validation_data_is_refused_before_a_checkpoint_is_restored(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 50)
+    checkpoint = _checkpointed_run(tmp_path, X, y)
+    net = _widths(np.random.default_rng(0), 8)
+    weights = net.flat_values.copy()
+    with pytest.raises(ValueError, match="X_val"):
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.Adam(net.parameters()),
+            X,
+            y,
+            epochs=2,
+            rng=np.random.default_rng(0),
+            verbose=0,
+            validation_split=0.2,
+            validation_data=(X[:5, :3], y[:5]),  # one feature short
+            resume_from=checkpoint,
+        )
+    np.testing.assert_array_equal(net.flat_values, weights)

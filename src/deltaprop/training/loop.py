@@ -195,8 +195,11 @@ def fit(
             "sample_weight": None if w_all is None else sha256(w_all.tobytes()).hexdigest(),
         },
     )
-    resume(run, resume_from)
-    validation = _split(run, w_all, validation_data, validation_split)
+    given = None if validation_data is None else _prepare_validation(run, validation_data)
+    resume(run, resume_from)  # after every check of the data: a refused fit restores nothing
+    if given is not None:  # validation_data replaces any split
+        run.val_index = None
+    validation = given if given is not None else _split(run, w_all, validation_split)
     _add_display(callbacks, verbose)
     threads = threads_in_use() if n_threads is None else check_int("n_threads", n_threads, 1)
     work = len(run.train_index) * sum(p.value.size for p in model.parameters()) * epochs
@@ -212,22 +215,18 @@ Validation = tuple[Array, Array, Array | None] | None
 """The validation rows as ``(X_val, y_val, weights or None)``, or None for no validation."""
 
 
-def _split(
-    run: TrainingRun,
-    w_all: Array | None,
-    validation_data: tuple[Any, ...] | None,
-    validation_split: float,
-) -> Validation:
-    """Set ``run.train_index`` and ``run.val_index`` and return the validation rows: those of
-    ``validation_data``, or a ``validation_split`` of (X, y) held out (the rows a resumed run
-    held out before), or none."""
-    if validation_data is not None:
-        X_val, y_val = prepare_data(run.model, run.loss, *validation_data[:2], name="X_val")
-        w_val = None
-        if len(validation_data) == 3:
-            w_val = prepare_weights(validation_data[2], len(X_val))
-        run.val_index = None
-        return X_val, y_val, w_val
+def _prepare_validation(run: TrainingRun, validation_data: tuple[Any, ...]) -> Validation:
+    """``validation_data`` checked and converted as the training data are."""
+    X_val, y_val = prepare_data(run.model, run.loss, *validation_data[:2], name="X_val")
+    w_val = None
+    if len(validation_data) == 3:
+        w_val = prepare_weights(validation_data[2], len(X_val))
+    return X_val, y_val, w_val
+
+
+def _split(run: TrainingRun, w_all: Array | None, validation_split: float) -> Validation:
+    """Set ``run.train_index`` and ``run.val_index`` and return the validation rows: a
+    ``validation_split`` of (X, y) held out (the rows a resumed run held out before), or none."""
     if validation_split == 0:
         return None
     if run.val_index is None:
