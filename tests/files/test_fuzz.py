@@ -14,8 +14,6 @@ from sklearn.exceptions import ConvergenceWarning
 import deltaprop as dp
 from deltaprop.files import format as fileformat
 
-X4 = np.random.default_rng(1).standard_normal((6, 4))
-
 
 def _base_files(directory):
     rng = np.random.default_rng(0)
@@ -145,9 +143,9 @@ def _use(loaded):
         outputs = dp.predict(model, loss, np.random.default_rng(2).standard_normal((6, width)))
         assert np.all(np.isfinite(outputs)), outputs
     else:
-        probabilities = loaded.predict_proba(X4[:, : loaded.n_features_in_])
-        assert np.all(np.isfinite(probabilities))
-        assert set(loaded.predict(X4[:, : loaded.n_features_in_])) <= set(loaded.classes_)
+        X = np.random.default_rng(2).standard_normal((6, loaded.n_features_in_))
+        assert np.all(np.isfinite(loaded.predict_proba(X)))
+        assert set(loaded.predict(X)) <= set(loaded.classes_)
 
 
 def _check_mutated(bases, data, tmp_path_factory):
