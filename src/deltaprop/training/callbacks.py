@@ -144,7 +144,8 @@ class EarlyStopping(Callback):
     def check_state(self, run: TrainingRun) -> None:
         if self.best_state is None:
             return
-        expected = [(a.shape, a.dtype) for a in run.model.snapshot()]
+        current = [run.model.flat_values, *run.model.buffers().values()]  # what snapshot copies
+        expected = [(a.shape, a.dtype) for a in current]
         got = [(np.shape(a), np.asarray(a).dtype) for a in self.best_state]
         if got != expected:
             raise ValueError(
