@@ -127,7 +127,7 @@ def test_table_operations_keep_a_matrix_without_copies():
 
 def test_npz_column_names_given_twice_are_refused(tmp_path):
     """A 2-D X gives the columns X[0], X[1]: a 1-D member named "X[0]" would lose one."""
-    from deltaprop.data.tables import read_npz
+    from deltaprop.data.columnar import read_npz
 
     path = tmp_path / "two.npz"
     np.savez(path, X=np.ones((5, 2)), **{"X[0]": np.zeros(5)})
@@ -140,7 +140,7 @@ def test_an_npz_member_claiming_more_than_it_holds_is_refused_before_allocating(
     import tracemalloc
     import zipfile
 
-    from deltaprop.data.tables import read_npz
+    from deltaprop.data.columnar import read_npz
 
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(

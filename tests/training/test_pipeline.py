@@ -28,7 +28,7 @@ def test_prepare_keeps_class_indices_and_casts_only_where_asked():
     run = pipeline.prepare(data, seed=0, dtype=np.float32, record_split=True)
     assert run.X_train.dtype == np.float32 and run.y_train.dtype == np.int64
     np.testing.assert_array_equal(run.y_train, run.train.y)
-    assert run.prep.split == {"test_size": None, "seed": 0}
+    assert run.prep.split == {"test_size": None, "seed": 0, "missing": "refuse"}
     assert pipeline.prepare(data).X_train.dtype == np.float64
 
 

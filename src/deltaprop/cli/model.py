@@ -32,6 +32,8 @@ from .shared import (
     labelled_rows,
     number,
     open_model,
+    trained_on,
+    training_data,
     user_input,
 )
 
@@ -49,14 +51,15 @@ def evaluate(
     split: Annotated[
         str | None,
         typer.Option(
-            help="test (the test rows, as in training), train or all [default: test "
-            "for a built-in set, all for a file]"
+            help="test (the test rows, as in training), train or all [default: test on "
+            "the training data, all on other files]"
         ),
     ] = None,
     header: Annotated[
         bool | None,
         typer.Option("--header/--no-header", help="whether a CSV's first row names the columns"),
     ] = None,
+    sep: Annotated[str | None, typer.Option(help="a CSV's field separator")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Fashion-MNIST's directory")] = None,
     plots_dir: Annotated[
         Path | None, typer.Option("--plots", help="write the confusion matrix here")
@@ -69,11 +72,10 @@ def evaluate(
     Example: deltaprop evaluate model.safetensors --data test.csv --json
     """
     model, loss, prep = open_model(model_path)
-    name = data or prep.data
-    if not name:
-        fail("--data: name the data to evaluate on (the model file does not record its own)")
-    chosen = split or ("all" if datasets.is_file_name(name) else "test")
-    features, labels = labelled_rows(name, prep, chosen, target, header, data_dir)
+    name = data or training_data(prep, model_path)
+    own_split = not datasets.is_file_name(name) or (prep.split and trained_on(prep, name))
+    chosen = split or ("test" if own_split else "all")
+    features, labels = labelled_rows(name, prep, chosen, target, header, data_dir, sep)
     with user_input():
         X = prep.transform(features)
         y = prep.encode_target(labels)
@@ -95,6 +97,8 @@ def evaluate(
         return
     console = Console(highlight=False)
     console.print(f"{model_path} on {name}: {chosen} rows ({scores.rows})", markup=False)
+    if chosen == "all" and own_split:
+        console.print("note: all rows include those the model was trained on (--split test: not)")
     metrics = RichTable()
     metrics.add_column("metric")
     metrics.add_column("value", justify="right")
@@ -151,6 +155,7 @@ def predict(
         bool | None,
         typer.Option("--header/--no-header", help="whether a CSV's first row names the columns"),
     ] = None,
+    sep: Annotated[str | None, typer.Option(help="a CSV's field separator")] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing --output")] = False,
 ) -> None:
     """Predict each row of a data file: a CSV of labels (or values), one row per input row.
@@ -164,7 +169,7 @@ def predict(
     if output is not None and str(output) != "-":  # "-" is standard output, as the default
         destination = claim_output(output, force, "--output")
     with user_input("--input"):
-        table = _read_input(input_path, header)
+        table = _read_input(input_path, header, sep)
     extra = [name for name in table.names if name not in prep.columns] if table.header else []
     if extra:
         shown = ", ".join(repr(n) for n in extra[:5]) + (", ..." if len(extra) > 5 else "")
@@ -214,15 +219,15 @@ def _cell(value: Any) -> Any:
     return repr(value) if isinstance(value, float) and not value.is_integer() else value
 
 
-def _read_input(path: Path, header: bool | None) -> Table:
+def _read_input(path: Path, header: bool | None, sep: str | None) -> Table:
     """The rows to predict: a data file, or with ``-`` a CSV read from standard input."""
     if str(path) != "-":
-        return read_table(path, header=header)
+        return read_table(path, header=header, delimiter=sep)
     data = sys.stdin.buffer.read()
     with tempfile.TemporaryDirectory() as directory:
         rows = Path(directory) / "stdin.csv"
         rows.write_bytes(data)
-        return read_table(rows, header=header)
+        return read_table(rows, header=header, delimiter=sep)
 
 
 # --- info, datasets ---------------------------------------------------------------------------

@@ -45,6 +45,8 @@ class TrainingReport:
     n_validation: int
     model_path: Path | None = None
     plots: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    dropped: tuple[str, ...] = ()
 
 
 def write_plots(run: TrainingReport, X_test: np.ndarray, directory: Path) -> list[str]:
@@ -104,9 +106,32 @@ def identifier_notes(data: Dataset) -> list[str]:
     return notes
 
 
+def column_roles(run: TrainingReport) -> dict[str, list[str]]:
+    """What each column of the data became: ``numbers``, ``categories`` (one-hot encoded, with
+    their level counts), ``dropped`` (``--drop``) and the ``target``."""
+    prep = run.prep
+    roles = {
+        "numbers": list(prep.numeric_columns),
+        "categories": [
+            f"{name} ({len(levels)} levels)" for name, levels in prep.categories.items()
+        ],
+        "dropped": list(run.dropped),
+        "target": [prep.target] if prep.target else [],
+    }
+    return {role: columns for role, columns in roles.items() if columns}
+
+
+def _listed(columns: list[str], most: int = 8) -> str:
+    """``a, b, c`` — or ``a, b, c, ..., z (784 columns)`` for long lists."""
+    if len(columns) <= most:
+        return ", ".join(columns)
+    return f"{', '.join(columns[: most - 2])}, ..., {columns[-1]} ({len(columns)} columns)"
+
+
 def to_json(run: TrainingReport) -> dict[str, Any]:
     return {
-        "notes": identifier_notes(run.data),
+        "notes": run.notes,
+        "columns": column_roles(run),
         "data": {
             "name": run.data.name,
             "source": run.data.source,
@@ -150,13 +175,10 @@ def print_summary(run: TrainingReport) -> None:
         f"{prep.task}: {prep.n_features} features{classes}"
         + (", standardized" if prep.mean else ""),
     )
-    for note in identifier_notes(run.data):
+    for role, columns in column_roles(run).items():
+        table.add_row(role, _listed(columns))
+    for note in run.notes:
         table.add_row("note", note)
-    if prep.categories:
-        encoded = ", ".join(
-            f"{name} ({len(levels)} levels)" for name, levels in prep.categories.items()
-        )
-        table.add_row("categories", f"one-hot encoded: {encoded}")
     table.add_row(
         "split",
         f"{len(run.train.y) - run.n_validation} train, {run.n_validation} "

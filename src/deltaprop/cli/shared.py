@@ -25,6 +25,7 @@ from typer.core import TyperGroup
 from .. import registry
 from ..data import catalog as datasets
 from ..data.catalog import Dataset
+from ..data.missing import drop_incomplete
 from ..data.preprocessing import Preprocessor
 from ..data.tables import Table
 from ..errors import DeltapropError, ModelFileError, ShapeError
@@ -225,7 +226,7 @@ def load_data(name: str, **options: Any) -> Dataset:
     line. ``options`` that are None are left to the loader's defaults."""
     given = {k: v for k, v in options.items() if v not in (None, ())}
     file = datasets.is_file_name(name)
-    allowed = {"target", "task", "header", "drop"} if file else set()
+    allowed = {"target", "task", "header", "drop", "sep"} if file else set()
     if not file:
         loader = lookup(registry.DATASETS, name, "--data")
         allowed = set(inspect.signature(loader).parameters)
@@ -271,7 +272,7 @@ def rows_of(dataset: Dataset, prep: Preprocessor, split: str) -> Dataset:
             dataset.class_names,
             dataset.source,
         )
-    recorded = prep.split if prep.data == dataset.name and prep.split else {}
+    recorded = prep.split if prep.data in (dataset.name, dataset.path) and prep.split else {}
     train, test = dataset.split(recorded.get("test_size"), int(recorded.get("seed", 0)))
     return test if split == "test" else train
 
@@ -301,22 +302,61 @@ def labelled_rows(
     target: str | None = None,
     header: bool | None = None,
     data_dir: Path | None = None,
+    sep: str | None = None,
 ) -> tuple[Table, Any]:
-    """(feature columns, target labels) of the rows to score: a file's rows (all of them), or
-    a built-in set's ``test`` rows as in training, its ``train`` rows, or ``all``."""
+    """(feature columns, target labels) of the rows to score: a built-in set's or the training
+    file's ``test`` rows as in training (the split is in the model file), their ``train`` rows,
+    or ``all`` the rows (any file)."""
     if split not in ("test", "train", "all"):
         fail(f"--split must be test, train or all, got {split!r}")
     if not datasets.is_file_name(name):
         dataset = rows_of(load_data(name, data_dir=data_dir), prep, split)
         return dataset.features, labels_of(dataset)
-    if split != "all":
-        fail(f"--split {split}: a data file is scored on all its rows")
-    with user_input("--data"):
-        table = datasets.read_table(name, header=header)
     column = target or prep.target or "y"
+    if split != "all":
+        if not (prep.split and trained_on(prep, name)):
+            fail(
+                f"--split {split}: the model file does not record how the test rows of "
+                f"{name!r} were drawn (it was trained on {prep.data!r}); score all its rows "
+                "with --split all"
+            )
+        dataset = load_data(name, target=column, task=prep.task, header=header, sep=sep)
+        if prep.split.get("missing") == "drop":
+            dataset, _ = drop_incomplete(dataset)
+        part = rows_of(dataset, prep, split)
+        return part.features, labels_of(part)
+    with user_input("--data"):
+        table = datasets.read_table(name, header=header, delimiter=sep)
     if column not in table:
         fail(f"--target: {name!r} has no column {column!r}; the columns are {list(table.names)}")
     return table.without(column), table.column(column)
+
+
+def trained_on(prep: Preprocessor, name: str) -> bool:
+    """Whether the data file ``name`` is the one the model was trained on (by its absolute
+    path; by its name for files written before the path was kept)."""
+    return prep.data in (str(Path(name).resolve()), Path(name).name)
+
+
+def training_data(prep: Preprocessor, model_path: Path) -> str:
+    """The data the model was trained on, to evaluate on when no ``--data`` is given: a built-in
+    set's name, or the training file — where it was, else beside the model file or here.
+
+    Raises:
+        typer.Exit: when the model file names no data, or the file is nowhere to be found.
+    """
+    if not prep.data:
+        fail("--data: name the data to evaluate on (the model file does not record its own)")
+    if not datasets.is_file_name(prep.data) or Path(prep.data).exists():
+        return prep.data
+    base = Path(prep.data).name
+    for candidate in (model_path.parent / base, Path(base)):
+        if candidate.exists():
+            return str(candidate)
+    fail(
+        f"--data: the model was trained on {prep.data!r}, which is no longer there (nor beside "
+        "the model file); name the data to evaluate on with --data"
+    )
 
 
 def echo_json(document: Any) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import numpy as np
 import typer
@@ -16,21 +14,27 @@ import typer
 from .. import registry
 from ..data import catalog as datasets
 from ..data.catalog import Dataset
-from ..data.preprocessing import check_complete
+from ..data.missing import STRATEGIES
 from ..training import pipeline
 from ..training.callbacks import Diagnostics, EarlyStopping
 from ..training.loop import fit
 from ..training.protocol import Callback
 from ..training.scoring import score
-from . import plots
-from .report import TrainingReport, print_summary, save_or_keep, to_json, write_plots
+from . import outcome
+from .outputs import outputs, removed_unless_written
+from .report import (
+    TrainingReport,
+    identifier_notes,
+    print_summary,
+    save_or_keep,
+    to_json,
+    write_plots,
+)
 from .shared import (
     app,
     check_memory,
-    claim_output,
     echo_json,
     fail,
-    fresh_run_directory,
     load_data,
     lookup,
     network_bytes,
@@ -65,6 +69,17 @@ def train(
         bool | None,
         typer.Option("--header/--no-header", help="whether a CSV's first row names the columns"),
     ] = None,
+    sep: Annotated[
+        str | None,
+        typer.Option(help="a CSV's field separator [default: ; or , as its first line shows]"),
+    ] = None,
+    missing: Annotated[
+        str,
+        typer.Option(
+            help="missing cells: refuse, drop (the rows), or impute (training column means, "
+            "most frequent category for text; kept in the model file for predict)"
+        ),
+    ] = "refuse",
     data_dir: Annotated[
         Path | None, typer.Option(help="the directory of Fashion-MNIST's IDX files")
     ] = None,
@@ -75,7 +90,7 @@ def train(
         typer.Option(
             "--standardize/--no-standardize",
             help="scale numeric columns (and a regression target) to mean 0, std 1 on the "
-            "training rows [default: as the data set recommends; off for files]",
+            "training rows [default: on for files; for built-in sets, as each recommends]",
         ),
     ] = None,
     test_size: Annotated[
@@ -169,14 +184,16 @@ def train(
     Example: deltaprop train --data houses.csv --target price --hidden 64,32 --epochs 100
     """
     _check_numbers(lr, dtype, test_size, val_split)
+    if missing not in STRATEGIES:
+        fail(f"--missing must be one of {', '.join(STRATEGIES)}, got {missing!r}")
     hidden_widths = parse_widths(hidden)
     optimizer_class = lookup(registry.OPTIMIZERS, optimizer, "--optimizer")
     schedule_class = lookup(registry.SCHEDULES, schedule, "--schedule")
     if samples is not None:  # a synthetic set's rows: two features, copied a few times
         check_memory(f"--samples {samples}", samples * 2 * 8 * 6)
     created: list[Path] = []
-    model_path, plot_dir = _outputs(data, out, plots_dir, no_plots, force, created)
-    with _removed_unless_written(created):
+    model_path, plot_dir = outputs(data, out, plots_dir, no_plots, force, created)
+    with removed_unless_written(created):
         dataset = load_data(
             data,
             target=target,
@@ -186,12 +203,9 @@ def train(
             data_dir=data_dir,
             samples=samples,
             noise=noise,
+            sep=sep,
         )
         with user_input("--data"):
-            check_complete(dataset.features)
-            if dataset.test is not None:
-                check_complete(dataset.test.features)
-        with user_input():
             prepared = pipeline.prepare(
                 dataset,
                 test_size=test_size,
@@ -199,6 +213,7 @@ def train(
                 standardize=standardize,
                 target=target or ("y" if datasets.is_file_name(data) else None),
                 record_split=True,
+                missing=missing,
             )
         with user_input("--loss"):
             loss = pipeline.choose_loss(loss_name, prepared.prep)
@@ -231,23 +246,32 @@ def train(
             callbacks.append(EarlyStopping(monitor, patience=patience, restore_best_weights=True))
         if plot_dir is not None:
             callbacks.append(Diagnostics())
+        interruption = outcome.Interruption(keeps_best=patience > 0)
+        callbacks.append(interruption)
+        notes = outcome.lr_notes(lr, type(opt_object).__name__)
+        if not (quiet or json_output):
+            for note in notes:
+                typer.echo(f"note: {note}", err=True)
         started = time.perf_counter()
-        with user_input():
-            history = fit(
-                model,
-                loss,
-                opt_object,
-                prepared.X_train,
-                prepared.y_train,
-                epochs=epochs,
-                batch_size=batch_size,
-                rng=rng,
-                validation_split=val_split,
-                callbacks=callbacks,
-                verbose=0 if quiet or json_output else verbose,
-            )
+        try:
+            with user_input(), outcome.caught_warnings(quiet or json_output):
+                history = fit(
+                    model,
+                    loss,
+                    opt_object,
+                    prepared.X_train,
+                    prepared.y_train,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    rng=rng,
+                    validation_split=val_split,
+                    callbacks=callbacks,
+                    verbose=0 if quiet or json_output else verbose,
+                )
+        except KeyboardInterrupt:
+            _interrupted(interruption, model, loss, prepared.prep, model_path)
         seconds = time.perf_counter() - started
-        with user_input():
+        with user_input(), outcome.caught_warnings(quiet or json_output):
             scores = score(model, loss, prepared.prep, prepared.X_test, prepared.y_test)
         run = TrainingReport(
             dataset,
@@ -262,8 +286,15 @@ def train(
             scores,
             seconds,
             round(val_split * len(prepared.X_train)) if val_split > 0 else 0,
+            notes=[*notes, *identifier_notes(dataset), *prepared.notes],
+            dropped=tuple(drop or ()),
         )
-        if model_path is not None:
+        failed = outcome.diverged(history, scores)
+        if not failed:
+            run.notes += outcome.quality_notes(
+                history, scores, prepared.test, prepared.prep, prepared.train
+            )
+        if model_path is not None and not (failed and not history.kept_epochs):
             run.model_path = save_or_keep(model, loss, prepared.prep, model_path)
         if plot_dir is not None:
             run.plots = write_plots(run, prepared.X_test, plot_dir)
@@ -271,6 +302,33 @@ def train(
             echo_json(to_json(run))
         elif not quiet:
             print_summary(run)
+        if failed:
+            saved = None if run.model_path is None else str(run.model_path)
+            typer.echo(f"Error: {outcome.diverged_message(history, lr, saved)}", err=True)
+            raise typer.Exit(1)
+
+
+def _interrupted(
+    interruption: outcome.Interruption,
+    model: Any,
+    loss: Any,
+    prep: Any,
+    model_path: Path | None,
+) -> NoReturn:
+    """Ctrl-C: save the best model so far (or the newest finished epoch's) and say where, as an
+    interrupted Keras ``fit`` keeps its model; exit 130 as an interrupted command does."""
+    if interruption.epochs_done == 0:
+        typer.echo("interrupted before the first epoch ended: nothing was saved", err=True)
+    elif model_path is None:
+        typer.echo("interrupted: no --out was given, so no model was saved", err=True)
+    else:
+        kept = interruption.restore_kept()
+        path = save_or_keep(model, loss, prep, model_path)
+        typer.echo(
+            f"interrupted after {interruption.epochs_done} epochs: saved {kept} to {path}",
+            err=True,
+        )
+    raise typer.Exit(130)
 
 
 def _check_numbers(lr: float, dtype: str, test_size: float | None, val_split: float) -> None:
@@ -300,53 +358,6 @@ def _optimizer_arguments(
     given = (("momentum", momentum), ("weight_decay", weight_decay))
     kwargs.update({k: v for k, v in given if v is not None})
     return kwargs
-
-
-@contextmanager
-def _removed_unless_written(created: list[Path]) -> Iterator[None]:
-    """Remove the directories made for the outputs if the run ends before writing into them:
-    a failed command leaves no stray directories."""
-    try:
-        yield
-    except BaseException:
-        for directory in reversed(created):
-            with suppress(OSError):
-                directory.rmdir()  # only ever an empty one
-        raise
-
-
-def _make_directory(path: Path, created: list[Path]) -> None:
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    with user_input("--plots"):
-        path.mkdir(parents=True, exist_ok=True)
-    created.extend(reversed(missing))
-
-
-def _outputs(
-    data: str,
-    out: Path | None,
-    plots_dir: Path | None,
-    no_plots: bool,
-    force: bool,
-    created: list[Path],
-) -> tuple[Path | None, Path | None]:
-    """Where the model and the plots go, checked before any work is done; the directories it
-    makes are added to ``created``."""
-    if out is None and plots_dir is None:
-        run_dir = fresh_run_directory(Path(data).stem if datasets.is_file_name(data) else data)
-        out, plots_dir = run_dir / "model.safetensors", None if no_plots else run_dir
-        _make_directory(run_dir, created)
-    if no_plots:
-        plots_dir = None
-    if out is not None:
-        claim_output(out, force, "--out")
-    if plots_dir is not None:
-        if plots_dir.exists() and not plots_dir.is_dir():
-            fail(f"--plots: {str(plots_dir)!r} is a file, not a directory")
-        _make_directory(plots_dir, created)
-        for name in plots.FILES.values():
-            claim_output(plots_dir / name, force, "--plots")
-    return out, plots_dir
 
 
 def _schedule(schedule_class: type, lr: float, args: list[str], steps: int) -> Any:

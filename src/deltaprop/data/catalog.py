@@ -36,7 +36,7 @@ from .builtin import (
 )
 from .dataset import Dataset, Split
 from .idx import idx_shape, read_idx, read_idx_images
-from .tables import FORMATS, Table, read_table
+from .tables import FORMATS, Table, format_of, read_table
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -84,8 +84,9 @@ def from_file(
     task: str = "auto",
     header: bool | None = None,
     drop: tuple[str, ...] = (),
+    sep: str | None = None,
 ) -> Dataset:
-    """A CSV, TSV, Parquet or NPZ file with a ``target`` column.
+    """A CSV, TSV, Parquet or NPZ file (CSV and TSV may be gzipped) with a ``target`` column.
 
     Args:
         target: the target column's name (for a file without a header, its position from
@@ -94,13 +95,14 @@ def from_file(
             and for whole numbers of at most 20 distinct values, regression otherwise.
         header: whether a CSV's first row names the columns; None guesses.
         drop: columns to leave out (identifiers, free text).
+        sep: a CSV's field separator; None: ``;`` or ``,`` as the first line shows (TSV: tab).
 
     Raises:
         FileNotFoundError: if there is no such file.
         ValueError: no such target or dropped column (the columns are listed), a target with
             missing values (how many, the first row), text targets for regression.
     """
-    table = read_table(path, header=header)
+    table = read_table(path, header=header, delimiter=sep)
     if target is None:
         if "y" not in table:
             raise ValueError(
@@ -153,8 +155,10 @@ def from_file(
         y=y,
         task=task,
         class_names=classes,
-        source=f"{FORMATS.get(Path(path).suffix.lower(), 'csv')} file {str(path)!r}"
+        source=f"{format_of(Path(path))} file {str(path)!r}"
         + _header_note(table.header, guessed=header is None),
+        path=str(Path(path).resolve()),
+        standardize=True,  # a file's columns come in any units; a network trains on like scales
     )
 
 
@@ -193,7 +197,8 @@ SYNTHETIC = ("xor", "moons", "circles", "spirals", "blobs")
 def is_file_name(name: str) -> bool:
     """Whether ``name`` names a data file rather than a built-in set: a data file's suffix, a
     path with a directory, or an existing path that is no built-in name."""
-    if Path(name).suffix.lower() in FORMATS or os.sep in name:
+    suffix = Path(name).suffix.lower()
+    if suffix in FORMATS or suffix == ".gz" or os.sep in name:
         return True
     key = name.strip().lower().replace("_", "-")
     if key in LOADERS or key in ALIASES:

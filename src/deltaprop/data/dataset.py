@@ -29,6 +29,7 @@ class Dataset:
         source: where the data came from, in words.
         test: the data set's own test split, when it has one (Fashion-MNIST).
         standardize: whether its features are best standardized before training.
+        path: the file it was read from, as an absolute path; empty for a built-in set.
     """
 
     name: str
@@ -39,6 +40,7 @@ class Dataset:
     source: str = ""
     test: Dataset | None = None
     standardize: bool = False
+    path: str = ""
 
     def __post_init__(self) -> None:
         if len(self.y) != self.features.n_rows:

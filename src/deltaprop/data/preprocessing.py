@@ -18,6 +18,7 @@ import numpy as np
 
 from ..backend.arrays import Array
 from .dataset import Dataset
+from .missing import check_fill, filled, fit_fill
 from .tables import Table
 
 MAX_CATEGORIES = 100
@@ -54,6 +55,7 @@ class Preprocessor:
         target: the target column's name (None for a built-in set's own target).
         target_mean, target_scale: a regression target is trained as (y − mean) / scale.
         data: the data the model was trained on; split: how its test rows were drawn.
+        fill: each column's value for a missing cell, when trained with imputation; else empty.
     """
 
     columns: tuple[str, ...]
@@ -67,6 +69,7 @@ class Preprocessor:
     target_scale: float = 1.0
     data: str = ""
     split: dict[str, Any] | None = None
+    fill: dict[str, Any] = field(default_factory=dict)
 
     @property
     def numeric_columns(self) -> tuple[str, ...]:
@@ -96,6 +99,7 @@ class Preprocessor:
         split: dict[str, Any] | None = None,
         categories_from: Table | None = None,
         max_categories: int = MAX_CATEGORIES,
+        impute: bool = False,
     ) -> Preprocessor:
         """Fit on the training rows: text columns' categories, and (if ``standardize``) each
         numeric column's mean and standard deviation (1 where it is constant), and for
@@ -112,6 +116,9 @@ class Preprocessor:
         """
         table = train.features
         vocabulary = table if categories_from is None else categories_from
+        fill = fit_fill(table) if impute else {}
+        if fill:
+            table, vocabulary = filled(table, fill), filled(vocabulary, fill)
         categories: dict[str, tuple[str, ...]] = {}
         for name in table.names:
             if not table.is_text(name):
@@ -133,8 +140,9 @@ class Preprocessor:
             task=train.task,
             class_names=train.class_names,
             target=target,
-            data=train.name,
+            data=train.path or train.name,
             split=split,
+            fill=fill,
         )
         numeric = prep._numeric_block(table)
         if standardize and numeric.shape[1]:
@@ -182,7 +190,8 @@ class Preprocessor:
             row, col = _first_bad(bad)
             raise ValueError(
                 f"the data holds {int(bad.sum())} missing, NaN or inf values; the first in row "
-                f"{row + 1}, column {names[col]!r}"
+                f"{row + 1}, column {names[col]!r} (a model trained with --missing impute fills "
+                "them; this one was not)"
             )
         return block
 
@@ -195,6 +204,8 @@ class Preprocessor:
                 text where numbers were trained, or categories unseen in training.
         """
         table = self._matched(table)
+        if self.fill:
+            table = filled(table, self.fill)
         numeric = self._numeric_block(table)
         if self.mean:
             numeric = (numeric - np.asarray(self.mean)) / np.asarray(self.scale)
@@ -265,6 +276,7 @@ class Preprocessor:
             "target_scale": self.target_scale,
             "data": self.data,
             "split": self.split,
+            "fill": dict(self.fill),
         }
 
     @classmethod
@@ -317,6 +329,7 @@ class Preprocessor:
             target_scale=float(t_scale),
             data=str(d.get("data", "")),
             split=d.get("split") if isinstance(d.get("split"), dict) else None,
+            fill=check_fill(d.get("fill", {}), columns, cats),
         )
 
     @classmethod
@@ -326,33 +339,6 @@ class Preprocessor:
             columns=tuple(str(j) for j in range(n_features)),
             task=task,
             class_names=tuple(range(n_classes)) if task == "classification" else (),
-        )
-
-
-def check_complete(table: Table) -> None:
-    """Refuse a table with missing values, NaN or inf: how many, and the first by row.
-
-    Raises:
-        ValueError: naming the count, the first row (from 1) and its column.
-    """
-    text = [n for n in table.names if table.is_text(n)]
-    numeric = [n for n in table.names if n not in text]
-    block = table.numeric(numeric)
-    bad = ~np.isfinite(block)
-    count = int(bad.sum())
-    first: tuple[int, str] | None = None
-    if count:
-        row, col = _first_bad(bad)
-        first = (row, numeric[col])
-    for name in text:
-        rows = [i for i, v in enumerate(table.column(name).tolist()) if v is None]
-        count += len(rows)
-        if rows and (first is None or rows[0] < first[0]):
-            first = (rows[0], name)
-    if first is not None:
-        raise ValueError(
-            f"the data holds {count} missing, NaN or inf values; the first in row "
-            f"{first[0] + 1}, column {first[1]!r}"
         )
 
 

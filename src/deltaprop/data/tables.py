@@ -10,13 +10,13 @@ encoded, is decided later (:mod:`deltaprop.data.preprocessing`), so the same rea
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -112,7 +112,7 @@ class Table:
 # --- text fields to columns -------------------------------------------------------------------
 
 
-def _is_missing(text: str) -> bool:
+def is_missing(text: str) -> bool:
     return text.strip().lower() in MISSING
 
 
@@ -130,7 +130,7 @@ whose other cells are mistakes, not a column of text."""
 def _as_number(text: str) -> float | None:
     """The number a field holds (thousands separators allowed), NaN if it is missing, None if
     it is text."""
-    if _is_missing(text):
+    if is_missing(text):
         return math.nan
     try:
         return float(text)
@@ -154,7 +154,7 @@ def _column_from_text(values: list[str], name: str) -> Array:
     if all(n is not None for n in numbers):
         return np.array(numbers, dtype=np.float64)
     bad = [i for i, n in enumerate(numbers) if n is None]
-    present = sum(not _is_missing(v) for v in values)
+    present = sum(not is_missing(v) for v in values)
     if present - len(bad) >= MOSTLY_NUMBERS * present:
         shown = ", ".join(f"row {i + 1}: {values[i]!r}" for i in bad[:3])
         raise ValueError(
@@ -163,7 +163,7 @@ def _column_from_text(values: list[str], name: str) -> Array:
             f"out with --drop {name!r}"
         )
     column = np.empty(len(values), dtype=object)
-    column[:] = [None if _is_missing(v) else v.strip() for v in values]
+    column[:] = [None if is_missing(v) else v.strip() for v in values]
     return column
 
 
@@ -188,22 +188,22 @@ def _guess_header(first: list[str], rest: list[list[str]]) -> bool:
 
 
 def read_delimited(
-    path: str | os.PathLike[str], *, delimiter: str = ",", header: bool | None = None
+    path: str | os.PathLike[str], *, delimiter: str | None = ",", header: bool | None = None
 ) -> Table:
     """Read a CSV or TSV file: quoted fields, missing values, with or without a header row.
 
     Args:
-        delimiter: the field separator (``","`` for CSV, ``"\\t"`` for TSV).
+        delimiter: the field separator (``","`` for CSV, ``"\\t"`` for TSV); None: ``;`` when
+            the first line holds more semicolons than commas, else ``,``.
         header: whether the first row names the columns; None guesses (see ``_guess_header``).
 
     Raises:
         ValueError: for an empty file, a row of another length than the first (its line is
             named), or text that is not UTF-8.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{str(path)!r} is not UTF-8 text ({error.reason})") from None
+    text = _text_of(Path(path))
+    if delimiter is None:
+        delimiter = _sniff(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -219,8 +219,11 @@ def read_delimited(
     width = len(rows[0])
     for row, line in zip(rows, lines, strict=True):
         if len(row) != width:
+            other = next((c for c in ",;\t|" if c != delimiter and c in "".join(rows[0])), None)
+            hint = f"; are its fields separated by {other!r}? Say so with --sep" if other else ""
             raise ValueError(
-                f"{str(path)!r}, line {line}: {len(row)} fields where the first row has {width}"
+                f"{str(path)!r}, line {line}: {len(row)} fields where the first row has "
+                f"{width} (fields separated by {delimiter!r}){hint}"
             )
     if header is None:
         header = _guess_header(rows[0], rows[1:])
@@ -238,138 +241,6 @@ def read_delimited(
     return Table(names, columns, header=header)
 
 
-def read_npz(path: str | os.PathLike[str]) -> Table:
-    """Read an NPZ file: each 1-D array is a column named by its key; a 2-D array ``X`` gives
-    the columns ``X[0]``, ``X[1]``, ...; string arrays are text columns. Pickled objects are
-    refused."""
-    columns: dict[str, Array] = {}
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            for key in archive.files:
-                _check_npz_member(archive, key, path)
-            arrays = {key: archive[key] for key in archive.files}
-    except ValueError as error:
-        raise ValueError(f"{str(path)!r} is not an NPZ file of plain arrays ({error})") from None
-    except (OSError, EOFError) as error:
-        raise ValueError(f"{str(path)!r} is not a readable NPZ file ({error})") from None
-    for key, array in arrays.items():
-        if array.ndim == 1:
-            named = {key: array}
-        elif array.ndim == 2:
-            named = {f"{key}[{j}]": array[:, j] for j in range(array.shape[1])}
-        else:
-            raise ValueError(
-                f"{str(path)!r}: array {key!r} has shape {array.shape}; columns are 1-D arrays, "
-                "or 2-D arrays of one column per feature"
-            )
-        clash = sorted(set(named) & set(columns))
-        if clash:
-            raise ValueError(
-                f"{str(path)!r}: the column name {clash[0]!r} is given twice (array {key!r} and "
-                "a column of a 2-D array, or another array): rename one"
-            )
-        columns.update(named)
-    lengths = {key: len(c) for key, c in columns.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"{str(path)!r}: its arrays have different lengths: {lengths}")
-    return Table(tuple(columns), tuple(_plain_column(c) for c in columns.values()))
-
-
-def _check_npz_member(archive: Any, key: str, path: str | os.PathLike[str]) -> None:
-    """Refuse a member whose header claims more data than the member holds, before NumPy
-    allocates that much (a few hundred bytes can claim terabytes)."""
-    name = key if key in archive.zip.namelist() else f"{key}.npy"
-    held = archive.zip.getinfo(name).file_size
-    with archive.zip.open(name) as member:
-        major, _ = np.lib.format.read_magic(member)
-        read_header = (
-            np.lib.format.read_array_header_1_0
-            if major == 1
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, _, dtype = read_header(member)
-    claimed = math.prod(shape) * dtype.itemsize
-    if claimed > held:
-        raise ValueError(
-            f"{str(path)!r}: array {key!r} claims shape {shape} of {dtype} ({claimed:,} bytes), "
-            f"but holds {held:,} bytes: the file is damaged or crafted"
-        )
-
-
-def _plain_column(values: Any) -> Array:
-    """float64 for numbers and booleans (NaN for missing), an object array of str for text."""
-    array = np.asarray(values)
-    if array.dtype.kind in "biuf":
-        return array.astype(np.float64)
-    if array.dtype.kind in "US" or array.dtype == object:
-        column = np.empty(len(array), dtype=object)
-        column[:] = [
-            None if v is None or (isinstance(v, str) and _is_missing(v)) else str(v)
-            for v in array.tolist()
-        ]
-        return column
-    raise ValueError(f"a column of dtype {array.dtype} is neither numbers nor text")
-
-
-def read_parquet(path: str | os.PathLike[str]) -> Table:
-    """Read a Parquet file with pyarrow (``pip install 'deltaprop[parquet]'``)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ValueError(
-            f"reading {str(path)!r} needs pyarrow: pip install 'deltaprop[parquet]'"
-        ) from None
-    try:
-        schema = pq.read_schema(path).names
-        repeated = sorted({n for n in schema if schema.count(n) > 1})
-        data = None if repeated else pq.read_table(path)  # pyarrow's own message is 7 lines
-    except Exception as error:  # pyarrow raises its own ArrowInvalid and OSError kinds
-        raise ValueError(f"{str(path)!r} is not a readable Parquet file ({error})") from None
-    if data is None:
-        raise ValueError(f"{str(path)!r}: column names must be unique; repeated: {repeated}")
-    import pyarrow as pa
-
-    names = tuple(str(n) for n in data.column_names)
-    columns = []
-    for index, name in enumerate(names):
-        chunked = data.column(index)
-        kind = chunked.type
-        if pa.types.is_nested(kind):
-            raise ValueError(
-                f"{str(path)!r}: column {name!r} holds {kind} values (lists or records); a "
-                "column holds numbers or text"
-            )
-        if pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_duration(kind):
-            chunked = _seconds(chunked, pa)  # times as numbers: seconds (since 1970)
-        elif pa.types.is_decimal(kind):
-            chunked = chunked.cast(pa.float64())
-        if (
-            pa.types.is_integer(chunked.type)
-            or pa.types.is_floating(chunked.type)
-            or (pa.types.is_boolean(chunked.type))
-        ):
-            values = [math.nan if v is None else float(v) for v in chunked.to_pylist()]
-            columns.append(np.array(values, dtype=np.float64))
-        else:
-            columns.append(_plain_column(chunked.to_pylist()))
-    return Table(names, tuple(columns))
-
-
-def _seconds(chunked: Any, pa: Any) -> Any:
-    """A Parquet time column as float seconds (since 1970 for dates and timestamps)."""
-    import pyarrow.compute as pc
-
-    kind = chunked.type
-    if pa.types.is_date32(kind):
-        return pc.multiply(chunked.cast(pa.int32()).cast(pa.float64()), 86400.0)
-    if pa.types.is_date64(kind):
-        return pc.divide(chunked.cast(pa.int64()).cast(pa.float64()), 1000.0)
-    per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[kind.unit]
-    if pa.types.is_timestamp(kind) and kind.tz is not None:
-        chunked = chunked.cast(pa.timestamp(kind.unit))
-    return pc.divide(chunked.cast(pa.int64()).cast(pa.float64()), per_second)
-
-
 def read_table(
     path: str | os.PathLike[str], *, header: bool | None = None, delimiter: str | None = None
 ) -> Table:
@@ -384,17 +255,39 @@ def read_table(
         raise FileNotFoundError(f"no such file: {str(path)!r}")
     if p.is_dir():
         raise ValueError(f"{str(path)!r} is a directory, not a data file")
-    kind = FORMATS.get(p.suffix.lower(), "csv")
-    if kind == "parquet":
-        return read_parquet(p)
-    if kind == "npz":
-        return read_npz(p)
-    sep = delimiter if delimiter is not None else ("\t" if kind == "tsv" else _sniff(p))
+    kind = format_of(p)
+    if kind in ("parquet", "npz"):
+        from .columnar import read_npz, read_parquet  # here: their imports cost start-up time
+
+        return read_parquet(p) if kind == "parquet" else read_npz(p)
+    sep = delimiter if delimiter is not None else ("\t" if kind == "tsv" else None)
     return read_delimited(p, delimiter=sep, header=header)
 
 
-def _sniff(path: Path) -> str:
+def format_of(path: Path) -> str:
+    """The format a file's suffix names (``data.csv.gz`` is a gzipped ``csv``); CSV for others."""
+    suffix = Path(path.stem).suffix if path.suffix.lower() == ".gz" else path.suffix
+    return FORMATS.get(suffix.lower(), "csv")
+
+
+def _text_of(path: Path) -> str:
+    """A text file's contents, gunzipped if its name ends in ``.gz``.
+
+    Raises:
+        ValueError: for text that is not UTF-8, or a ``.gz`` file that is not gzip.
+    """
+    try:
+        if path.suffix.lower() == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8-sig") as file:
+                return file.read()
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{str(path)!r} is not UTF-8 text ({error.reason})") from None
+    except (gzip.BadGzipFile, EOFError) as error:
+        raise ValueError(f"{str(path)!r} is not a readable gzip file ({error})") from None
+
+
+def _sniff(text: str) -> str:
     """``;`` for a CSV whose first line has more semicolons than commas (Excel's), else ``,``."""
-    with open(path, encoding="utf-8-sig", errors="replace") as file:
-        first = next((line for line in file if line.strip()), "")
+    first = next((line for line in text.splitlines() if line.strip()), "")
     return ";" if first.count(";") > first.count(",") else ","

@@ -179,7 +179,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         )
 
     def _stratify(self) -> bool:
-        return self.n_outputs_ == 1 or self.out_activation_ == "softmax"
+        # as scikit-learn: its labels are binarized first, so only two classes give one output
+        # column and are stratified; many classes (and multilabel) are not
+        return self.n_outputs_ == 1
 
     def _validation_score(self, X: Array, y: Array, sample_weight: Array | None) -> float:
         return float(accuracy_score(y, self._predict_prepared(X), sample_weight=sample_weight))

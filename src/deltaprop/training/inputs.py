@@ -83,15 +83,15 @@ def validation_split_indices(
 ) -> tuple[Array, Array]:
     """Shuffled train/validation split of row indices, stratified by class for classification."""
     n = len(y)
+    n_val = int(round(fraction * n))
     if classification:
         labels = true_labels(y)
-        val_parts = []
-        for label in np.unique(labels):
-            members = rng.permutation(np.flatnonzero(labels == label))
-            val_parts.append(members[: int(round(fraction * len(members)))])
-        val = np.sort(np.concatenate(val_parts))
+        classes, counts = np.unique(labels, return_counts=True)
+        members = [rng.permutation(np.flatnonzero(labels == label)) for label in classes]
+        taken = _per_class(counts, n_val)
+        val = np.sort(np.concatenate([m[:k] for m, k in zip(members, taken, strict=True)]))
     else:
-        val = np.sort(rng.permutation(n)[: int(round(fraction * n))])
+        val = np.sort(rng.permutation(n)[:n_val])
     train = np.setdiff1d(np.arange(n), val, assume_unique=True)
     if len(val) == 0 or len(train) == 0:
         raise ValueError(
@@ -99,6 +99,21 @@ def validation_split_indices(
             f"samples out of {n}; both must be non-empty"
         )
     return train, val
+
+
+def _per_class(counts: Array, n_val: int) -> Array:
+    """How many rows of each class go to validation: ``n_val`` in all, shared in proportion to
+    the class sizes — each class its rounded share, then (where rounding missed the total) the
+    classes with the largest remainders one more or the smallest one fewer. Many small classes
+    round to zero each; their total still holds ``n_val`` rows."""
+    ideal = counts * (n_val / counts.sum())
+    taken = np.round(ideal).astype(np.int64)
+    order = np.argsort(ideal - taken, kind="stable")
+    for j in order[::-1][: max(n_val - int(taken.sum()), 0)]:
+        taken[j] += 1
+    for j in order[: max(int(taken.sum()) - n_val, 0)]:
+        taken[j] -= 1
+    return np.minimum(np.maximum(taken, 0), counts)
 
 
 # --- the parts: objects of the right kinds, that fit together ----------------------------

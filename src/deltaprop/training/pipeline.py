@@ -26,6 +26,13 @@ import numpy.typing as npt
 from .. import registry
 from ..backend.arrays import Array
 from ..data.dataset import Dataset
+from ..data.missing import (
+    STRATEGIES,
+    check_complete,
+    describe_missing,
+    drop_incomplete,
+    missing_counts,
+)
 from ..data.preprocessing import Preprocessor
 from ..nn.losses import Loss, MeanSquaredError, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from ..nn.mlp import mlp
@@ -48,6 +55,7 @@ class Prepared:
     y_train: Array
     X_test: Array
     y_test: Array
+    notes: list[str]
 
 
 def prepare(
@@ -59,6 +67,7 @@ def prepare(
     target: str | None = None,
     record_split: bool = False,
     dtype: npt.DTypeLike | None = None,
+    missing: str = "refuse",
 ) -> Prepared:
     """Split ``dataset`` and fit its preprocessing on the training rows.
 
@@ -68,21 +77,28 @@ def prepare(
         standardize: scale numeric columns (and a regression target) to mean 0, std 1 on the
             training rows; None: as the data set recommends (``dataset.standardize``).
         target: the target column's name, kept in the preprocessing (files name it).
-        record_split: keep ``test_size`` and ``seed`` in the preprocessing (and so in the model
-            file), so that ``evaluate`` can find the same test rows again.
+        record_split: keep ``test_size``, ``seed`` and ``missing`` in the preprocessing (and so
+            in the model file), so that ``evaluate`` can find the same test rows again.
         dtype: cast the features (and a regression target) to this type; None: float64.
+        missing: what to do with missing cells (:mod:`deltaprop.data.missing`): ``"refuse"``,
+            ``"drop"`` the incomplete rows, or ``"impute"`` the training rows' column means.
+
+    Returns:
+        The parts, with ``notes`` saying what was done about missing cells.
 
     Raises:
-        ValueError: for a ``test_size`` that leaves no rows, missing values, or a text column
-            that cannot be one-hot encoded.
+        ValueError: for a ``test_size`` that leaves no rows, missing values (with ``"refuse"``),
+            or a text column that cannot be one-hot encoded.
     """
+    dataset, notes = _handle_missing(dataset, missing)
     train, test = dataset.split(test_size, seed)
     prep = Preprocessor.fit(
         train,
         standardize=dataset.standardize if standardize is None else standardize,
         target=target,
-        split={"test_size": test_size, "seed": seed} if record_split else None,
+        split={"test_size": test_size, "seed": seed, "missing": missing} if record_split else None,
         categories_from=dataset.features,
+        impute=missing == "impute",
     )
     X_train, X_test = prep.transform(train.features), prep.transform(test.features)
     y_train, y_test = prep.training_target(train), prep.training_target(test)
@@ -90,7 +106,28 @@ def prepare(
         X_train, X_test = X_train.astype(dtype), X_test.astype(dtype)
         if prep.task == "regression":
             y_train, y_test = y_train.astype(dtype), y_test.astype(dtype)
-    return Prepared(train, test, prep, X_train, y_train, X_test, y_test)
+    return Prepared(train, test, prep, X_train, y_train, X_test, y_test, notes)
+
+
+def _handle_missing(dataset: Dataset, missing: str) -> tuple[Dataset, list[str]]:
+    """The data set to split, and what was done about its missing cells."""
+    if missing not in STRATEGIES:
+        raise ValueError(f"missing must be one of {', '.join(STRATEGIES)}, got {missing!r}")
+    parts = [dataset.features] + ([] if dataset.test is None else [dataset.test.features])
+    if missing == "refuse":
+        for table in parts:
+            check_complete(table)
+        return dataset, []
+    if missing == "drop":
+        dataset, note = drop_incomplete(dataset)
+        return dataset, [] if note is None else [note]
+    counts = [missing_counts(table) for table in parts]
+    return dataset, [
+        f"{describe_missing(*c)}: each filled with its column's training mean (the most frequent "
+        "category for text)"
+        for c in counts
+        if c[0]
+    ]
 
 
 def default_loss(task: str, n_classes: int) -> Loss:

@@ -37,6 +37,8 @@ class History(dict[str, list[float]]):
         self.stop_reason: str | None = None
         self.diverged = False
         """Whether training stopped at a non-finite loss or gradient (and rolled back)."""
+        self.kept_epochs: int | None = None
+        """After a divergence: how many whole epochs trained the weights kept (0: none)."""
 
     @property
     def n_epochs(self) -> int:

@@ -36,6 +36,10 @@ class Fallbacks:
         return [*self.recent, self.initial]
 
 
+ADVICE = "Try a smaller learning rate (lr) or gradient clipping (the optimizer's clip_norm=1.0)."
+"""What the stop reason of a non-finite run advises; the command line gives its own flags."""
+
+
 def _finite_loss(model: Sequential, loss: Loss, data: tuple[Array, Array, Array]) -> bool:
     """Whether the model's loss is finite on every training row (in evaluation mode)."""
     X, y, index = data
@@ -64,6 +68,7 @@ def stop_on_non_finite(
     finite_now = math.isfinite(value) and np.isfinite(weights).all()
     if finite_now and _finite_loss(run.model, run.loss, data):
         kept = "the network keeps its weights from before that batch"
+        run.history.kept_epochs = epoch
     else:
         chosen = None
         for epochs_done, candidate in fallbacks.candidates():
@@ -72,6 +77,7 @@ def stop_on_non_finite(
                 chosen = epochs_done
                 break
         when = f"after epoch {chosen}" if chosen else "at the start of training"
+        run.history.kept_epochs = chosen or 0
         kept = (
             f"the network was restored to its weights {when}, the newest whose loss is finite on "
             "the training data"
@@ -85,8 +91,7 @@ def stop_on_non_finite(
         else f"non-finite gradient (norm {norm}, loss {value:.6g})"
     )
     reason = (
-        f"{what} at epoch {epoch + 1}, batch {batch + 1}: training stopped and {kept}. "
-        "Try a smaller learning rate or gradient clipping (clip_norm)."
+        f"{what} at epoch {epoch + 1}, batch {batch + 1}: training stopped and {kept}. {ADVICE}"
     )
     run.stop(reason)
     warnings.warn(reason, RuntimeWarning, stacklevel=3)

@@ -1,0 +1,249 @@
+"""A newcomer's own files with default settings: standardized by default, missing cells refused,
+dropped or imputed, gzip and other separators, and runs that end badly said so (diverged,
+interrupted, no better than the majority class)."""
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deltaprop.files.model_files import load_preprocessor
+from deltaprop.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def in_a_scratch_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def train_json(*args, code=0):
+    result = invoke("train", *args, "--json", "--no-plots")
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def wine(tmp_path):
+    """scikit-learn's wine data as its CSV comes: unscaled (proline in the hundreds)."""
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame.rename(columns={"target": "class"})
+    path = tmp_path / "wine.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_file_is_standardized_by_default_and_trains_well(wine, tmp_path):
+    report = train_json("--data", wine, "--target", "class", "--out", tmp_path / "m.safetensors")
+    assert report["test"]["accuracy"] >= 0.9  # scikit-learn's default MLP: 0.93–1.0
+    assert report["data"]["features"] == 13
+    prep = load_preprocessor(tmp_path / "m.safetensors")
+    assert len(prep.mean) == 13 and prep.mean[-1] > 500  # proline's mean, stored for predict
+    plain = train_json(
+        "--data", wine, "--target", "class", "--no-standardize", "--out", tmp_path / "p.st"
+    )
+    assert plain["test"]["accuracy"] < 0.8
+    assert load_preprocessor(tmp_path / "p.st").mean == ()
+
+
+def test_a_run_no_better_than_the_majority_class_says_so_and_why(wine, tmp_path):
+    report = train_json(
+        "--data", wine, "--target", "class", "--no-standardize", "--epochs", "2", "--lr", "1e-5"
+    )
+    notes = " ".join(report["notes"])
+    assert "no better than always answering the most common class" in notes
+    assert "the features are not standardized" in notes and "--no-standardize" in notes
+
+
+def test_the_summary_lists_what_each_column_became(tmp_path):
+    path = tmp_path / "mixed.csv"
+    rng = np.random.default_rng(0)
+    rows = [f"{i},{rng.normal():.3f},{['a', 'b', 'c'][i % 3]},{i % 2}" for i in range(40)]
+    path.write_text("id,x,kind,label\n" + "\n".join(rows) + "\n")
+    report = train_json("--data", path, "--target", "label", "--drop", "id", "--epochs", "1")
+    assert report["columns"] == {
+        "numbers": ["x"],
+        "categories": ["kind (3 levels)"],
+        "dropped": ["id"],
+        "target": ["label"],
+    }
+    text = invoke(
+        "train", "--data", path, "--target", "label", "--drop", "id", "--epochs", "1", "--no-plots"
+    ).stdout
+    assert "kind (3 levels)" in text and "dropped" in text
+
+
+@pytest.fixture
+def holes(tmp_path):
+    """40 rows, two of them with an empty cell: one number, one category."""
+    rng = np.random.default_rng(1)
+    lines = []
+    for i in range(40):
+        x = rng.normal() + (i % 2)
+        number = "" if i == 5 else f"{x:.4f}"
+        kind = "NA" if i == 9 else ["p", "q"][i % 2]
+        lines.append(f"{number},{kind},{i % 2}")
+    path = tmp_path / "holes.csv"
+    path.write_text("x,kind,y\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def test_missing_cells_are_refused_by_default_with_the_flags_that_handle_them(holes):
+    result = invoke("train", "--data", holes, "--epochs", "1", "--no-plots")
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert line.startswith("Error: --data: the data holds 2 missing cells in 2 of 40 rows")
+    assert "(x: 1, kind: 1)" in line and "row 6, column 'x'" in line
+    assert "--missing drop" in line and "--missing impute" in line
+
+
+def test_missing_drop_leaves_the_rows_out_and_says_how_many(holes):
+    report = train_json("--data", holes, "--missing", "drop", "--epochs", "1")
+    split = report["split"]
+    assert split["train"] + split["validation"] + split["test"] == 38
+    assert report["notes"][0].startswith("2 missing cells in 2 of 40 rows (x: 1, kind: 1)")
+    assert "those rows were dropped" in report["notes"][0]
+
+
+def test_missing_impute_fills_with_training_means_and_predict_fills_the_same(holes, tmp_path):
+    model = tmp_path / "m.safetensors"
+    report = train_json("--data", holes, "--missing", "impute", "--epochs", "1", "--out", model)
+    assert "each filled with its column's training mean" in report["notes"][0]
+    prep = load_preprocessor(model)
+    assert set(prep.fill) == {"x", "kind"} and prep.fill["kind"] in ("p", "q")
+    new = tmp_path / "new.csv"
+    new.write_text(f"x,kind\n,p\n{prep.fill['x']!r},p\n")
+    out = invoke("predict", model, "--input", new, "--proba").stdout.splitlines()
+    assert out[1] == out[2]  # the empty cell became the stored mean
+    # a model trained without imputation refuses the same file and says why
+    plain = tmp_path / "plain.safetensors"
+    train_json("--data", holes, "--missing", "drop", "--epochs", "1", "--out", plain)
+    refused = invoke("predict", plain, "--input", new)
+    assert refused.exit_code == 2 and "--missing impute" in refused.output
+
+
+def test_missing_must_be_a_known_strategy(holes):
+    result = invoke("train", "--data", holes, "--missing", "mean")
+    assert result.exit_code == 2
+    assert "--missing must be one of refuse, drop, impute, got 'mean'" in result.output
+
+
+def test_gzipped_files_and_an_explicit_separator_are_read(wine, tmp_path):
+    gz = tmp_path / "wine.csv.gz"
+    gz.write_bytes(gzip.compress(wine.read_bytes()))
+    report = train_json("--data", gz, "--target", "class", "--epochs", "1")
+    assert report["data"]["features"] == 13 and report["data"]["source"].startswith("csv file")
+    piped = tmp_path / "wine.txt"
+    piped.write_text(wine.read_text().replace(",", "|"))
+    report = train_json("--data", piped, "--target", "class", "--sep", "|", "--epochs", "1")
+    assert report["data"]["features"] == 13
+    broken = tmp_path / "bad.gz"
+    broken.write_bytes(b"not gzip at all")
+    result = invoke("train", "--data", broken, "--epochs", "1")
+    assert result.exit_code == 2 and "is not a readable gzip file" in result.output
+
+
+def test_a_row_of_another_width_suggests_the_separator(tmp_path):
+    odd = tmp_path / "odd.csv"
+    odd.write_text("a,b,y\n1;2;0\n")
+    result = invoke("train", "--data", odd, "--target", "y", "--sep", ";")
+    assert result.exit_code == 2
+    assert "fields separated by ';'" in result.output
+    assert "are its fields separated by ','? Say so with --sep" in result.output
+
+
+def test_a_diverged_run_fails_with_the_cli_flags_that_fix_it(wine, tmp_path):
+    model = tmp_path / "div.safetensors"
+    result = invoke(
+        "train",
+        "--data",
+        wine,
+        "--target",
+        "class",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e6",
+        "--no-plots",
+        "--out",
+        model,
+        "--quiet",
+    )
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output  # no RuntimeWarning with a source path
+    assert lines[0].startswith("Error: training diverged: non-finite")
+    assert (
+        "Try a smaller --lr (it was 1e+06) or gradient clipping with --opt clip_norm=1" in lines[0]
+    )
+    assert "learning rate (lr)" not in lines[0]
+    assert not model.exists()  # diverged in its first epoch: nothing worth keeping was saved
+
+
+def test_an_unusually_large_learning_rate_is_pointed_out(wine):
+    result = invoke(
+        "train", "--data", wine, "--target", "class", "--lr", "5", "--epochs", "1", "--no-plots"
+    )
+    assert "note: --lr 5 is unusually large (Adam's usual is 0.001)" in result.output
+    quiet = invoke(
+        "train", "--data", wine, "--target", "class", "--lr", "0.5", "--epochs", "1", "--no-plots"
+    )
+    assert "unusually large" not in quiet.output
+
+
+def test_ctrl_c_saves_the_best_model_so_far_and_says_where(wine, tmp_path):
+    model = tmp_path / "model.safetensors"
+    command = [
+        sys.executable,
+        "-m",
+        "deltaprop",
+        "train",
+        "--data",
+        str(wine),
+        "--target",
+        "class",
+        "--epochs",
+        "100000",
+        "--patience",
+        "0",
+        "--verbose",
+        "2",
+        "--no-plots",
+        "--out",
+        str(model),
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+    )
+    try:
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "epoch 3" not in seen.lower() and time.monotonic() < deadline:
+            seen += process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    line = next(line for line in err.splitlines() if line.startswith("interrupted"))
+    assert "saved the model after epoch" in line and str(model) in line
+    prep = load_preprocessor(model)
+    assert prep is not None and len(prep.mean) == 13
