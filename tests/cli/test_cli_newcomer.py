@@ -26,7 +26,7 @@ def in_a_scratch_directory(tmp_path, monkeypatch):
 
 
 def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "300"})
 
 
 def train_json(*args, code=0):
@@ -247,3 +247,65 @@ def test_ctrl_c_saves_the_best_model_so_far_and_says_where(wine, tmp_path):
     assert "saved the model after epoch" in line and str(model) in line
     prep = load_preprocessor(model)
     assert prep is not None and len(prep.mean) == 13
+
+
+def test_evaluate_finds_the_training_file_and_scores_its_test_rows(wine, tmp_path, monkeypatch):
+    model = tmp_path / "runs" / "wine.safetensors"
+    model.parent.mkdir()
+    trained = train_json("--data", "wine.csv", "--target", "class", "--out", model)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # only the file's name was typed at training time
+    result = invoke("evaluate", model, "--json")
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.stdout)
+    assert scored["split"] == "test" and scored["rows"] == trained["split"]["test"] == 45
+    assert scored["accuracy"] == pytest.approx(trained["test"]["accuracy"])
+    train_rows = json.loads(invoke("evaluate", model, "--split", "train", "--json").stdout)
+    assert train_rows["rows"] == 178 - 45
+    text = invoke("evaluate", model, "--split", "all").stdout
+    assert "all rows (178)" in text and "include those the model was trained on" in text
+    # moved beside the model: found there; gone: the error names --data
+    wine.rename(model.parent / "wine.csv")
+    assert json.loads(invoke("evaluate", model, "--json").stdout)["rows"] == 45
+    (model.parent / "wine.csv").unlink()
+    gone = invoke("evaluate", model)
+    assert gone.exit_code == 2 and "which is no longer there" in gone.output
+    assert "--data" in gone.output
+
+
+def test_evaluate_another_file_scores_all_its_rows_and_refuses_a_split(wine, tmp_path):
+    model = tmp_path / "m.safetensors"
+    train_json("--data", wine, "--target", "class", "--epochs", "5", "--out", model)
+    other = tmp_path / "other.csv"
+    other.write_text(wine.read_text())
+    scored = json.loads(invoke("evaluate", model, "--data", other, "--json").stdout)
+    assert scored["split"] == "all" and scored["rows"] == 178
+    refused = invoke("evaluate", model, "--data", other, "--split", "test")
+    assert refused.exit_code == 2
+    assert (
+        "does not record how the test rows of" in refused.output and "--split all" in refused.output
+    )
+
+
+def test_evaluate_repeats_a_dropped_rows_split(holes, tmp_path):
+    model = tmp_path / "m.safetensors"
+    trained = train_json("--data", holes, "--missing", "drop", "--epochs", "2", "--out", model)
+    scored = json.loads(invoke("evaluate", model, "--json").stdout)
+    assert scored["rows"] == trained["split"]["test"] == 10
+    assert scored["accuracy"] == pytest.approx(trained["test"]["accuracy"])
+
+
+def test_a_regression_table_says_which_numbers_are_on_the_standardized_target(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    path = tmp_path / "diabetes.csv"
+    load_diabetes(as_frame=True, scaled=False).frame.to_csv(path, index=False)
+    model = tmp_path / "m.safetensors"
+    text = invoke(
+        "train", "--data", path, "--target", "target", "--epochs", "3", "--no-plots", "--out", model
+    ).stdout
+    assert "last epoch loss (standardized target)" in text
+    assert "last epoch mse (standardized target)" in text
+    assert "test loss (standardized target)" in text and "test mse  " in text
+    assert "loss (standardized target)" in invoke("evaluate", model).stdout

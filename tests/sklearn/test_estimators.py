@@ -151,6 +151,20 @@ def test_early_stopping_keeps_validation_scores_and_the_loss_curve_beside_them()
     assert min(clf.validation_loss_curve_) < clf.validation_loss_curve_[0]
 
 
+@pytest.mark.parametrize("classes", [2, 10])
+def test_early_stopping_holds_out_the_rows_scikit_learn_holds_out(classes):
+    """scikit-learn stratifies its validation split for two classes only (its labels are
+    binarized first; many classes are one column each): the same rows, so the same scores."""
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = load_digits(n_class=classes, return_X_y=True)
+    X = X / 16
+    kwargs = dict(early_stopping=True, random_state=0, max_iter=3, hidden_layer_sizes=(20,))
+    ours = dp.MLPClassifier(**kwargs).fit(X, y)
+    theirs = MLPClassifier(**kwargs).fit(X, y)
+    assert ours.validation_scores_[0] == pytest.approx(theirs.validation_scores_[0], abs=1e-12)
+
+
 def test_class_weight_balanced_weighs_the_rare_class():
     X, y = load_breast_cancer(return_X_y=True)
     X = StandardScaler().fit_transform(X)

@@ -128,6 +128,18 @@ def test_validation_split_is_stratified_and_shuffled():
     assert val.max() < 90 or val.min() > 0  # not just the last rows
 
 
+def test_many_small_classes_still_give_the_validation_share():
+    from deltaprop.training.inputs import validation_split_indices as _split
+
+    y = np.repeat(np.arange(30), 3)  # 30 classes of 3 rows: 10 % rounds to 0 in each class
+    train, val = _split(y, 0.1, True, np.random.default_rng(0))
+    assert len(val) == 9 and len(train) == 81  # round(0.1 × 90), not 0 and an error
+    assert len(np.unique(y[val])) == 9  # one row each of nine classes
+    y = np.array([0] * 7 + [1] * 7 + [2] * 6)  # per-class rounding of 0.25 gives 2 + 2 + 2 = 6
+    _, val = _split(y, 0.25, True, np.random.default_rng(0))
+    assert len(val) == 5 and sorted(np.bincount(y[val]).tolist()) == [1, 2, 2]
+
+
 def test_validation_data_is_used():
     rng = np.random.default_rng(0)
     X, y = _data(rng)

@@ -30,6 +30,7 @@ from .shared import (
     echo_json,
     fail,
     labelled_rows,
+    metric_name,
     number,
     open_model,
     trained_on,
@@ -73,9 +74,10 @@ def evaluate(
     """
     model, loss, prep = open_model(model_path)
     name = data or training_data(prep, model_path)
-    own_split = not datasets.is_file_name(name) or (prep.split and trained_on(prep, name))
+    own = data is None or trained_on(prep, name)
+    own_split = not datasets.is_file_name(name) or bool(prep.split and own)
     chosen = split or ("test" if own_split else "all")
-    features, labels = labelled_rows(name, prep, chosen, target, header, data_dir, sep)
+    features, labels = labelled_rows(name, prep, chosen, target, header, data_dir, sep, own)
     with user_input():
         X = prep.transform(features)
         y = prep.encode_target(labels)
@@ -103,7 +105,7 @@ def evaluate(
     metrics.add_column("metric")
     metrics.add_column("value", justify="right")
     for key, value in scores.metrics.items():
-        metrics.add_row(key, number(value))
+        metrics.add_row(metric_name(key, prep), number(value))
     console.print(metrics)
     if scores.confusion is not None:
         names = [str(c) for c in prep.class_names]

@@ -24,7 +24,7 @@ from ..training.loop import predict
 from ..training.protocol import History
 from ..training.scoring import Scores, class_probabilities
 from . import plots
-from .shared import input_width, number
+from .shared import input_width, metric_name, number
 
 
 @dataclass
@@ -195,11 +195,11 @@ def print_summary(run: TrainingReport) -> None:
         if name in history:
             val = history.get(f"val_{name}", [math.nan])
             table.add_row(
-                f"last epoch {name}",
+                f"last epoch {metric_name(name, prep, during_training=True)}",
                 f"train {number(history[name][-1])}, validation {number(val[-1])}",
             )
     for name, value in run.scores.metrics.items():
-        table.add_row(f"test {name}", number(value))
+        table.add_row(f"test {metric_name(name, prep)}", number(value))
     if run.model_path is not None:
         table.add_row("model file", str(run.model_path))
     for path in run.plots:

@@ -303,10 +303,12 @@ def labelled_rows(
     header: bool | None = None,
     data_dir: Path | None = None,
     sep: str | None = None,
+    own: bool = False,
 ) -> tuple[Table, Any]:
     """(feature columns, target labels) of the rows to score: a built-in set's or the training
     file's ``test`` rows as in training (the split is in the model file), their ``train`` rows,
-    or ``all`` the rows (any file)."""
+    or ``all`` the rows (any file). ``own``: ``name`` is the training file (found by
+    :func:`training_data`), whatever its path now."""
     if split not in ("test", "train", "all"):
         fail(f"--split must be test, train or all, got {split!r}")
     if not datasets.is_file_name(name):
@@ -314,7 +316,7 @@ def labelled_rows(
         return dataset.features, labels_of(dataset)
     column = target or prep.target or "y"
     if split != "all":
-        if not (prep.split and trained_on(prep, name)):
+        if not (prep.split and (own or trained_on(prep, name))):
             fail(
                 f"--split {split}: the model file does not record how the test rows of "
                 f"{name!r} were drawn (it was trained on {prep.data!r}); score all its rows "
@@ -357,6 +359,16 @@ def training_data(prep: Preprocessor, model_path: Path) -> str:
         f"--data: the model was trained on {prep.data!r}, which is no longer there (nor beside "
         "the model file); name the data to evaluate on with --data"
     )
+
+
+def metric_name(key: str, prep: Preprocessor, *, during_training: bool = False) -> str:
+    """A metric's name in a table: one computed on a standardized regression target says so
+    (the loss; during training the mse too), beside the test's mse, rmse and mae in the
+    target's own units."""
+    scaled = ("loss", "mse") if during_training else ("loss",)
+    if key in scaled and prep.task == "regression" and prep.target_scale != 1.0:
+        return f"{key} (standardized target)"
+    return key
 
 
 def echo_json(document: Any) -> None:
