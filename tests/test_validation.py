@@ -33,7 +33,9 @@ from deltaprop import validation as V
         (lambda: V.check_bool("flag", "yes"), TypeError, "flag must be True or False, got 'yes'"),
         (lambda: V.check_bool("flag", 0), TypeError, "got 0"),
         (lambda: V.check_choice("mode", "up", ("min", "max")), ValueError, "'min', 'max'; got"),
-        (lambda: V.check_rng("rng", 42), TypeError, "rng must be a numpy.random.Generator"),
+        (lambda: V.check_rng("rng", 4.2), TypeError, "rng must be a numpy.random.Generator"),
+        (lambda: V.check_rng("rng", True), TypeError, "or an integer seed, got bool"),
+        (lambda: V.check_rng("rng", -1), ValueError, "rng: a seed must be >= 0, got -1"),
     ],
 )
 def test_each_check_names_the_argument_and_the_value(call, error, message):

@@ -39,6 +39,7 @@ from .nn import (
     Tanh,
     functional,
     mlp,
+    summary,
 )
 from .nn import init as initializers
 from .optim import (
@@ -120,6 +121,7 @@ __all__ = [
     "ReduceLROnPlateau",
     "Schedule",
     "Sequential",
+    "summary",
     "ShapeError",
     "Sigmoid",
     "SigmoidBinaryCrossEntropy",

@@ -121,13 +121,24 @@ def check_choice(
 
 
 def check_rng(name: str, value: Any, *, owner: str | None = None) -> np.random.Generator:
-    """``value`` if it is a ``numpy.random.Generator`` (randomness is always passed in)."""
-    if not isinstance(value, np.random.Generator):
-        raise TypeError(
-            f"{_prefix(owner)}{name} must be a numpy.random.Generator "
-            f"(np.random.default_rng(seed)), got {type(value).__name__}"
-        )
-    return value
+    """``value`` if it is a ``numpy.random.Generator``; a whole number >= 0 seeds a new one
+    (``np.random.default_rng(seed)``, as scikit-learn's ``random_state=0``). Randomness is
+    always passed in: the global ``np.random`` is never used.
+
+    Raises:
+        TypeError: for anything else (a float, a string, a ``RandomState``).
+        ValueError: for a negative seed.
+    """
+    if isinstance(value, np.random.Generator):
+        return value
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{_prefix(owner)}{name}: a seed must be >= 0, got {value}")
+        return np.random.default_rng(int(value))
+    raise TypeError(
+        f"{_prefix(owner)}{name} must be a numpy.random.Generator (np.random.default_rng(seed)) "
+        f"or an integer seed, got {type(value).__name__}"
+    )
 
 
 def check_finite(name: str, array: Array, *, owner: str | None = None) -> None:

@@ -309,3 +309,19 @@ def test_a_regression_table_says_which_numbers_are_on_the_standardized_target(tm
     assert "last epoch mse (standardized target)" in text
     assert "test loss (standardized target)" in text and "test mse  " in text
     assert "loss (standardized target)" in invoke("evaluate", model).stdout
+
+
+def test_a_bare_deltaprop_shows_the_help_and_the_quick_start(tmp_path):
+    bare = subprocess.run(
+        [sys.executable, "-c", "from deltaprop.cli import main; main()"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert bare.returncode == 0, bare.stderr
+    assert "Commands:" in bare.stdout and "train" in bare.stdout
+    assert bare.stdout.strip().endswith(
+        "deltaprop train --data your.csv --target COLUMN trains on your file."
+    )
+    assert not (tmp_path / "deltaprop-runs").exists()  # nothing trained

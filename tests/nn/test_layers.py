@@ -160,7 +160,7 @@ def test_constructor_arguments_are_validated(rng):
     with pytest.raises(ValueError, match="Dense: in_features must be >= 1, got 0"):
         dp.Dense(0, 3, rng=rng)
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
-        dp.Dense(2, 3, rng=42)
+        dp.Dense(2, 3, rng=np.random.RandomState(42))
     with pytest.raises(ValueError, match="init must be one of .*got 'xavier'"):
         dp.Dense(2, 3, rng=rng, init="xavier")
     with pytest.raises(TypeError, match="float32 or float64, got int32"):

@@ -31,7 +31,7 @@ def setup(rng):
         ({"callbacks": dp.EarlyStopping()}, TypeError, "callbacks must be a list of Callbacks"),
         ({"shuffle": "yes"}, TypeError, "shuffle must be True or False, got 'yes'"),
         ({"epochs": 2.0}, TypeError, "epochs must be an integer, got 2.0"),
-        ({"rng": 0}, TypeError, "rng must be a numpy.random.Generator"),
+        ({"rng": "0"}, TypeError, "rng must be a numpy.random.Generator"),
     ],
 )
 def test_wrong_arguments_to_fit_are_named(setup, change, error, message):

@@ -24,6 +24,7 @@ from .losses import (
 from .mlp import mlp
 from .normalization import BatchNorm, LayerNorm
 from .sequential import Sequential
+from .summary import summary
 
 __all__ = [
     "GELU",
@@ -40,6 +41,7 @@ __all__ = [
     "PoissonLoss",
     "ReLU",
     "Sequential",
+    "summary",
     "Sigmoid",
     "SigmoidBinaryCrossEntropy",
     "Softmax",

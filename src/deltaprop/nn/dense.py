@@ -30,7 +30,7 @@ class Dense(Layer):
     Args:
         in_features: width of the input, > 0.
         out_features: width of the output, > 0.
-        rng: the generator that draws the initial weights.
+        rng: the generator that draws the initial weights (an int seeds a new one).
         init: an initializer name (``"he_uniform"``, ``"glorot_normal"``, ...) or ``"auto"``:
             He for a layer followed by a ReLU-like activation, Glorot otherwise (decided when
             the layer is placed in a :class:`~deltaprop.Sequential`).
@@ -52,7 +52,7 @@ class Dense(Layer):
         in_features: int,
         out_features: int,
         *,
-        rng: np.random.Generator,
+        rng: np.random.Generator | int,
         init: str = "auto",
         bias: bool = True,
         dtype: npt.DTypeLike = np.float32,
@@ -62,7 +62,7 @@ class Dense(Layer):
         self.l2 = check_positive("l2", l2, owner="Dense", allow_zero=True)
         self.in_features = check_int("in_features", in_features, 1, owner="Dense")
         self.out_features = check_int("out_features", out_features, 1, owner="Dense")
-        check_rng("rng", rng, owner="Dense")
+        rng = check_rng("rng", rng, owner="Dense")
         self.init = init
         self.dtype = float_dtype(dtype)
         rule = initializers.glorot_uniform if init == "auto" else initializers.get(init)

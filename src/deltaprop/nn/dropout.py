@@ -32,7 +32,7 @@ class Dropout(Layer):
 
     formula = formulas.DROPOUT
 
-    def __init__(self, p: float = 0.5, *, rng: np.random.Generator | None = None) -> None:
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         self.p = check_fraction("p", p, owner="Dropout")
         self.rng = None if rng is None else check_rng("rng", rng, owner="Dropout")

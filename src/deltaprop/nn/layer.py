@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
-from ..backend.arrays import Array, float_dtype, moved_to
+from ..backend.arrays import Array, copy_into, float_dtype, moved_to, to_host
 from ..backend.devices import resolve_device
 from ..backend.memory import Workspace
 from ..errors import ForwardNotCalledError, ShapeError
@@ -158,6 +158,35 @@ class Layer(ABC):
         equivalent ``torch.nn.Sequential``. The default: each parameter under its local name.
         """
         return {name: p.value for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copy ``state`` (arrays by :meth:`state_dict`'s names, as PyTorch's and a model file's)
+        into the layer's tensors, in place — after checking every one: the same names, shapes
+        and finite values, and what :meth:`state_errors` asks; nothing is copied on an error.
+
+        Raises:
+            KeyError: naming the missing and unexpected keys.
+            ShapeError: naming a tensor of another shape.
+            ValueError: for non-finite values, or a state the layer refuses.
+        """
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        arrays = {name: np.asarray(to_host(state[name])) for name in own}
+        for name, target in own.items():
+            if arrays[name].shape != target.shape:
+                raise ShapeError(
+                    f"load_state_dict: {name!r} has shape {arrays[name].shape}, the layer's "
+                    f"{tuple(target.shape)}"
+                )
+            if not np.isfinite(arrays[name]).all():
+                raise ValueError(f"load_state_dict: {name!r} holds NaN or inf values")
+        errors = self.state_errors(arrays)
+        if errors:
+            raise ValueError(f"load_state_dict: {errors[0]}")
+        for name, target in own.items():
+            copy_into(target, arrays[name].astype(target.dtype, copy=False))
 
     def buffers(self) -> dict[str, Array]:
         """Tensors that are state but not trained (BatchNorm's running statistics), by name.
@@ -319,3 +348,29 @@ def on_its_device(layer: Layer, x: Array) -> Array:
     """``x`` on the device of the layer's parameters (as it is, for a layer without any)."""
     parameters = layer.parameters()
     return moved_to(x, parameters[0].value) if parameters else x
+
+
+def check_free(layers: Sequence[Any]) -> None:
+    """Refuse anything but a Layer, a layer already part of a model, or one given twice, in one
+    pass (linear in the layers). A layer's parameters live in its model's flat buffer and its
+    caches hold one forward pass: in two places, one model would keep stale weights."""
+    seen: dict[int, int] = {}
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"Sequential: element {index} must be a Layer, got {type(layer).__name__}"
+            )
+        earlier = seen.setdefault(id(layer), index)
+        if earlier == index and layer.owner is None:
+            continue
+        shown = f"layer {index} ({' '.join(repr(layer).split())})"  # one line, also a Sequential
+        if earlier != index:
+            raise ValueError(
+                f"Sequential: {shown} is the same object as layer {earlier}; a layer can "
+                "appear once in a model: build a second layer of the same kind"
+            )
+        raise ValueError(
+            f"Sequential: {shown} is already part of another model; a layer can be part of one "
+            "model only (its parameters live in that model's storage): build new layers, or "
+            "use copy.deepcopy(layer) for an independent copy"
+        )

@@ -19,7 +19,7 @@ from .sequential import Sequential
 def mlp(
     widths: Sequence[int],
     *,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int,
     activation: Callable[[], Layer] = ReLU,
     dtype: npt.DTypeLike = np.float32,
     init: str = "auto",
@@ -35,7 +35,7 @@ def mlp(
 
     Args:
         widths: input width, hidden widths, output width; at least two, each > 0.
-        rng: the generator that draws the initial weights.
+        rng: the generator that draws the initial weights (an int seeds a new one).
         activation: a Layer class or a function returning a new Layer (``lambda:
             dp.LeakyReLU(0.1)``), called once per hidden layer.
         dtype: float32 (default) or float64.
@@ -51,7 +51,7 @@ def mlp(
     if len(widths) < 2:
         raise ValueError(f"mlp: widths needs an input and an output width, got {widths}")
     widths = [check_int(f"widths[{i}]", w, 1, owner="mlp") for i, w in enumerate(widths)]
-    check_rng("rng", rng, owner="mlp")
+    rng = check_rng("rng", rng, owner="mlp")  # one generator for every layer, also from a seed
     layers: list[Layer] = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         layers.append(Dense(fan_in, fan_out, rng=rng, dtype=dtype, init=init, l2=l2))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any, Self, overload
 
 import numpy as np
@@ -24,7 +24,8 @@ from ..backend.memory import Workspace, flatten_into, reusing, shared_span
 from ..errors import ShapeError
 from ..validation import check_int
 from .dense_chain import compiled_predictions, forward_rows
-from .layer import Layer, Parameter
+from .layer import Layer, Parameter, check_free
+from .summary import summary
 
 
 class Sequential(Layer):
@@ -49,8 +50,9 @@ class Sequential(Layer):
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], list | tuple):
             layers = tuple(layers[0])
-        _check_free(layers)
+        check_free(layers)
         self.layers: list[Layer] = list(layers)
+        self.training = False  # the mode net(X) computes in; see train() and eval()
         self._check_widths_chain()
         for index, layer in enumerate(self.layers):
             layer.adapt_to_following(
@@ -178,6 +180,25 @@ class Sequential(Layer):
         return self.layers[index]
 
     # --- forward and backward, a facing pair ---------------------------------------------
+
+    def __call__(self, x: Any) -> Array:
+        """``net(X)``, as in PyTorch: :meth:`forward` in the mode :meth:`train` and
+        :meth:`eval` set (evaluation until ``train()`` is called: dropout off)."""
+        return self.forward(x, training=self.training)
+
+    def train(self, mode: bool = True) -> Self:
+        """Make ``net(X)`` compute as in training (dropout's mask, batch statistics); returns
+        the model. ``fit`` sets its own mode and does not read this."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> Self:
+        """Make ``net(X)`` compute as in evaluation, as ``train(False)``; returns the model."""
+        return self.train(False)
+
+    def summary(self, input_features: int | None = None) -> None:
+        """Print :func:`deltaprop.summary`'s table of this model, as Keras' ``model.summary()``."""
+        print(summary(self, input_features))
 
     def forward(self, x: Any, *, training: bool = False) -> Array:
         """Run every layer in order. Shapes: (N, input_features()) -> (N, out).
@@ -369,29 +390,3 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)" if self.layers else "Sequential()"
-
-
-def _check_free(layers: Sequence[Any]) -> None:
-    """Refuse anything but a Layer, a layer already part of a model, or one given twice, in one
-    pass (linear in the layers). A layer's parameters live in its model's flat buffer and its
-    caches hold one forward pass: in two places, one model would keep stale weights."""
-    seen: dict[int, int] = {}
-    for index, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise TypeError(
-                f"Sequential: element {index} must be a Layer, got {type(layer).__name__}"
-            )
-        earlier = seen.setdefault(id(layer), index)
-        if earlier == index and layer.owner is None:
-            continue
-        shown = f"layer {index} ({' '.join(repr(layer).split())})"  # one line, also a Sequential
-        if earlier != index:
-            raise ValueError(
-                f"Sequential: {shown} is the same object as layer {earlier}; a layer can "
-                "appear once in a model: build a second layer of the same kind"
-            )
-        raise ValueError(
-            f"Sequential: {shown} is already part of another model; a layer can be part of one "
-            "model only (its parameters live in that model's storage): build new layers, or "
-            "use copy.deepcopy(layer) for an independent copy"
-        )

@@ -99,7 +99,7 @@ def fit(
     *,
     epochs: int = 1,
     batch_size: int = 32,
-    rng: np.random.Generator | None = None,
+    rng: np.random.Generator | int | None = None,
     sample_weight: Any = None,
     validation_data: tuple[Any, ...] | None = None,
     validation_split: float = 0.0,
