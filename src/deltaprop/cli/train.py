@@ -20,6 +20,7 @@ from ..training.callbacks import Diagnostics, EarlyStopping
 from ..training.loop import fit
 from ..training.protocol import Callback
 from ..training.scoring import score
+from ..training.tensorboard import TensorBoard
 from . import outcome
 from .outputs import outputs, removed_unless_written
 from .report import (
@@ -171,6 +172,12 @@ def train(
         ),
     ] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="write no plots")] = False,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(
+            help="write TensorBoard event files here (pip install 'deltaprop[tensorboard]')"
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="overwrite existing files")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only errors")] = False,
@@ -246,6 +253,11 @@ def train(
             callbacks.append(EarlyStopping(monitor, patience=patience, restore_best_weights=True))
         if plot_dir is not None:
             callbacks.append(Diagnostics())
+        if tensorboard is not None:
+            try:
+                callbacks.append(TensorBoard(tensorboard))
+            except ImportError as error:
+                fail(f"--tensorboard: {error}")
         interruption = outcome.Interruption(keeps_best=patience > 0)
         callbacks.append(interruption)
         notes = outcome.lr_notes(lr, type(opt_object).__name__)

@@ -25,8 +25,7 @@ def summary(model: Sequential, input_features: int | None = None) -> str:
     width = model.input_features() if input_features is None else input_features
     if width is None:
         raise ValueError(
-            "summary: the model's first layer does not fix the input width; pass "
-            "input_features=..."
+            "summary: the model's first layer does not fix the input width; pass input_features=..."
         )
     rows = [("layer (type)", "output shape", "parameters")]
     trained = buffered = nbytes = 0

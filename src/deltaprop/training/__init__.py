@@ -1,12 +1,12 @@
 """Training: ``fit``, ``evaluate`` and ``predict``, and all that hooks into the loop.
 
 :mod:`.loop` owns the loop; :mod:`.inputs` checks what it is given; :mod:`.protocol` is the
-History, the TrainingRun and the Callback protocol, :mod:`.callbacks` the callbacks shipped and
-:mod:`.progress` the terminal display; :mod:`.rollback` is what happens after a blow-up,
-:mod:`.resume` the exact resume from a checkpoint; :mod:`.compiled_epoch` (with its kernel,
-:mod:`.epoch_kernel`) runs a whole epoch compiled;
-:mod:`.metrics` and :mod:`.scoring` are the numbers reported; :mod:`.pipeline` builds a model
-for a data set, as the command line and the playground do.
+History, the TrainingRun and the Callback protocol, :mod:`.callbacks` the callbacks shipped,
+:mod:`.progress` the terminal display and :mod:`.tensorboard` TensorBoard's event files;
+:mod:`.rollback` is what happens after a blow-up, :mod:`.resume` the exact resume from a
+checkpoint; :mod:`.compiled_epoch` (with its kernel, :mod:`.epoch_kernel`) runs a whole epoch
+compiled; :mod:`.metrics` and :mod:`.scoring` are the numbers reported; :mod:`.pipeline` builds
+a model for a data set, as the command line and the playground do.
 """
 
 from .callbacks import (
@@ -20,6 +20,7 @@ from .callbacks import (
 from .loop import evaluate, fit, predict
 from .progress import EpochLogger, ProgressBar
 from .protocol import Callback, History, TrainingRun
+from .tensorboard import TensorBoard
 
 __all__ = [
     "CSVLogger",
@@ -31,6 +32,7 @@ __all__ = [
     "ModelCheckpoint",
     "ProgressBar",
     "ReduceLROnPlateau",
+    "TensorBoard",
     "TerminateOnNaN",
     "TrainingRun",
     "evaluate",
