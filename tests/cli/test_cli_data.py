@@ -361,7 +361,8 @@ def bad_files(tmp_path, flowers):
         (["train", "--data", "{tmp}/ids.csv"], "column 'name' holds text with 30 distinct values"),
         (
             ["train", "--data", "{tmp}/nan.csv"],
-            "--data: the data holds 2 missing cells in 2 of 4 rows (a: 1, b: 1); the first in row 2, column 'a'. --missing drop",
+            "--data: the data holds 2 missing cells in 2 of 4 rows (a: 1, b: 1); the first in "
+            "row 2, column 'a'. --missing drop",
         ),
         (["train", "--data", "fashion-mnist", "--data-dir", "{tmp}/fm"], "truncated or corrupt"),
         (["train", "--data", "iris", "--samples", "50"], "--samples does not apply to data set"),

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from deltaprop.files.model_files import load_preprocessor
 from deltaprop.cli import app
+from deltaprop.files.model_files import load_preprocessor
 
 runner = CliRunner()
 
@@ -325,3 +325,24 @@ def test_a_bare_deltaprop_shows_the_help_and_the_quick_start(tmp_path):
         "deltaprop train --data your.csv --target COLUMN trains on your file."
     )
     assert not (tmp_path / "deltaprop-runs").exists()  # nothing trained
+
+
+def test_explain_a_model_uses_its_training_data_or_says_the_inputs_are_random(wine, tmp_path):
+    model = tmp_path / "m.safetensors"
+    train_json("--data", wine, "--target", "class", "--epochs", "2", "--out", model)
+    result = runner.invoke(app, ["explain", "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    assert f"note: row 0 of {wine}'s test rows" in result.stderr
+    wine.unlink()
+    result = runner.invoke(app, ["explain", "--model", str(model)])
+    assert "the inputs are random samples (standard normal)" in result.stderr
+
+
+def test_a_batch_explain_writes_the_product_as_the_code_computes_it():
+    text = invoke("explain", "--batch", "3").stdout
+    assert "Z⁽¹⁾ = X W⁽¹⁾ᵀ + b⁽¹⁾" in text and "shapes: (3, 4) = (3, 3)·(3, 4) + (1, 4)" in text
+    assert "Row n of Z⁽¹⁾ is sample n's z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾" in text
+    assert "A⁽¹⁾ = ReLU(Z⁽¹⁾)" in text
+    single = invoke("explain").stdout
+    assert "z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾" in single and "shapes: (4, 1) = (4, 3)·(3, 1) + (4, 1)" in single
+    assert "W⁽¹⁾ ← W⁽¹⁾ − η ∂L/∂W⁽¹⁾" in single  # the update the gradients are for

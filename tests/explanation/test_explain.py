@@ -46,6 +46,24 @@ def test_the_values_are_the_engines_for_one_sample(rng):
     }
 
 
+def test_the_update_step_moves_every_parameter_against_its_gradient(rng):
+    net = _seed_network(rng)
+    X, before = rng.standard_normal((4, 3)), net.flat_values.copy()
+    explanation = dp.explain(net, dp.SigmoidBinaryCrossEntropy(), X, [0.0, 1.0, 1.0, 0.0], lr=0.5)
+    for layer in (1, 2):
+        for name in ("W", "b"):
+            np.testing.assert_allclose(
+                explanation.value(f"{name}{layer}_updated"),
+                explanation.value(f"{name}{layer}") - 0.5 * explanation.value(f"d{name}{layer}"),
+                rtol=1e-12,
+            )
+    assert float(explanation.value("L_updated")) < explanation.loss
+    np.testing.assert_array_equal(net.flat_values, before)  # the caller's model is untouched
+    assert "W⁽¹⁾ ← W⁽¹⁾ − η ∂L/∂W⁽¹⁾" in explanation.to_text()
+    with pytest.raises(ValueError, match="explain: lr must be > 0, got 0"):
+        dp.explain(net, dp.SigmoidBinaryCrossEntropy(), X, [0.0, 1.0, 1.0, 0.0], lr=0)
+
+
 def test_the_steps_follow_the_seed(rng):
     explanation = dp.explain(
         _seed_network(rng), dp.SigmoidBinaryCrossEntropy(), rng.standard_normal((1, 3)), [0.0]
@@ -59,7 +77,8 @@ def test_the_steps_follow_the_seed(rng):
         (5, "Gradients for layer 1 parameters (W⁽¹⁾, b⁽¹⁾)"),
     ]
     kinds = [s.kind for s in explanation.steps]
-    assert kinds[:3] == ["chain-rule", "forward", "loss"] and kinds[-1] == "general-rule"
+    assert kinds[:3] == ["chain-rule", "forward", "loss"]
+    assert kinds[-2:] == ["general-rule", "update"]
     text = explanation.to_text()
     assert "ReLU′(z⁽¹⁾) = 1[z > 0]" in text and "a closed gate passes no error back" in text
     assert "(W⁽²⁾)ᵀ δ⁽²⁾" in text and "δ⁽²⁾ (a⁽¹⁾)ᵀ" in text
@@ -214,3 +233,12 @@ def test_the_shown_factors_are_checked_too(rng):
     explanation = dp.explain(_seed_network(rng), Mistaken(), X, [1.0, 0.0])
     failing = {k for k, e in explanation.checks.items() if e > 1e-6}
     assert failing == {"dy_hat_dz", "product"}  # the engine's own δ still agrees
+
+
+def test_trace_names_the_per_sample_delta_apart_from_the_batch_mean_one(rng):
+    net = _seed_network(rng)
+    X, y = rng.standard_normal((4, 3)), np.array([0.0, 1.0, 1.0, 0.0])
+    t = dp.trace(net, dp.SigmoidBinaryCrossEntropy(), X, y).layers[-1]
+    y_hat = 1 / (1 + np.exp(-t.z[:, 0]))
+    np.testing.assert_allclose(t.delta_per_sample[:, 0], y_hat - y, rtol=1e-6)  # the seed's δ
+    np.testing.assert_allclose(t.delta[:, 0], (y_hat - y) / 4, rtol=1e-6)  # the code's D

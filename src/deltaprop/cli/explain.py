@@ -34,6 +34,7 @@ from .shared import (
     lookup,
     network_bytes,
     parse_widths,
+    trained_on,
     user_input,
 )
 
@@ -161,14 +162,24 @@ def _explained_file(
     if loss is None:
         fail(f"{str(path)!r} was saved without a loss; name one with --loss")
     width = input_width(model)
+    if data is None and prep is not None and prep.data:
+        known = not datasets.is_file_name(prep.data) or Path(prep.data).exists()
+        data = prep.data if known else None
     if data is None:
+        typer.echo(
+            "note: no --data, and the model file names no data set that is here: the inputs are "
+            "random samples (standard normal), not rows of real data; --data names a data set",
+            err=True,
+        )
         rng = np.random.default_rng(seed)
         X = rng.standard_normal((batch, width))
         targets = loss.derivation.example_targets(rng, batch, model.output_features(width))
         return model, loss, X, targets
+    split = "test"
     with user_input("--data"):
         if prep is not None:
-            split = "all" if datasets.is_file_name(data) else "test"
+            own = not datasets.is_file_name(data) or bool(prep.split and trained_on(prep, data))
+            split = "test" if own else "all"
             features, labels = labelled_rows(data, prep, split)
             X_test, y_test = prep.transform(features), prep.encode_target(labels)
         else:
@@ -180,6 +191,8 @@ def _explained_file(
             f"--index {index} with --batch {batch} is out of range: {data}'s test split has "
             f"{len(X_test)} rows (0 to {len(X_test) - 1})"
         )
+    rows = f"row {index}" if batch == 1 else f"rows {index} to {index + batch - 1}"
+    typer.echo(f"note: {rows} of {data}'s {split} rows", err=True)
     return model, loss, X_test[index : index + batch], y_test[index : index + batch]
 
 
@@ -209,8 +222,8 @@ def explain_command(
     data: Annotated[
         str | None,
         typer.Option(
-            help="with --model: rows of this data set's test split, one of "
-            f"{registry.DATASETS.names()}"
+            help="with --model: rows of this data set's test split (one of "
+            f"{registry.DATASETS.names()}, or a file) [default: the model's training data]"
         ),
     ] = None,
     index: Annotated[int, typer.Option(min=0, help="with --data: the first row")] = 0,
@@ -221,6 +234,7 @@ def explain_command(
     tolerance: Annotated[
         float, typer.Option(help="largest relative error that passes, > 0")
     ] = 1e-6,
+    lr: Annotated[float, typer.Option(help="the learning rate of the update shown last")] = 0.1,
 ) -> None:
     """Replay the seed's derivation on live numbers: forward, loss, every backward step, each
     gradient checked by central differences (exit code 1 if one disagrees).
@@ -245,7 +259,7 @@ def explain_command(
                 parts = _explained_file(model_path, loss_name, data, index, batch, seed)
             else:
                 parts = _explained_network(layers, activation, loss_name or "bce", batch, seed)
-            explanation = explain(*parts, seed=seed, tolerance=tolerance)
+            explanation = explain(*parts, seed=seed, tolerance=tolerance, lr=lr)
     except (ValueError, TypeError, ShapeError) as error:
         fail(str(error))
     if output_format == "json":

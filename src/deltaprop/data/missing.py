@@ -37,7 +37,7 @@ def missing_counts(table: Table) -> tuple[dict[str, int], Array]:
         bad = ~np.isfinite(table.matrix)
         counts = bad.sum(axis=0)
         per_column = {table.names[j]: int(c) for j, c in enumerate(counts) if c}
-        return per_column, bad.any(axis=1)
+        return per_column, np.asarray(bad.any(axis=1))
     for name in table.names:
         mask = missing_mask(table, name)
         if mask.any():

@@ -21,6 +21,7 @@ import numpy as np
 from ..nn.formula_text import Formula
 from ..nn.layer import Layer
 from ..nn.losses import Loss
+from ..validation import check_positive
 from .backward_steps import activation_step, general_rule_step, parameters_step, propagate_step
 from .document import Equation, Explanation, Part, Prose, Step, Value
 from .notation import (
@@ -50,26 +51,41 @@ def _affine_forward(net: Replay, layer_no: int, t: LayerTrace, layer: Layer) -> 
     params = dict(layer.named_parameters())
     W, b = sym("W", "W", layer_no), sym("b", r"\mathbf{b}", layer_no)
     out, inp, n = t.z.shape[1], t.a_prev.shape[1], net.n
-    shapes = (
-        f"({out}, 1) = ({out}, {inp})·({inp}, 1) + ({out}, 1)"
-        if n == 1
-        else f"({n}, {out}) = ({n}, {inp})·({inp}, {out}) + (1, {out}): row n is sample n's "
-        "z = W a + b, all rows at once as the code does it, Z = A Wᵀ + b"
-    )
-    if "b" not in params:
-        return [
-            eq(z, Formula(f"{W.text} {a_prev.text}", f"{W.tex}{a_prev.tex}"), shapes=shapes),
-            Value(f"W{layer_no}", W, params["W"].value),
+    bias = "b" in params
+    if n == 1:
+        rhs = Formula(f"{W.text} {a_prev.text}", f"{W.tex}{a_prev.tex}")
+        shapes = f"({out}, 1) = ({out}, {inp})·({inp}, 1)" + (f" + ({out}, 1)" if bias else "")
+        parts: list[Part] = [eq(z, _plus(rhs, b, bias), shapes=shapes)]
+    else:  # the batch as the code computes it: one row per sample, so the product turns round
+        Z, A = _shown("z", layer_no, n), _shown("a", layer_no - 1, n)
+        rhs = Formula(f"{A.text} {W.text}ᵀ", f"{A.tex}{W.tex}^\\top")
+        shapes = f"({n}, {out}) = ({n}, {inp})·({inp}, {out})" + (f" + (1, {out})" if bias else "")
+        parts = [
+            eq(Z, _plus(rhs, b, bias), shapes=shapes),
+            Prose(
+                f"Row n of {Z.text} is sample n's {z.text} = {W.text} {a_prev.text}"
+                + (f" + {b.text}" if bias else "")
+                + f", written as a row: all {n} samples in one product."
+            ),
         ]
-    return [
-        eq(
-            z,
-            Formula(f"{W.text} {a_prev.text} + {b.text}", f"{W.tex}{a_prev.tex} + {b.tex}"),
-            shapes=shapes,
-        ),
-        Value(f"W{layer_no}", W, params["W"].value),
-        Value(f"b{layer_no}", b, params["b"].value),
-    ]
+    parts.append(Value(f"W{layer_no}", W, params["W"].value))
+    if bias:
+        parts.append(Value(f"b{layer_no}", b, params["b"].value))
+    return parts
+
+
+def _shown(kind: str, layer: int, n: int) -> Formula:
+    """The symbol a forward value is shown under: the seed's column vector for one sample
+    (x, z⁽ˡ⁾, a⁽ˡ⁾), the code's matrix of rows for a batch (X, Z⁽ˡ⁾, A⁽ˡ⁾)."""
+    if n == 1:
+        return a_sym(layer) if kind == "a" else z_sym(layer)
+    if kind == "a" and layer == 0:
+        return Formula("X", "X")
+    return sym(kind.upper(), kind.upper(), layer)
+
+
+def _plus(rhs: Formula, b: Formula, bias: bool) -> Formula:
+    return Formula(f"{rhs.text} + {b.text}", f"{rhs.tex} + {b.tex}") if bias else rhs
 
 
 def _forward(net: Replay) -> Step:
@@ -80,14 +96,15 @@ def _forward(net: Replay) -> Step:
         role = "output" if layer_no == last else "hidden"
         parts.append(Prose(f"Layer {layer_no} ({role}): {net.names[t.position]}"))
         if layer_no == 1:
-            parts.append(Value("x", a_sym(0), net.rows(t.a_prev)))
+            parts.append(Value("x", _shown("a", 0, net.n), net.rows(t.a_prev)))
         parts += _affine_forward(net, layer_no, t, layer)
-        parts.append(Value(f"z{layer_no}", z_sym(layer_no), net.rows(t.z)))
+        parts.append(Value(f"z{layer_no}", _shown("z", layer_no, net.n), net.rows(t.z)))
         followers = net.followers[layer_no - 1]
         if followers:
-            f, z = activation_symbol(followers), z_sym(layer_no)
-            parts.append(eq(a_sym(layer_no), Formula(f"{f.text}({z.text})", rf"{f.tex}({z.tex})")))
-            parts.append(Value(f"a{layer_no}", a_sym(layer_no), net.rows(t.a)))
+            f, z = activation_symbol(followers), _shown("z", layer_no, net.n)
+            a = _shown("a", layer_no, net.n)
+            parts.append(eq(a, Formula(f"{f.text}({z.text})", rf"{f.tex}({z.tex})")))
+            parts.append(Value(f"a{layer_no}", a, net.rows(t.a)))
     out = net.loss.derivation.output
     source = a_sym(last) if net.followers[-1] else z_sym(last)
     applied = (
@@ -209,6 +226,43 @@ def _output_error(net: Replay, number: int) -> Step:
     return Step(f"Gradient at output (layer {last} error)", "output-error", parts, number, last)
 
 
+def _update_step(net: Replay, lr: float) -> Step:
+    """The step the gradients are for: every parameter moved against its gradient, and the
+    loss on the same samples after it (lower, for a small enough η)."""
+    parts: list[Part] = [
+        Prose(
+            f"Gradient descent with learning rate η = {lr:g} moves every parameter against its "
+            "gradient (fit's optimizers — SGD with momentum, Adam, ... — use these same gradients "
+            "in their own rules):"
+        )
+    ]
+    before = net.model.flat_values.copy()
+    for layer_no, t in enumerate(net.traces, start=1):
+        layer = net.layers[t.position]
+        for name, p in layer.named_parameters():
+            symbol = sym(name, r"\mathbf{b}" if name == "b" else name, layer_no)
+            parts.append(
+                Equation(
+                    Formula(
+                        f"{symbol.text} ← {symbol.text} − η ∂L/∂{symbol.text}",
+                        rf"{symbol.tex} \leftarrow {symbol.tex} - \eta {d_of(symbol).tex}",
+                    )
+                )
+            )
+            p.value -= lr * t.grads[name]  # in the float64 copy, put back below
+            parts.append(Value(f"{name}{layer_no}_updated", symbol, p.value.copy()))
+    first = net.traces[0]
+    after = net.loss_from(first.position, first.a_prev)
+    net.model.flat_values[...] = before  # the steps above show the values before the update
+    parts += [
+        Prose(
+            f"The loss on the same samples: {net.value:.6g} before the update, {after:.6g} after"
+        ),
+        Value("L_updated", Formula("L", "L"), np.array(after)),
+    ]
+    return Step("After the backward pass: the update", "update", parts)
+
+
 def explain(
     model: Layer,
     loss: Loss,
@@ -219,6 +273,7 @@ def explain(
     tolerance: float = 1e-6,
     eps: float = 1e-6,
     sample: int = 64,
+    lr: float = 0.1,
 ) -> Explanation:
     """The seed's forward and backward pass, step by step, on ``model`` and these samples.
 
@@ -229,7 +284,8 @@ def explain(
     ∂L/∂b = δ), the error sent down (Wᵀ δ) and the next activation's local gradient; and the
     general rule. With several samples, each gradient also shows the per-sample outer products
     and their mean. Every gradient shown carries its relative error against central
-    differences (all entries, or ``sample`` random ones of a larger tensor).
+    differences (all entries, or ``sample`` random ones of a larger tensor). Last, the update
+    those gradients are for: W ← W − η ∂L/∂W for every parameter, and the loss after it.
 
     Args:
         model: a Sequential (or a single layer).
@@ -239,12 +295,14 @@ def explain(
         tolerance: the largest relative error that passes.
         eps: the central differences' step.
         sample: entries checked per tensor at most.
+        lr: the learning rate η of the update shown last, > 0.
 
     Returns:
         An :class:`~deltaprop.explanation.document.Explanation`: ``steps``, ``ok``, ``checks``,
         ``to_text()``, ``to_markdown()``, ``to_dict()``.
     """
     check_options(seed, tolerance, eps, sample)
+    lr = check_positive("lr", lr, owner="explain")
     net = replay(model, loss, X, y, seed=seed, eps=eps, tolerance=tolerance, sample=sample)
     steps = [chain_rule(), _forward(net), _loss_step(net), _output_error(net, 1)]
     number = 1
@@ -256,6 +314,7 @@ def explain(
             steps.append(activation_step(net, layer_no - 1, number + 2))
             number += 2
     steps.append(general_rule_step(net))
+    steps.append(_update_step(net, lr))
     names = net.names
     samples = "1 sample" if net.n == 1 else f"{net.n} samples"
     return Explanation(

@@ -7,7 +7,10 @@ seed; for a Dense layer the seed's ``z = W a + b``):
 - ``z``      = its output, e.g. a_{l−1} W_lᵀ + b_l                       (N, out)
 - ``a``      = f(z): the output after the parameter-free layers that follow (the activation), or
   ŷ from the loss's output activation for the last layer
-- ``delta``  = ∂L/∂z_l: ŷ − y (over N) at the output, (δ_{l+1} W_{l+1}) ⊙ f'(z_l) below
+- ``delta``  = ∂L/∂z_l of the batch's mean loss L: (ŷ − y)/N at the output, (D_{l+1} W_{l+1}) ⊙
+  f'(z_l) below — the code's D, which carries the loss's 1/N
+- ``delta_per_sample`` = N · delta: the seed's δ_l of each sample (ŷ − y at the output), one row
+  per sample, as README and ``deltaprop explain`` show it
 - ``grads``  = each parameter's gradient by name; for Dense ``dW`` = δ_lᵀ a_{l−1}, the sum of the
   N outer products δ aᵀ (out, in), and ``db`` = Σ_n δ_l (out,)
 - ``grad_a_prev`` = ∂L/∂a_{l−1}; for Dense δ_l W_l, the seed's W_lᵀ δ_l for every row (N, in)
@@ -45,11 +48,18 @@ class LayerTrace:
     a_prev: Array
     z: Array
     a: Array
-    delta: Array
+    delta: Array  # ∂L/∂z of the batch mean: the per-sample δ over N (see delta_per_sample)
     grads: dict[str, Array]  # ∂L/∂θ for each of the layer's parameters, by local name
     grad_a_prev: Array
     penalty_grads: dict[str, Array] = field(default_factory=dict)  # the L2 term of grads
     grad_a: Array | None = None  # ∂L/∂a, at the output of the activation after z
+
+    @property
+    def delta_per_sample(self) -> Array:
+        """The seed's δ of each sample, ∂ℓ_n/∂z_n (ŷ − y at the output), one row per sample:
+        N · :attr:`delta`, since ``delta`` is ∂L/∂Z of the mean L = (1/N) Σ_n ℓ_n. Shapes:
+        (N, out)."""
+        return self.delta * self.delta.shape[0]
 
     @property
     def dW(self) -> Array | None:
