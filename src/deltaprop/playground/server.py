@@ -2,7 +2,8 @@
 
 Every tab creates its own :class:`~deltaprop.playground.session.Session` (``POST /api/sessions``)
 and drives it over ``/api/sessions/{id}/ws``: ``play``, ``pause``, ``step`` and ``explain``
-messages in; ``snapshot``, ``explanation`` and ``error`` messages out. Training runs in a worker
+messages in (and ``drawn`` after the page draws a snapshot); ``snapshot``, ``explanation`` and
+``error`` messages out. Training runs in a worker
 thread, never in the event loop, so the page stays responsive. Everything the page sends is
 checked on the server, and each refusal comes back as a message naming the field and the value;
 before any route, :class:`~deltaprop.playground.guard.Guard` refuses requests that did not come
@@ -43,7 +44,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..data import catalog as datasets
 from .guard import Guard, token_cookie
 from .session import Session
-from .settings import DATA_SETS, Settings, SettingsError, csv_dataset, settings_schema
+from .settings import (
+    DATA_SETS,
+    Settings,
+    SettingsError,
+    csv_dataset,
+    settings_schema,
+    upload_table,
+)
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 2_000_000
@@ -59,6 +67,11 @@ MAX_SETTINGS = 64_000
 """The largest settings document, in bytes."""
 PLAY_PAUSE_S = 0.02
 """The pause between two epochs while playing, so that the page can draw each one."""
+MAX_UNDRAWN = 2
+"""Snapshots sent while playing before the page says it drew one (``drawn``): training runs at
+most this far ahead of the drawing, so Pause stops what the page shows at once."""
+DRAW_WAIT_S = 1.0
+"""How long playing waits for a ``drawn`` before it goes on anyway."""
 
 
 async def _body(request: Request, limit: int) -> bytes | None:
@@ -104,7 +117,7 @@ class Playground:
             return name
         text = Path(data).read_text(encoding="utf-8")
         upload = f"upload: {Path(data).name}"
-        csv_dataset(text, target)
+        csv_dataset(text, target, Path(data).name)
         self.uploads[upload] = text
         return upload
 
@@ -143,16 +156,19 @@ class Playground:
         name = request.query_params.get("name", "data.csv")[:80]
         target = request.query_params.get("target") or None
         try:
-            dataset = await run_in_threadpool(csv_dataset, text, target)
+            if target is None:  # the page asks for the target once it knows the columns
+                table = await run_in_threadpool(upload_table, text, name)
+                columns, rows = list(table.names), table.n_rows
+            else:
+                dataset = await run_in_threadpool(csv_dataset, text, target, name)
+                columns, rows = list(dataset.features.names), dataset.n_rows
         except (ValueError, KeyError) as error:
             return _error(f"upload: {error}".replace("--target", "the target field"))
         upload = f"upload {next(self._ids)}: {name}"
         self.uploads[upload] = text
         while len(self.uploads) > MAX_UPLOADS:
             del self.uploads[next(iter(self.uploads))]  # the oldest
-        return JSONResponse(
-            {"upload": upload, "columns": list(dataset.features.names), "rows": dataset.n_rows}
-        )
+        return JSONResponse({"upload": upload, "columns": columns, "rows": rows, "target": target})
 
     async def create(self, request: Request) -> Response:
         body = await _body(request, MAX_SETTINGS)
@@ -221,11 +237,21 @@ class Playground:
             await websocket.close(code=1008)
             return
         playing: asyncio.Task[None] | None = None
+        undrawn = 0  # snapshots sent that the page has not said it drew
+        drawn = asyncio.Event()
 
         async def play() -> None:
+            nonlocal undrawn
             while not session.diverged:
+                while undrawn >= MAX_UNDRAWN:  # the page draws slower than epochs train
+                    drawn.clear()
+                    try:
+                        await asyncio.wait_for(drawn.wait(), DRAW_WAIT_S)
+                    except TimeoutError:
+                        undrawn = 0  # a client that never says it drew: go on at its pace
                 await run_in_threadpool(session.advance, 1)
                 await websocket.send_json(session.snapshot())
+                undrawn += 1
                 await asyncio.sleep(PLAY_PAUSE_S)
             await websocket.send_json({"type": "paused", "reason": "the loss is not finite"})
 
@@ -249,12 +275,18 @@ class Playground:
                 if kind == "play":
                     if playing is None or playing.done():
                         playing = asyncio.create_task(play())
+                elif kind == "drawn":
+                    undrawn = max(undrawn - 1, 0)
+                    drawn.set()
                 elif kind == "pause":
                     if playing is not None:
                         playing.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await playing
                         playing = None
+                        # the epoch a cancelled task left running ends first (the session's
+                        # lock): the page then shows exactly the state it paused in
+                        await websocket.send_json(await run_in_threadpool(session.snapshot))
                     await websocket.send_json({"type": "paused", "reason": "asked"})
                 elif kind == "step":
                     if playing is None or playing.done():
@@ -267,7 +299,7 @@ class Playground:
                     except SettingsError as error:
                         await websocket.send_json({"type": "error", "message": str(error)})
                 else:
-                    known = "play, pause, step, explain"
+                    known = "play, pause, step, explain, drawn"
                     shown = str(message)[:80]
                     text = f"unknown message {shown}; known types: {known}"
                     await websocket.send_json({"type": "error", "message": text})

@@ -34,8 +34,13 @@ MAX_DATA_BYTES = 64_000_000
 MAX_PARAMETERS = 5_000_000
 """A network above this many parameters is refused: it would not train at an interactive pace."""
 
-GRID = 24
-"""Heat maps of 2-D data are sampled on a GRID × GRID lattice over the input plane."""
+GRID = 32
+"""Heat maps of 2-D data are sampled on a GRID × GRID lattice over the input plane (the page
+draws them smooth, interpolating between the lattice's points)."""
+
+TOLERANCE = 1e-4
+"""The relative error that passes the page's gradient checks: float64 central differences of a
+gradient of 1e-5 or less resolve it only to about 1e-6 (PyTorch's gradcheck: 1e-3)."""
 
 DRAWN_UNITS = 12
 """Units per layer the page draws; a wider layer is drawn as these and a summary node."""
@@ -49,7 +54,13 @@ class Session:
         self.lock = threading.Lock()  # training and explaining take turns
         try:
             data = load_data(settings, uploads)
-            prepared = pipeline.prepare(data, test_size=0.25, seed=settings.seed, dtype=np.float32)
+            prepared = pipeline.prepare(
+                data,
+                test_size=0.25,
+                seed=settings.seed,
+                dtype=np.float32,
+                standardize=settings.standardize,
+            )
         except (ValueError, KeyError) as error:
             raise SettingsError(f"data: {error}".replace("--target", "the target field")) from None
         self.data, self.prep = data, prepared.prep
@@ -130,12 +141,15 @@ class Session:
             for layer in self.model.layers:
                 if layer.affine:
                     W = layer.state_dict()["weight"]
+                    grad = dict(layer.named_parameters())["W"].grad  # the last batch's
                     layers.append(
                         {
                             "in": int(W.shape[1]),
                             "out": int(W.shape[0]),
                             "weight": np.round(W[:DRAWN_UNITS, :DRAWN_UNITS], 5).tolist(),
                             "bias": np.round(layer.state_dict()["bias"][:DRAWN_UNITS], 5).tolist(),
+                            "grad": _significant(grad[:DRAWN_UNITS, :DRAWN_UNITS]),
+                            "grad_norm": float(np.linalg.norm(grad)),
                         }
                     )
                 elif layers:
@@ -183,16 +197,26 @@ class Session:
                 "class": np.argmax(probabilities, axis=1).tolist(),
                 "confidence": np.rint(100 * probabilities.max(axis=1)).astype(int).tolist(),
             }
+            # each output unit: its probability, 0 → −100 (orange) to 1 → 100 (blue)
+            shown = probabilities[:, -1:] if outputs.shape[1] == 1 else probabilities
+            output = np.rint(200 * shown.T - 100)
         else:
-            prediction = {"value": np.round(self.prep.decode(outputs[:, 0]), 4).tolist()}
+            values = self.prep.decode(outputs[:, 0])
+            prediction = {"value": np.round(values, 4).tolist()}
+            centred = outputs - outputs.mean(axis=0)
+            output = np.rint(100 * centred.T / (float(np.max(np.abs(centred))) or 1.0))
+        test = self.test.features.numeric(self.prep.columns)
         return {
             "x": [float(xs[0]), float(xs[-1])],
             "y": [float(ys[0]), float(ys[-1])],
             "grid": GRID,
             "units": units,
+            "output": output[:DRAWN_UNITS].astype(int).tolist(),
             "prediction": prediction,
             "points": np.round(raw, 4).tolist(),
             "labels": self.train.y.tolist(),
+            "test_points": np.round(test, 4).tolist(),
+            "test_labels": self.test.y.tolist(),
         }
 
     # --- one sample's back propagation --------------------------------------------------------
@@ -208,7 +232,9 @@ class Session:
             model = float64_copy(self.model)
             x = self.X_train[index : index + 1].astype(np.float64)
             y = self.y_train[index : index + 1]
-            explanation = explain(model, self.loss, x, y, seed=self.settings.seed)
+            explanation = explain(
+                model, self.loss, x, y, seed=self.settings.seed, tolerance=TOLERANCE
+            )
         label = self.train.y[index]
         shown = self.prep.class_names[int(label)] if self.prep.task == "classification" else label
         return {
@@ -238,7 +264,8 @@ class Session:
                 f'dp.datasets.load("{s.data}"{options if s.data in datasets.SYNTHETIC else ""})'
             )
         else:
-            source = f'dp.datasets.from_file("your-data.csv", target={s.target!r})'
+            drop = f", drop={tuple(s.drop)!r}" if s.drop else ""
+            source = f'dp.datasets.from_file("your-data.csv", target={s.target!r}{drop})'
         loss = type(self.loss).__name__
         optimizer = type(self.optimizer).__name__
         return f'''"""The network of a deltaprop playground session, rebuilt and trained again."""
@@ -249,7 +276,8 @@ import deltaprop as dp
 from deltaprop.training import pipeline
 
 data = {source}
-run = pipeline.prepare(data, test_size=0.25, seed={s.seed}, dtype=np.float32)
+run = pipeline.prepare(data, test_size=0.25, seed={s.seed}, dtype=np.float32,
+                      standardize={s.standardize})
 loss = dp.{loss}()
 rng = np.random.default_rng({s.seed})
 net = pipeline.build_mlp(run.prep, loss, {list(s.hidden)}, rng=rng, activation="{s.activation}",
@@ -261,3 +289,9 @@ for epoch in range({self.epoch}):  # one fit per epoch, as the playground trains
 print(dp.evaluate(net, loss, run.X_test, run.y_test))
 dp.save(net, "playground.safetensors", loss=loss, preprocessor=run.prep)
 '''
+
+
+def _significant(values: np.ndarray) -> list[Any]:
+    """An array as JSON with four significant digits: gradients span many orders of magnitude
+    (a vanishing one is 1e-12), which rounding to fixed decimals would turn into zeros."""
+    return [[float(f"{v:.4g}") for v in row] for row in np.asarray(values, dtype=np.float64)]

@@ -9,12 +9,16 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import registry
 from ..data import catalog as datasets
 from ..data.dataset import Dataset
+from ..data.tables import Table
 
 DATA_SETS = (
     "spirals",
@@ -38,6 +42,9 @@ class SettingsError(ValueError):
 MAX_HIDDEN_LAYERS = 32
 """The most hidden layers the page may ask for."""
 
+MAX_DROPPED = 100
+"""The most columns the page may leave out of an uploaded file."""
+
 
 @dataclass
 class Settings:
@@ -57,6 +64,8 @@ class Settings:
     l2: float = 0.0
     dropout: float = 0.0
     seed: int = 0
+    standardize: bool | None = None  # None: as the data set recommends (files: yes)
+    drop: list[str] = field(default_factory=list)  # columns of an uploaded file left out
 
     @classmethod
     def from_json(cls, document: Any, uploads: dict[str, str]) -> Settings:
@@ -92,6 +101,18 @@ class Settings:
         _number("l2", s.l2, 0.0, 100.0)
         _number("dropout", s.dropout, 0.0, 0.95)
         _integer("seed", s.seed, 0, 2**32 - 1)
+        if s.standardize not in (None, True, False):
+            raise SettingsError(f"standardize: true, false or null, got {s.standardize!r}")
+        if not (
+            isinstance(s.drop, list)
+            and len(s.drop) <= MAX_DROPPED
+            and all(isinstance(c, str) and 0 < len(c) <= 200 for c in s.drop)
+        ):
+            raise SettingsError(
+                f"drop: a list of at most {MAX_DROPPED} column names, got {repr(s.drop)[:80]}"
+            )
+        if s.drop and s.data not in uploads:
+            raise SettingsError(f"drop: columns are left out of uploaded files only, not {s.data}")
         return s
 
 
@@ -117,19 +138,41 @@ def _known(name: str, value: Any, table: registry.Registry[Any]) -> None:
         raise SettingsError(f"{name}: {error}") from None
 
 
-def csv_dataset(text: str, target: str | None) -> Dataset:
-    """An uploaded CSV's text as a data set (read through a temporary file, as any CSV)."""
+def csv_dataset(
+    text: str, target: str | None, name: str = "upload.csv", drop: tuple[str, ...] = ()
+) -> Dataset:
+    """An uploaded file's text as a data set, read through a temporary file as any data file:
+    a ``.tsv`` or ``.tab`` name is tab-separated, any other CSV (``,`` or ``;``)."""
+    with _as_file(text, name) as path:
+        return datasets.from_file(path, target, drop=drop)
+
+
+def upload_table(text: str, name: str) -> Table:
+    """An uploaded file's columns, before a target is chosen."""
+    with _as_file(text, name) as path:
+        return datasets.read_table(path)
+
+
+@contextmanager
+def _as_file(text: str, name: str) -> Iterator[str]:
+    suffix = ".tsv" if Path(name).suffix.lower() in (".tsv", ".tab") else ".csv"
     with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "upload.csv")
+        path = os.path.join(directory, "upload" + suffix)
         with open(path, "w", encoding="utf-8") as file:
             file.write(text)
-        return datasets.from_file(path, target)
+        yield path
+
+
+def upload_name(key: str) -> str:
+    """The file name in an upload's key (``upload 3: wine.tsv`` → ``wine.tsv``)."""
+    return key.split(": ", 1)[-1]
 
 
 def load_data(settings: Settings, uploads: dict[str, str]) -> Dataset:
-    """The chosen data set: a built-in one, or an uploaded CSV."""
+    """The chosen data set: a built-in one, or an uploaded file (less its dropped columns)."""
     if settings.data in uploads:
-        return csv_dataset(uploads[settings.data], settings.target)
+        text, name = uploads[settings.data], upload_name(settings.data)
+        return csv_dataset(text, settings.target, name, tuple(settings.drop))
     loader = datasets.LOADERS[settings.data]
     if settings.data in datasets.SYNTHETIC:
         return loader(n=settings.samples, noise=settings.noise, seed=settings.seed)

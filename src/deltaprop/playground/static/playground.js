@@ -8,7 +8,9 @@ const CLASS_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
 const NUMBER_FIELDS = ["samples", "noise", "lr", "batch_size", "l2", "dropout", "seed"];
 const TEXT_FIELDS = ["data", "activation", "loss", "optimizer", "init"];
 const state = { session: null, socket: null, snapshot: null, playing: false,
-                explanation: null, stepIndex: 0, options: null };
+                explanation: null, stepIndex: 0, options: null, pending: null,
+                badUpload: null };
+const VANISHING = 1e-6;  // a gradient whose entries all stay below this has all but vanished
 
 // --- set-up ---------------------------------------------------------------------------------
 
@@ -31,7 +33,8 @@ async function start() {
   $("prev").onclick = () => showStep(state.stepIndex - 1);
   $("next").onclick = () => showStep(state.stepIndex + 1);
   $("upload").onchange = upload;
-  $("data").onchange = syncDataFields;
+  $("data").onchange = () => { state.badUpload = null; syncDataFields(); };
+  $("edges").onchange = () => { if (state.snapshot) render(state.snapshot); };
   syncDataFields();
 }
 
@@ -56,6 +59,9 @@ function settings() {
   const widths = text === "" ? [] : text.split(",").map((w) => Number(w.trim()));
   s.hidden = widths.every((w) => Number.isInteger(w)) ? widths : text;  // the server says why
   s.target = $("target").value.trim() || null;
+  s.standardize = { auto: null, yes: true, no: false }[$("standardize").value];
+  const uploaded = !state.options.data.includes(s.data);
+  s.drop = uploaded ? $("drop").value.split(",").map((c) => c.trim()).filter((c) => c) : [];
   return s;
 }
 
@@ -63,6 +69,7 @@ function settings() {
 
 async function build() {
   message("");
+  if (state.badUpload) { message(state.badUpload); return; }  // never the old set silently
   if (state.socket) state.socket.close();
   setPlaying(false);
   const response = await fetch("/api/sessions", {
@@ -93,7 +100,7 @@ function send(payload, playing) {
 }
 
 function receive(m) {
-  if (m.type === "snapshot") render(m);
+  if (m.type === "snapshot") drawSoon(m);
   else if (m.type === "explanation") explained(m);
   else if (m.type === "error") message(m.message);
   else if (m.type === "paused") { setPlaying(false); if (m.reason !== "asked") message(m.reason); }
@@ -108,15 +115,38 @@ function setPlaying(on) {
 async function upload() {
   const file = $("upload").files[0];
   if (!file) return;
-  const query = new URLSearchParams({ name: file.name, target: $("target").value.trim() });
+  // the file is read without a target: its columns come back, to choose the target from
+  const query = new URLSearchParams({ name: file.name });
   const response = await fetch(`/api/uploads?${query}`, {
     method: "POST", headers: { "Content-Type": "text/csv" }, body: file });
   const body = await response.json();
-  if (!response.ok) { message(body.error); return; }
+  if (!response.ok) {
+    state.badUpload = `${file.name} was not loaded (${body.error}); choose another file or a ` +
+      "built-in data set";
+    message(state.badUpload);
+    return;
+  }
+  state.badUpload = null;
   $("data").add(new Option(body.upload, body.upload));
   $("data").value = body.upload;
+  $("columns").replaceChildren(...body.columns.map((c) => new Option(c, c)));
   syncDataFields();
-  message(`${body.upload}: ${body.rows} rows, features ${body.columns.join(", ")}`);
+  const target = $("target").value.trim();
+  const chosen = target || (body.columns.includes("y") ? "y" : "");
+  const pick = body.columns.includes(chosen)
+    ? `target: ${chosen}${target ? "" : " (a column named y is the default)"}`
+    : `type the target column (one of ${body.columns.join(", ")}), then build`;
+  message(`${body.upload}: ${body.rows} rows; ${pick}`);
+}
+
+function drawSoon(snapshot) {  // draw the newest snapshot once per frame, then say so
+  state.latest = snapshot;
+  if (state.frame) return;
+  state.frame = requestAnimationFrame(() => {
+    state.frame = null;
+    render(state.latest);
+    send({ type: "drawn", epoch: state.latest.epoch });
+  });
 }
 
 // --- drawing a snapshot ---------------------------------------------------------------------
@@ -150,17 +180,32 @@ function colour(v) {  // v in [-1, 1]: orange (negative), white, blue (positive)
          `${Math.round(255 + (b - 255) * t)})`;
 }
 
-function mapImage(values, grid) {  // values: grid*grid percents, rows along y (bottom first)
+function lattice(grid, paint) {  // one pixel per lattice point, rows along y (bottom first)
   const canvas = document.createElement("canvas");
   canvas.width = grid; canvas.height = grid;
   const context = canvas.getContext("2d");
   for (let r = 0; r < grid; r++) {
     for (let c = 0; c < grid; c++) {
-      context.fillStyle = colour(values[r * grid + c] / 100);
+      paint(context, r * grid + c);
       context.fillRect(c, grid - 1 - r, 1, 1);
     }
   }
-  return canvas.toDataURL();
+  return canvas;
+}
+
+function smooth(source, size) {  // the lattice scaled up, interpolated between its points
+  const canvas = document.createElement("canvas");
+  canvas.width = size; canvas.height = size;
+  const context = canvas.getContext("2d");
+  context.imageSmoothingEnabled = true;
+  context.imageSmoothingQuality = "high";
+  context.drawImage(source, 0, 0, size, size);
+  return canvas;
+}
+
+function mapImage(values, grid) {  // values: grid*grid percents in [-100, 100]
+  const small = lattice(grid, (context, k) => { context.fillStyle = colour(values[k] / 100); });
+  return smooth(small, 64).toDataURL();
 }
 
 function element(name, attributes, parent) {
@@ -188,18 +233,29 @@ function drawNetwork(snapshot) {
   const height = Number(svg.getAttribute("height"));
   const positions = unitPositions(snapshot, width, height);
   const edges = element("g", {}, svg);
+  const gradients = $("edges").value === "gradients";
   snapshot.layers.forEach((layer, l) => {
-    const flat = layer.weight.flat();
-    const largest = Math.max(...flat.map(Math.abs), 1e-9);
-    layer.weight.forEach((row, j) => row.forEach((w, i) => {
+    const shown = gradients ? layer.grad : layer.weight;
+    const flat = shown.flat();
+    const largest = Math.max(...flat.map(Math.abs), 1e-300);
+    shown.forEach((row, j) => row.forEach((v, i) => {
       const a = positions[l][i], b = positions[l + 1][j];
       if (!a || !b) return;
       const line = element("line", {
         x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: "edge", id: `edge-${l + 1}-${j}-${i}`,
-        stroke: w >= 0 ? "#1f77b4" : "#e4670a", "stroke-width": 0.4 + 3.5 * Math.abs(w) / largest,
-        "stroke-opacity": 0.35 + 0.6 * Math.abs(w) / largest }, edges);
-      element("title", {}, line).textContent = `w = ${fmt(w)} (unit ${i + 1} → ${j + 1})`;
+        stroke: v >= 0 ? "#1f77b4" : "#e4670a", "stroke-width": 0.4 + 3.5 * Math.abs(v) / largest,
+        "stroke-opacity": 0.35 + 0.6 * Math.abs(v) / largest }, edges);
+      element("title", {}, line).textContent = `w = ${fmt(layer.weight[j][i])}, ∂L/∂w = ` +
+        `${fmt(layer.grad[j][i])} (unit ${i + 1} → ${j + 1})`;
     }));
+    if (gradients) {  // each layer's gradient norm: vanishing gradients show as they fall
+      const x = (positions[l][0].x + positions[l + 1][0].x) / 2;
+      const tiny = layer.grad_norm < VANISHING;
+      element("text", { x, y: height - 22, "text-anchor": "middle",
+                        class: tiny ? "gradient-norm vanishing" : "gradient-norm",
+                        id: `grad-norm-${l + 1}` }, svg).textContent =
+        `‖∂L/∂W${l + 1}‖ = ${fmt(layer.grad_norm)}${tiny ? " vanishing" : ""}`;
+    }
   });
   const plane = snapshot.plane;
   positions.forEach((column, c) => {
@@ -207,14 +263,17 @@ function drawNetwork(snapshot) {
     column.forEach((p, j) => {
       const group = element("g", { id: `unit-${c}-${j}` }, svg);
       let image = null;
-      if (plane && c > 0 && c < positions.length - 1 && plane.units[c - 1]) {
+      const last = positions.length - 1;
+      if (plane && c > 0 && c < last && plane.units[c - 1]) {
         image = mapImage(plane.units[c - 1][j], plane.grid);
+      } else if (plane && c === last && plane.output && plane.output[j]) {
+        image = mapImage(plane.output[j], plane.grid);  // the output unit: its probability
       } else if (plane && c === 0) {
         image = mapImage(axisMap(plane.grid, j), plane.grid);
       }
       if (image) {
         element("image", { href: image, x: p.x - size / 2, y: p.y - size / 2, width: size,
-                           height: size, style: "image-rendering: pixelated" }, group);
+                           height: size, class: "heat" }, group);
       }
       element("rect", { x: p.x - size / 2, y: p.y - size / 2, width: size, height: size,
                         rx: image ? 2 : size / 2, class: "unit", "fill-opacity": image ? 0 : 1,
@@ -258,33 +317,36 @@ function drawPlane(snapshot) {
     context.fillText("the decision map needs data of two features", 20, 150);
     return;
   }
-  const cell = canvas.width / plane.grid;
   const p = plane.prediction;
   const values = p.value || [];
   const low = Math.min(...values), high = Math.max(...values);
-  for (let r = 0; r < plane.grid; r++) {
-    for (let c = 0; c < plane.grid; c++) {
-      const k = r * plane.grid + c;
-      if (p.class) {
-        context.globalAlpha = 0.15 + 0.5 * (p.confidence[k] / 100);
-        context.fillStyle = CLASS_COLOURS[p.class[k] % 10];
-      } else {
-        context.globalAlpha = 0.7;
-        context.fillStyle = colour((2 * (values[k] - low)) / (high - low || 1) - 1);
-      }
-      context.fillRect(c * cell, canvas.height - (r + 1) * cell, cell + 0.5, cell + 0.5);
+  const small = lattice(plane.grid, (context, k) => {
+    if (p.class) {
+      context.globalAlpha = 0.15 + 0.5 * (p.confidence[k] / 100);
+      context.fillStyle = CLASS_COLOURS[p.class[k] % 10];
+    } else {
+      context.globalAlpha = 0.7;
+      context.fillStyle = colour((2 * (values[k] - low)) / (high - low || 1) - 1);
     }
-  }
-  context.globalAlpha = 1;
+  });
+  context.imageSmoothingEnabled = true;
+  context.imageSmoothingQuality = "high";
+  context.drawImage(small, 0, 0, canvas.width, canvas.height);
   const [x0, x1] = plane.x, [y0, y1] = plane.y;
-  plane.points.forEach(([x, y], i) => {
+  const dot = ([x, y], label, test) => {
     context.beginPath();
     context.arc(((x - x0) / (x1 - x0)) * canvas.width,
-                canvas.height - ((y - y0) / (y1 - y0)) * canvas.height, 2.5, 0, 2 * Math.PI);
-    context.fillStyle = p.class ? CLASS_COLOURS[plane.labels[i] % 10] : "#333";
-    context.strokeStyle = "white";
+                canvas.height - ((y - y0) / (y1 - y0)) * canvas.height, test ? 3 : 2.5, 0,
+                2 * Math.PI);
+    const shade = p.class ? CLASS_COLOURS[label % 10] : "#333";
+    context.fillStyle = test ? "white" : shade;  // test rows: rings; training rows: dots
+    context.strokeStyle = test ? shade : "white";
+    context.lineWidth = test ? 1.8 : 1;
     context.fill(); context.stroke();
-  });
+  };
+  plane.points.forEach((point, i) => dot(point, plane.labels[i], false));
+  (plane.test_points || []).forEach((point, i) => dot(point, plane.test_labels[i], true));
+  context.lineWidth = 1;
 }
 
 function drawCurves(snapshot) {
@@ -292,11 +354,34 @@ function drawCurves(snapshot) {
   const context = canvas.getContext("2d");
   context.clearRect(0, 0, canvas.width, canvas.height);
   const h = snapshot.history;
+  const accuracy = snapshot.task === "classification" ? "accuracy" : "r2";
   const series = [["loss", "#1f77b4", []], ["test_loss", "#1f77b4", [4, 3]],
-                  ["accuracy", "#2ca02c", []], ["test_accuracy", "#2ca02c", [4, 3]]];
+                  [accuracy, "#2ca02c", []], ["test_" + accuracy, "#2ca02c", [4, 3]]];
   const losses = [...(h.loss || []), ...(h.test_loss || [])].filter((v) => v !== null);
   const top = Math.max(...losses, 1e-9);
   const n = (h.loss || []).length;
+  const left = 40, right = canvas.width - 34, upper = 22, lower = canvas.height - 28;
+  const xOf = (i) => left + (i * (right - left)) / Math.max(n - 1, 1);
+  const yOf = (fraction) => lower - fraction * (lower - upper);
+  // axes: epochs along x, loss on the left (0 to its largest), the score on the right (0 to 1)
+  context.strokeStyle = "#888";
+  context.beginPath();
+  context.moveTo(left, upper); context.lineTo(left, lower); context.lineTo(right, lower);
+  context.lineTo(right, upper);
+  context.stroke();
+  context.fillStyle = "#444";
+  context.font = "10px sans-serif";
+  for (const fraction of [0, 0.5, 1]) {
+    context.textAlign = "right";
+    context.fillText(fmt(fraction * top), left - 3, yOf(fraction) + 3);
+    context.textAlign = "left";
+    context.fillText(fmt(fraction), right + 3, yOf(fraction) + 3);
+  }
+  context.textAlign = "center";
+  const ticks = n > 1 ? [1, Math.ceil(n / 2), n] : [1];
+  for (const epoch of [...new Set(ticks)]) context.fillText(String(epoch), xOf(epoch - 1), lower + 11);
+  context.fillText("epoch", (left + right) / 2, canvas.height - 3);
+  context.textAlign = "left";
   series.forEach(([name, stroke, dash]) => {
     const values = h[name];
     if (!values || !values.length) return;
@@ -306,8 +391,7 @@ function drawCurves(snapshot) {
     context.strokeStyle = stroke;
     values.forEach((v, i) => {
       if (v === null) return;
-      const x = 30 + (i * (canvas.width - 40)) / Math.max(n - 1, 1);
-      const y = canvas.height - 20 - (v / scale) * (canvas.height - 40);
+      const x = xOf(i), y = yOf(Math.max(0, Math.min(1, v / scale)));
       if (i === 0) context.moveTo(x, y); else context.lineTo(x, y);
       if (values.length === 1) context.arc(x, y, 2, 0, 2 * Math.PI);  // one epoch: a dot
     });
@@ -315,8 +399,7 @@ function drawCurves(snapshot) {
   });
   context.setLineDash([]);
   context.fillStyle = "#222";
-  context.fillText("loss (blue) and accuracy (green); dashed: test rows", 30, 12);
-  context.fillText(`epoch ${snapshot.epoch}`, canvas.width - 70, canvas.height - 5);
+  context.fillText(`loss (blue, left) and ${accuracy} (green, right); dashed: test rows`, 4, 12);
 }
 
 // --- one sample's back propagation ----------------------------------------------------------
@@ -369,11 +452,19 @@ function showStep(i) {
       cell.style.whiteSpace = "pre";
       const check = row.insertCell();
       if (part.check) {
+        const tolerance = state.explanation.tolerance;
         check.className = `check ${part.check.ok ? "ok" : "bad"}`;
-        check.textContent = `${part.check.ok ? "✓" : "✗"} finite differences agree: relative ` +
-          `error ${part.check.relative_error.toExponential(1)}`;
+        check.textContent = (part.check.ok ? "✓ finite differences agree"
+          : "✗ finite differences disagree") + `: relative error ` +
+          `${part.check.relative_error.toExponential(1)} (tolerance ${tolerance.toExponential(0)})`;
       }
       if (part.note) row.insertCell().textContent = part.note;
+      const fading = vanishing(part);
+      if (fading) {
+        const cell = row.insertCell();
+        cell.className = "vanishing";
+        cell.textContent = fading;
+      }
       continue;
     }
     table = null;
@@ -388,6 +479,16 @@ function showStep(i) {
     } else node.textContent = part.text;
   }
   highlight(step);
+}
+
+function vanishing(part) {  // a gradient too small to move anything: say so, and why
+  if (!/^(delta|dW|db|dL_da)/.test(part.key)) return "";
+  const largest = Math.max(...[part.data].flat(3).map((v) => Math.abs(v)));
+  if (largest === 0) return "all zero: no error reaches here (every gate on the way is closed)";
+  if (largest >= VANISHING) return "";
+  return `vanishing: every entry is below ${VANISHING.toExponential(0)} (largest ` +
+    `${largest.toExponential(2)}); saturated units (σ or tanh near their limits) or closed ` +
+    "ReLU gates pass almost no error back, so these weights barely learn";
 }
 
 function valueOf(step, key) {
