@@ -19,6 +19,7 @@ from .files import FileInfo, inspect_file, load, load_preprocessor, save
 from .nn import (
     GELU,
     BatchNorm,
+    CustomLoss,
     Dense,
     Dropout,
     Identity,
@@ -85,6 +86,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "BatchNorm",
+    "CustomLoss",
     "CSVLogger",
     "Callback",
     "Constant",

@@ -301,6 +301,11 @@ def explain(
         An :class:`~deltaprop.explanation.document.Explanation`: ``steps``, ``ok``, ``checks``,
         ``to_text()``, ``to_markdown()``, ``to_dict()``.
     """
+    if not loss.written_out:
+        raise ValueError(
+            f"explain writes out the fused losses' derivations; {type(loss).__name__} is your own "
+            "function (check its gradient with dp.gradcheck.check_model)"
+        )
     check_options(seed, tolerance, eps, sample)
     lr = check_positive("lr", lr, owner="explain")
     net = replay(model, loss, X, y, seed=seed, eps=eps, tolerance=tolerance, sample=sample)

@@ -46,6 +46,10 @@ class Loss(ABC):
     derivation: ClassVar[formulas.OutputDerivation]
     """The loss and its output written out as the seed derives δ = ŷ − y, for ``dp.explain``."""
 
+    written_out: ClassVar[bool] = True
+    """Whether :attr:`derivation` writes the loss out (a loss of the user's own functions does
+    not: ``dp.explain`` refuses it, ``dp.gradcheck`` checks it)."""
+
     compiled_as: ClassVar[str | None] = None
     """The compiled epoch's kernel for this loss (``"softmax_cross_entropy"``), if any."""
 
@@ -136,6 +140,10 @@ class Loss(ABC):
         # the seed's Step 1: δ = ∂L/∂ŷ · ∂ŷ/∂z = ŷ − y, the output activation's derivative
         # cancelled by the loss's (each subclass derives it in its docstring)
         self._subtract_targets(D, self._y)  # Ŷ − Y
+        return self._batch_mean(D)
+
+    def _batch_mean(self, D: Array) -> Array:
+        """Per-sample deltas (N, K) → the batch mean's, in place: the loss's 1/N (w_n / Σ w)."""
         if self._row_scale is None:
             D *= D.dtype.type(1.0 / D.shape[0])  # the batch mean, owned here and nowhere else
         else:
