@@ -24,6 +24,7 @@ ROOMS = {
     "optim": 4,
     "registry": 5,
     "files": 6,
+    "distributed": 6,
     "training": 7,
     "explanation": 8,
     "sklearn": 8,

@@ -21,7 +21,7 @@ from ..data.tables import Table, read_table
 from ..files.atomic import atomic_write
 from ..files.format import read_file
 from ..files.model_files import inspect_contents
-from ..training.loop import predict as predict_outputs
+from ..training.evaluation import predict as predict_outputs
 from ..training.scoring import class_probabilities, predicted_classes, score
 from . import plots
 from .shared import (

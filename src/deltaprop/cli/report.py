@@ -20,7 +20,7 @@ from ..data.tables import Table
 from ..files.model_files import save
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
-from ..training.loop import predict
+from ..training.evaluation import predict
 from ..training.protocol import History
 from ..training.scoring import Scores, class_probabilities
 from . import plots

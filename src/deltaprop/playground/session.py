@@ -24,7 +24,8 @@ from ..explanation.explain import explain
 from ..explanation.gradcheck import float64_copy
 from ..files.model_files import save
 from ..training import pipeline
-from ..training.loop import evaluate, fit, predict
+from ..training.evaluation import evaluate, predict
+from ..training.loop import fit
 from ..training.scoring import class_probabilities
 from .settings import DATA_SETS, Settings, SettingsError, is_int, load_data
 

@@ -35,7 +35,8 @@ from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from ..optim import adam, rmsprop, sgd
 from ..optim.optimizer import Optimizer
-from ..training.loop import evaluate, fit
+from ..training.evaluation import evaluate
+from ..training.loop import fit
 from ..training.progress import ProgressBar
 from ..validation import prepare_weights
 from .bookkeeping import SklearnBookkeeping, check_finite_weights, fit_lbfgs

@@ -17,7 +17,8 @@ from .callbacks import (
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
-from .loop import evaluate, fit, predict
+from .evaluation import evaluate, predict
+from .loop import fit
 from .progress import EpochLogger, ProgressBar
 from .protocol import Callback, History, TrainingRun
 from .tensorboard import TensorBoard

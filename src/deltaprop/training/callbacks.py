@@ -237,6 +237,8 @@ class CSVLogger(Callback):
     file unless ``append=True``; a resumed run always appends, under the existing header.
     """
 
+    root_only = True
+
     def __init__(self, path: str | os.PathLike[str], *, append: bool = False) -> None:
         self.path = Path(path)
         self.append = check_bool("append", append, owner="CSVLogger")
@@ -293,6 +295,8 @@ class ModelCheckpoint(Callback):
     Raises:
         ValueError: for an ``{epoch:...}`` field whose format spec is not one for integers.
     """
+
+    root_only = True
 
     def __init__(
         self,

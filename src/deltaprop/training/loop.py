@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.arrays import Array, moved_to, to_host
+from ..backend.arrays import Array, moved_to
 from ..backend.memory import reusing
 from ..nn.dense_chain import threads_in_use
 from ..nn.losses import Loss
@@ -34,6 +34,8 @@ from ..validation import (
     prepare_weights,
 )
 from .compiled_epoch import CompiledEpochs, compiled_epochs
+from .data_parallel import DataParallel, resolve
+from .evaluation import evaluate_prepared
 from .inputs import (
     Batches,
     check_batch_rows,
@@ -41,7 +43,6 @@ from .inputs import (
     check_optimizer,
     check_parts,
     prepare_data,
-    prepare_inputs,
     validation_split_indices,
 )
 from .metrics import Metrics
@@ -109,6 +110,7 @@ def fit(
     resume_from: str | os.PathLike[str] | None = None,
     engine: str = "auto",
     n_threads: int | None = None,
+    distributed: Any = None,
 ) -> History:
     """Train ``model`` on (X, y) with mini-batches, and return the per-epoch History.
 
@@ -147,6 +149,12 @@ def fit(
             never compiles. Both give the same numbers to float32 rounding.
         n_threads: threads of the compiled epoch (default: Numba's, all the cores this process
             may use); the reference path's products use OpenBLAS's own threads.
+        distributed: train data-parallel on every rank of an MPI job
+            (:mod:`deltaprop.training.data_parallel`): True for all the ranks ``mpirun``
+            started, or a :class:`deltaprop.distributed.Communicator`; each rank computes its
+            share of every batch, the gradients are summed, and every rank ends with the same
+            weights as one process training on the whole batches (to float rounding). Run every
+            rank with the same arguments; rank 0 alone prints and writes files.
 
     Returns:
         The History: ``history["loss"]``, ``history["accuracy"]``, ``history["val_loss"]``, ...,
@@ -200,13 +208,28 @@ def fit(
     if given is not None:  # validation_data replaces any split
         run.val_index = None
     validation = given if given is not None else _split(run, w_all, validation_split)
+    parallel = resolve(distributed)
+    if parallel is not None:
+        parallel.check(run, engine)
+        engine = "reference"
+        if not parallel.comm.is_root:  # rank 0 alone prints and writes
+            callbacks[:] = [c for c in callbacks if not c.root_only]
+            verbose = 0
     _add_display(callbacks, verbose)
     threads = threads_in_use() if n_threads is None else check_int("n_threads", n_threads, 1)
     work = len(run.train_index) * sum(p.value.size for p in model.parameters()) * epochs
     data = (X_all, y_all, w_all)
     compiled = compiled_epochs(engine, model, loss, optimizer, data, batch_size, work)
     check_batch_rows(model, len(run.train_index), batch_size)
-    _train(run, w_all, validation, shuffle, compiled, threads)
+    if parallel is None:
+        _train(run, w_all, validation, shuffle, compiled, threads)
+    else:
+        with parallel.threads():
+            try:
+                _train(run, w_all, validation, shuffle, None, threads, parallel)
+            except BaseException as error:  # one rank alone: end them all, none waits forever
+                parallel.abort(error)
+                raise
     run.history.stop_reason = run.stop_reason
     return run.history
 
@@ -255,6 +278,7 @@ def _train(
     shuffle: bool,
     compiled: CompiledEpochs | None,
     threads: int,
+    parallel: DataParallel | None = None,
 ) -> None:
     """The loop: epoch after epoch (``compiled``, or the reference path where it is None), the
     callbacks told at each turn, the validation rows evaluated, and a roll-back to finite
@@ -284,7 +308,9 @@ def _train(
                 order = run.rng.permutation(train_index) if shuffle else train_index
                 metrics = Metrics(loss, y_train_reference)
                 lr = run.optimizer.current_lr()
-                if compiled is None:
+                if parallel is not None:
+                    stopped = parallel.train_epoch(run, order, metrics, batches)
+                elif compiled is None:
                     stopped = _reference_epoch(run, order, metrics, batches)
                 else:
                     stopped = compiled.train_epoch(run, order, metrics, threads)
@@ -295,8 +321,10 @@ def _train(
                     history.diverged = True
                     break
                 logs = metrics.result()
-                if validation is not None:
-                    logs.update(_evaluate_prepared(model, loss, X_val, y_val, w_val, prefix="val_"))
+                if parallel is not None and validation is not None:
+                    logs.update(parallel.validate(model, loss, X_val, y_val, w_val))
+                elif validation is not None:
+                    logs.update(evaluate_prepared(model, loss, X_val, y_val, w_val, prefix="val_"))
                 logs["lr"] = lr
                 logs["epoch_time"] = time.perf_counter() - started
                 for callback in run.callbacks:
@@ -328,64 +356,3 @@ def _reference_epoch(
         for callback in run.callbacks:
             callback.on_batch_end(run, batch, value)
     return None
-
-
-def _evaluate_prepared(
-    model: Sequential,
-    loss: Loss,
-    X: Array,
-    y: Array,
-    weights: Array | None = None,
-    *,
-    prefix: str = "",
-    batch_size: int = 2048,
-) -> dict[str, float]:
-    metrics = Metrics(loss, to_host(y))
-    here = model.flat_values
-    X, y = moved_to(X, here), moved_to(y, here)
-    weights = None if weights is None else moved_to(weights, here)
-    for start in range(0, len(X), batch_size):
-        rows = slice(start, start + batch_size)
-        wb = None if weights is None else weights[rows]
-        logits = model.forward(X[rows])
-        value = loss.forward_prepared(logits, y[rows], wb)
-        metrics.update(logits, y[rows], value, loss.normalizer)
-    return metrics.result(prefix)
-
-
-def evaluate(
-    model: Sequential,
-    loss: Loss,
-    X: Any,
-    y: Any,
-    *,
-    sample_weight: Any = None,
-    batch_size: int = 2048,
-) -> dict[str, float]:
-    """Loss and metrics of ``model`` on (X, y), in batches, in evaluation mode.
-
-    The loss is the data term (weighted by ``sample_weight`` if given), without a model's L2
-    penalty; accuracy, MSE, MAE and R² count every row once.
-
-    Returns:
-        ``{"loss", "accuracy"}`` for classification, ``{"loss", "mse", "mae", "r2"}`` for
-        regression.
-    """
-    batch_size = check_int("batch_size", batch_size, 1)
-    check_parts(model, loss)
-    X_arr, y_arr = prepare_data(model, loss, X, y)
-    weights = None if sample_weight is None else prepare_weights(sample_weight, len(X_arr))
-    return _evaluate_prepared(model, loss, X_arr, y_arr, weights, batch_size=batch_size)
-
-
-def predict(model: Sequential, loss: Loss, X: Any, *, batch_size: int = 2048) -> Array:
-    """The output activation of ``loss`` applied to the model's logits, in batches.
-
-    ``X`` is checked as ``evaluate`` checks it: NaN or inf is refused, not predicted.
-
-    Shapes: X (N, in) -> (N, K) probabilities (classification) or values (regression).
-    """
-    batch_size = check_int("batch_size", batch_size, 1)
-    check_parts(model, loss)
-    X_arr = prepare_inputs(model, X)
-    return loss.predict(model.predict_logits(X_arr, batch_size=batch_size))

@@ -53,6 +53,15 @@ class Metrics:
         self.sq += float(np.sum(residual * residual))
         self.abs += float(np.sum(np.abs(residual)))
 
+    def sums(self) -> list[float]:
+        """The running sums, in the order :meth:`set_sums` takes them back."""
+        return [self.loss_sum, self.loss_weight, self.count, self.correct, self.sq, self.abs]
+
+    def set_sums(self, sums: list[float]) -> None:
+        """Take over sums (those of every rank of a data-parallel run, added up)."""
+        self.loss_sum, self.loss_weight, count, correct, self.sq, self.abs = sums
+        self.count, self.correct = int(round(count)), int(round(correct))
+
     def result(self, prefix: str = "") -> dict[str, float]:
         if self.count == 0:
             return {}

@@ -12,6 +12,8 @@ from .protocol import Callback, TrainingRun
 class EpochLogger(Callback):
     """One line per epoch on a stream (``verbose=2``)."""
 
+    root_only = True
+
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
 
@@ -29,6 +31,8 @@ class ProgressBar(Callback):
 
     Quiet when the output is not a terminal (logs, CI, pipes), unless ``force=True``.
     """
+
+    root_only = True
 
     batch_end_reads_model = False  # it shows the batch's loss only
 

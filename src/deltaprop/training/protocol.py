@@ -114,6 +114,10 @@ class Callback:
     each batch's gradients and updated weights; False, for a display that uses only the batch's
     loss, lets it run several batches before telling the callback about each."""
 
+    root_only: ClassVar[bool] = False
+    """Whether only one process of a data-parallel run (rank 0) runs it: the callbacks that
+    print or write files; the others run on every rank, and decide alike from the same logs."""
+
     def on_train_begin(self, run: TrainingRun) -> None:
         """Once, before the first epoch: the data are checked and split, a resume is done."""
 

@@ -17,7 +17,7 @@ from ..backend.arrays import Array
 from ..data.preprocessing import Preprocessor
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
-from .loop import evaluate, predict
+from .evaluation import evaluate, predict
 from .metrics import regression_metrics
 
 

@@ -41,6 +41,8 @@ class TensorBoard(Callback):
         ValueError: for a negative ``histogram_freq``.
     """
 
+    root_only = True
+
     batch_end_reads_model = False
 
     def __init__(self, log_dir: str | os.PathLike[str] = "logs", histogram_freq: int = 0) -> None:

@@ -1,0 +1,189 @@
+"""``fit(..., distributed=...)``: the same training on N MPI ranks, data-parallel.
+
+Every rank holds the same model, optimizer and generator, so each draws the same permutation of
+the training rows; of every batch, rank r takes its consecutive share
+(:func:`~deltaprop.distributed.sharding.part`) and computes the seed's backward pass on those
+rows alone. Its loss divides by its own rows (or their weights), so its gradient is scaled by
+its share of the batch, n_r / N, before one in-place allreduce sums the flat gradient buffer:
+
+    ∂L/∂θ = Σ_r (n_r / N) ∂L_r/∂θ,  L = Σ_r (n_r / N) L_r,
+
+the gradient of the batch's mean loss, as one process computes it (to float rounding). The L2
+penalty's term, λ W / N, is added once after the sum, on every rank alike; then every rank takes
+the same optimizer step. The loss, the finite check and the epoch's metric sums are reduced with
+the gradients, so the non-finite rollback, early stopping, schedules on plateau and every
+callback decide the same on every rank; only rank 0 runs the callbacks that print or write
+files (:attr:`~deltaprop.training.protocol.Callback.root_only`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from ..backend.arrays import Array, to_host
+from ..distributed.communicator import Communicator
+from ..distributed.sharding import check_same, part
+from ..nn.losses import Loss
+from ..nn.sequential import Sequential
+from .inputs import Batches
+from .metrics import Metrics
+from .protocol import TrainingRun
+
+
+class DataParallel:
+    """The data-parallel parts of one ``fit``: its communicator, its steps and its sums."""
+
+    def __init__(self, comm: Communicator) -> None:
+        if not isinstance(comm, Communicator):
+            raise TypeError(
+                "distributed must be a deltaprop.distributed.Communicator (World()) or True, "
+                f"got {type(comm).__name__}"
+            )
+        self.comm = comm
+
+    # --- before training ----------------------------------------------------------------------
+
+    def check(self, run: TrainingRun, engine: str) -> None:
+        """Refuse what would not give the one-process result, then check that every rank was
+        started with the same job (the same model and weights, data, seed and settings).
+
+        Raises:
+            ValueError: naming the layer, the engine or the fact that differs between ranks.
+        """
+        if engine == "compiled":
+            raise ValueError(
+                "distributed: the compiled epoch does not run data-parallel yet; "
+                "engine='auto' or 'reference' trains each rank's share on the reference path"
+            )
+        for layer in run.model.layers:
+            if layer.differs_in_training():
+                raise ValueError(
+                    f"distributed: {type(layer).__name__} computes with the whole batch or draws "
+                    "random masks in training, which the ranks' shares would not reproduce; "
+                    "data-parallel training takes Dense layers and activations"
+                )
+        state = run.rng.bit_generator.state
+        check_same(
+            self.comm,
+            {
+                "models": repr(run.model),
+                "initial weights": _digest(to_host(run.model.flat_values)),
+                "losses": repr(run.loss),
+                "optimizers": repr(run.optimizer),
+                "data": run.data_fingerprint(),
+                "epochs": run.epochs,
+                "seeds": _digest(np.frombuffer(repr(state).encode(), dtype=np.uint8)),
+            },
+        )
+
+    @contextmanager
+    def threads(self) -> Iterator[None]:
+        """BLAS threads: this host's cores shared among its ranks."""
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=self.comm.threads_per_rank(), user_api="blas"):
+            yield
+
+    # --- one epoch ----------------------------------------------------------------------------
+
+    def train_epoch(
+        self, run: TrainingRun, order: Array, metrics: Metrics, batches: Batches
+    ) -> tuple[float, float, int] | None:
+        """Every batch of ``order``, this rank's share of it. Returns (loss, gradient norm,
+        batch) at a non-finite loss or gradient (the same on every rank), else None."""
+        weights = None if batches.weights is None else to_host(batches.weights)
+        for batch, start in enumerate(range(0, len(order), run.batch_size)):
+            rows = order[start : start + run.batch_size]
+            total = float(len(rows)) if weights is None else float(weights[rows].sum()) or 1.0
+            xb, yb, wb = batches.gather(part(rows, self.comm.rank, self.comm.size))
+            value, norm, logits = self._step(run, xb, yb, wb, total)
+            if not (math.isfinite(value) and math.isfinite(norm)):
+                return value, norm, batch
+            if len(xb):
+                mine = float(len(xb)) if wb is None else float(to_host(wb).sum())
+                metrics.update(logits, yb, value, mine)
+            for callback in run.callbacks:
+                callback.on_batch_end(run, batch, value)
+        self.merge(metrics)
+        return None
+
+    def _step(
+        self, run: TrainingRun, xb: Array, yb: Array, wb: Array | None, total: float
+    ) -> tuple[float, float, Array]:
+        """Forward and backward on this rank's rows, the gradients summed over the ranks, the
+        penalty added once, one optimizer step: :func:`~deltaprop.training.loop.train_step`
+        for a batch spread over the ranks (``total``: its rows, or their weights)."""
+        model, loss = run.model, run.loss
+        grads = model.flat_grads
+        share, logits = 0.0, xb
+        if len(xb):
+            logits = model.forward(xb, training=True)
+            value = loss.forward_prepared(logits, yb, wb)
+            mine = float(len(xb)) if wb is None else float(to_host(wb).sum())
+            share = value * mine / total
+            if math.isfinite(value):
+                model.backward_params(loss.backward())
+                grads *= grads.dtype.type(mine / total)  # this rank's share of the batch mean
+        if not (len(xb) and math.isfinite(share)):
+            grads[...] = 0
+        (value,) = self.comm.sum_values(share)  # inf or NaN on every rank if on one
+        if not math.isfinite(value):
+            return value, math.nan, logits
+        self.comm.sum_(grads)
+        penalty = model.penalty()
+        if penalty:  # added once, after the sum: λ W / N
+            value += penalty / total
+            model.penalty_backward(1.0 / total)
+        norm = run.optimizer.grad_norm()
+        if math.isfinite(norm):
+            run.optimizer.step(grad_norm=norm)
+        return value, norm, logits
+
+    # --- what every rank reports alike ----------------------------------------------------------
+
+    def merge(self, metrics: Metrics) -> None:
+        """Replace this rank's metric sums by the sums over every rank."""
+        totals = self.comm.sum_values(*metrics.sums())
+        metrics.set_sums(totals)
+
+    def validate(
+        self, model: Sequential, loss: Loss, X: Array, y: Array, weights: Array | None
+    ) -> dict[str, float]:
+        """The validation rows' metrics: each rank scores its share, and the sums are merged."""
+        metrics = Metrics(loss, to_host(y))
+        rows = part(np.arange(len(X)), self.comm.rank, self.comm.size)
+        for start in range(0, len(rows), 2048):
+            chosen = rows[start : start + 2048]
+            wb = None if weights is None else weights[chosen]
+            logits = model.forward(X[chosen])
+            value = loss.forward_prepared(logits, y[chosen], wb)
+            metrics.update(logits, y[chosen], value, loss.normalizer)
+        self.merge(metrics)
+        return metrics.result("val_")
+
+    def abort(self, error: BaseException) -> None:
+        """An error on one rank ends the job on every rank, rather than leave them waiting."""
+        if self.comm.size > 1:
+            self.comm.abort(error)
+
+
+def _digest(array: Array) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()[:16]
+
+
+def resolve(distributed: Any) -> DataParallel | None:
+    """``fit``'s ``distributed`` argument: None or False (one process), True (every rank of
+    ``mpirun``), or a :class:`~deltaprop.distributed.communicator.Communicator`."""
+    if distributed is None or distributed is False:
+        return None
+    if distributed is True:
+        from ..distributed.communicator import World
+
+        return DataParallel(World())
+    return DataParallel(distributed)

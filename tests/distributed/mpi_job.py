@@ -1,0 +1,83 @@
+"""One rank of a data-parallel job the tests start with ``mpiexec -n K``: train the test's
+network with ``distributed=True`` and write what this rank ended with to ``OUT/rank-R.npz``.
+
+    python mpi_job.py OUT CASE [EPOCHS] [RESUME]
+
+CASE names the network and data of :func:`case` (shared with the tests' one-process runs).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import deltaprop as dp
+
+
+def case(name: str, seed: int = 0):
+    """(model, loss, optimizer, X, y, fit keywords) of a test case, the same in every process."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((150, 8))
+    if name in ("regression", "diverges"):
+        y = X @ rng.standard_normal((8, 2)) + 0.1 * rng.standard_normal((150, 2))
+        net = dp.mlp([8, 12, 2], rng=seed, dtype=np.float64, l2=0.01)
+        loss = dp.MeanSquaredError()
+        lr = 0.05 if name == "diverges" else 0.005  # 0.05 with momentum blows up in epoch 1
+        opt = dp.SGD(net.parameters(), lr=lr, momentum=0.9)
+        # 120 training rows in batches of 7: the last has one row, and other ranks get none
+        extra = {"sample_weight": rng.uniform(0.0, 2.0, 150), "batch_size": 7}
+    else:
+        y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) + (X[:, 3] > 1)
+        net = dp.mlp([8, 16, 3], rng=seed, dtype=np.float64, activation=dp.Tanh)
+        loss = dp.SoftmaxCrossEntropy()
+        opt = dp.Adam(net.parameters(), lr=0.01)
+        extra = {"batch_size": 32}
+    keywords = {
+        "epochs": 12,
+        "rng": 3,
+        "validation_split": 0.2,
+        "callbacks": [dp.EarlyStopping(patience=2, restore_best_weights=True)],
+        "verbose": 0,
+        **extra,
+    }
+    return net, loss, opt, X, y, keywords
+
+
+def main() -> None:
+    out, name = Path(sys.argv[1]), sys.argv[2]
+    from deltaprop.distributed import World
+
+    world = World()
+    seed = 1 if name == "mismatch" and world.rank == 1 else 0
+    net, loss, opt, X, y, keywords = case("classification" if name == "mismatch" else name, seed)
+    if len(sys.argv) > 3:
+        keywords["epochs"] = int(sys.argv[3])
+    checkpoint = out / "checkpoint.safetensors"
+    keywords["callbacks"].append(dp.ModelCheckpoint(checkpoint))
+    keywords["callbacks"].append(dp.CSVLogger(out / "log.csv"))
+    if len(sys.argv) > 4:
+        keywords["resume_from"] = checkpoint
+    if name == "raises":
+
+        class Fails(dp.Callback):
+            def on_epoch_end(self, run, epoch, logs):
+                if world.rank == 1 and epoch == 1:
+                    raise RuntimeError("a callback failed on purpose")
+
+        keywords["callbacks"].append(Fails())
+    try:
+        history = dp.fit(net, loss, opt, X, y, distributed=world, **keywords)
+    except ValueError as error:
+        (out / f"error-{world.rank}.txt").write_text(str(error))
+        return
+    np.savez(
+        out / f"rank-{world.rank}.npz",
+        weights=net.flat_values,
+        history=json.dumps({k: v for k, v in history.items()}),
+        stop=json.dumps(history.stop_reason),
+    )
+
+
+if __name__ == "__main__":
+    main()
