@@ -73,7 +73,7 @@ def test_n_ranks_end_as_one_process_on_the_whole_batches(tmp_path, ranks, name):
                 np.testing.assert_allclose(rank_history[key], history[key], rtol=1e-9, err_msg=key)
         assert stop == history.stop_reason  # early stopping (or the rollback) decided the same
     if name == "diverges":
-        assert history.diverged and "non-finite loss (inf) at epoch 1" in history.stop_reason
+        assert history.diverged and history.stop_reason.startswith("non-finite")
         return
     # rank 0 alone wrote the checkpoint and the log, one line per epoch
     assert len((tmp_path / "job" / "log.csv").read_text().splitlines()) == len(history["loss"]) + 1
