@@ -102,3 +102,35 @@ def test_a_rank_that_fails_ends_the_whole_job_without_a_hang(tmp_path):
     done = mpi(2, tmp_path / "job", "raises", timeout=60)
     assert done.returncode != 0
     assert "rank 1 of 2 failed: RuntimeError: a callback failed on purpose" in done.stderr
+
+
+def test_mpirun_deltaprop_train_just_works(tmp_path):
+    args = ["train", "--data", "iris", "--epochs", "8", "--no-plots", "--json", "--hidden", "8"]
+    command = [MPIEXEC, "-n", "2"]
+    if "MPICH" in subprocess.run([MPIEXEC, "--version"], capture_output=True, text=True).stdout:
+        command += ["-iface", "lo"]
+    parallel = subprocess.run(
+        [*command, sys.executable, "-m", "deltaprop", *args, "--out", "two.safetensors"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert parallel.returncode == 0, parallel.stderr
+    report = json.loads(parallel.stdout)  # one document: rank 0's alone
+    assert "trained data-parallel on 2 MPI ranks" in report["notes"]
+    alone = subprocess.run(
+        [sys.executable, "-m", "deltaprop", *args, "--out", "one.safetensors"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert alone.returncode == 0, alone.stderr
+    single = json.loads(alone.stdout)
+    assert report["epochs"] == single["epochs"]
+    np.testing.assert_allclose(report["history"]["loss"], single["history"]["loss"], rtol=1e-5)
+    two, _ = dp.load(tmp_path / "two.safetensors")
+    one, _ = dp.load(tmp_path / "one.safetensors")
+    np.testing.assert_allclose(two.flat_values, one.flat_values, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.safetensors", "two.safetensors"]

@@ -8,6 +8,8 @@ import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import typer
@@ -18,6 +20,7 @@ from ..data.preprocessing import Preprocessor
 from ..training.protocol import Callback, History, TrainingRun
 from ..training.rollback import ADVICE
 from ..training.scoring import Scores
+from .report import save_or_keep
 
 USUAL_LR = {"SGD": 0.01, "Adam": 1e-3, "AdamW": 1e-3, "RMSprop": 1e-3, "Adagrad": 1e-2}
 """The learning rate each optimizer is usually run with (PyTorch's and Keras' defaults)."""
@@ -93,6 +96,29 @@ class Interruption(Callback):
             self.run.model.restore(self.snapshot)
             return f"the model after epoch {self.epochs_done}"
         return self.run.stop_reason or f"the model after epoch {self.epochs_done}"
+
+
+def save_interrupted(
+    interruption: Interruption,
+    model: Any,
+    loss: Any,
+    prep: Any,
+    model_path: Path | None,
+) -> NoReturn:
+    """Ctrl-C: save the best model so far (or the newest finished epoch's) and say where, as an
+    interrupted Keras ``fit`` keeps its model; exit 130 as an interrupted command does."""
+    if interruption.epochs_done == 0:
+        typer.echo("interrupted before the first epoch ended: nothing was saved", err=True)
+    elif model_path is None:
+        typer.echo("interrupted: no --out was given, so no model was saved", err=True)
+    else:
+        kept = interruption.restore_kept()
+        path = save_or_keep(model, loss, prep, model_path)
+        typer.echo(
+            f"interrupted after {interruption.epochs_done} epochs: saved {kept} to {path}",
+            err=True,
+        )
+    raise typer.Exit(130)
 
 
 # --- a model far from what the data allow ------------------------------------------------------

@@ -6,7 +6,7 @@ import inspect
 import math
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -15,6 +15,7 @@ from .. import registry
 from ..data import catalog as datasets
 from ..data.catalog import Dataset
 from ..data.missing import STRATEGIES
+from ..distributed.communicator import World, launched_by_mpi
 from ..training import pipeline
 from ..training.callbacks import Diagnostics, EarlyStopping
 from ..training.loop import fit
@@ -199,7 +200,11 @@ def train(
     if samples is not None:  # a synthetic set's rows: two features, copied a few times
         check_memory(f"--samples {samples}", samples * 2 * 8 * 6)
     created: list[Path] = []
-    model_path, plot_dir = outputs(data, out, plots_dir, no_plots, force, created)
+    world = _world()
+    if world is not None and not world.is_root:  # rank 0 alone prints and writes
+        quiet, json_output, model_path, plot_dir = True, False, None, None
+    else:
+        model_path, plot_dir = outputs(data, out, plots_dir, no_plots, force, created)
     with removed_unless_written(created):
         dataset = load_data(
             data,
@@ -279,10 +284,13 @@ def train(
                     validation_split=val_split,
                     callbacks=callbacks,
                     verbose=0 if quiet or json_output else verbose,
+                    distributed=world,
                 )
         except KeyboardInterrupt:
-            _interrupted(interruption, model, loss, prepared.prep, model_path)
+            outcome.save_interrupted(interruption, model, loss, prepared.prep, model_path)
         seconds = time.perf_counter() - started
+        if world is not None:
+            notes.append(f"trained data-parallel on {world.size} MPI ranks")
         with user_input(), outcome.caught_warnings(quiet or json_output):
             scores = score(model, loss, prepared.prep, prepared.X_test, prepared.y_test)
         run = TrainingReport(
@@ -320,27 +328,14 @@ def train(
             raise typer.Exit(1)
 
 
-def _interrupted(
-    interruption: outcome.Interruption,
-    model: Any,
-    loss: Any,
-    prep: Any,
-    model_path: Path | None,
-) -> NoReturn:
-    """Ctrl-C: save the best model so far (or the newest finished epoch's) and say where, as an
-    interrupted Keras ``fit`` keeps its model; exit 130 as an interrupted command does."""
-    if interruption.epochs_done == 0:
-        typer.echo("interrupted before the first epoch ended: nothing was saved", err=True)
-    elif model_path is None:
-        typer.echo("interrupted: no --out was given, so no model was saved", err=True)
-    else:
-        kept = interruption.restore_kept()
-        path = save_or_keep(model, loss, prep, model_path)
-        typer.echo(
-            f"interrupted after {interruption.epochs_done} epochs: saved {kept} to {path}",
-            err=True,
-        )
-    raise typer.Exit(130)
+def _world() -> Any:
+    """Every rank of the job when ``mpirun`` started this process with several, else None."""
+    if not launched_by_mpi():
+        return None
+    try:
+        return World()
+    except ImportError as error:
+        fail(f"started by mpirun, but {error}")
 
 
 def _check_numbers(lr: float, dtype: str, test_size: float | None, val_split: float) -> None:
