@@ -15,6 +15,7 @@ threads inside each product) computes the same numbers to float rounding.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -30,8 +31,15 @@ from .layer import Layer
 
 def threads_in_use() -> int:
     """Threads the compiled kernels split their work over: Numba's (``NUMBA_NUM_THREADS``, or
-    ``numba.set_num_threads``), by default all the cores this process may use."""
-    return int(get_num_threads())
+    ``numba.set_num_threads``), by default all the cores this process may use — and never more
+    than ``OMP_NUM_THREADS`` where that is set: the thread budget that Dask's workers, joblib's
+    worker processes (``GridSearchCV(n_jobs=...)``) and batch schedulers give each process, so
+    that several of them do not oversubscribe the cores."""
+    threads = int(get_num_threads())
+    budget = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if budget.isdigit() and int(budget) > 0:
+        threads = min(threads, int(budget))
+    return threads
 
 
 # --- one BLAS thread inside each of ours --------------------------------------------------------
