@@ -58,6 +58,4 @@ def test_grid_search_on_the_cluster_equals_one_process(client):
         remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
     )
     assert remote.best_params_ == local.best_params_
-    np.testing.assert_array_equal(
-        remote.best_estimator_.coefs_[0], local.best_estimator_.coefs_[0]
-    )
+    np.testing.assert_array_equal(remote.best_estimator_.coefs_[0], local.best_estimator_.coefs_[0])

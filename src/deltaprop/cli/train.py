@@ -15,7 +15,6 @@ from .. import registry
 from ..data import catalog as datasets
 from ..data.catalog import Dataset
 from ..data.missing import STRATEGIES
-from ..distributed.communicator import World, launched_by_mpi
 from ..training import pipeline
 from ..training.callbacks import Diagnostics, EarlyStopping
 from ..training.loop import fit
@@ -23,6 +22,7 @@ from ..training.protocol import Callback
 from ..training.scoring import score
 from ..training.tensorboard import TensorBoard
 from . import outcome
+from .inputs import mpi_world, stream_notes, streamed
 from .outputs import outputs, removed_unless_written
 from .report import (
     TrainingReport,
@@ -60,6 +60,13 @@ def train(
     ] = "breast-cancer",
     target: Annotated[
         str | None, typer.Option(help="the target column of a data file (default: y)")
+    ] = None,
+    target_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="with --data X.npy: the targets, one per row, in another .npy file; X is "
+            "memory-mapped and streamed, never loaded whole"
+        ),
     ] = None,
     task: Annotated[
         str | None, typer.Option(help="auto, classification or regression (data files)")
@@ -200,22 +207,26 @@ def train(
     if samples is not None:  # a synthetic set's rows: two features, copied a few times
         check_memory(f"--samples {samples}", samples * 2 * 8 * 6)
     created: list[Path] = []
-    world = _world()
+    world = mpi_world()
     if world is not None and not world.is_root:  # rank 0 alone prints and writes
         quiet, json_output, model_path, plot_dir = True, False, None, None
     else:
         model_path, plot_dir = outputs(data, out, plots_dir, no_plots, force, created)
     with removed_unless_written(created):
-        dataset = load_data(
-            data,
-            target=target,
-            task=task,
-            drop=tuple(drop or ()),
-            header=header,
-            data_dir=data_dir,
-            samples=samples,
-            noise=noise,
-            sep=sep,
+        dataset = (
+            streamed(data, target_file, task)
+            if target_file
+            else load_data(
+                data,
+                target=target,
+                task=task,
+                drop=tuple(drop or ()),
+                header=header,
+                data_dir=data_dir,
+                samples=samples,
+                noise=noise,
+                sep=sep,
+            )
         )
         with user_input("--data"):
             prepared = pipeline.prepare(
@@ -306,7 +317,8 @@ def train(
             scores,
             seconds,
             round(val_split * len(prepared.X_train)) if val_split > 0 else 0,
-            notes=[*notes, *identifier_notes(dataset), *prepared.notes],
+            notes=[*notes, *stream_notes(dataset, prepared), *identifier_notes(dataset)]
+            + prepared.notes,
             dropped=tuple(drop or ()),
         )
         failed = outcome.diverged(history, scores)
@@ -328,16 +340,6 @@ def train(
             raise typer.Exit(1)
 
 
-def _world() -> Any:
-    """Every rank of the job when ``mpirun`` started this process with several, else None."""
-    if not launched_by_mpi():
-        return None
-    try:
-        return World()
-    except ImportError as error:
-        fail(f"started by mpirun, but {error}")
-
-
 def _check_numbers(lr: float, dtype: str, test_size: float | None, val_split: float) -> None:
     """The options typer cannot check by their type alone, before any work is done."""
     if not (math.isfinite(lr) and lr > 0):
@@ -353,6 +355,8 @@ def _test_from(dataset: Dataset, test_size: float | None, seed: int) -> str:
     """Where the test rows came from, as the summary says it."""
     if dataset.test is not None and test_size is None:
         return f"{dataset.name}'s own test split"
+    if dataset.streamed:
+        return f"the last {test_size or 0.25:.0%} of the rows, a slice of the file"
     stratified = " stratified by class," if dataset.task == "classification" else ""
     return f"{test_size or 0.25:.0%} of the rows,{stratified} drawn with seed {seed}"
 

@@ -36,6 +36,7 @@ from .builtin import (
 )
 from .dataset import Dataset, Split
 from .idx import idx_shape, read_idx, read_idx_images
+from .streams import chunks
 from .tables import FORMATS, Table, format_of, read_table
 
 __all__ = [
@@ -46,12 +47,14 @@ __all__ = [
     "Table",
     "blobs",
     "breast_cancer",
+    "chunks",
     "circles",
     "diabetes",
     "digits",
     "fashion_mnist",
     "fashion_mnist_files",
     "from_file",
+    "from_npy",
     "idx_shape",
     "iris",
     "load",
@@ -120,35 +123,7 @@ def from_file(
         features = features.without(name)
     if not features.names:
         raise ValueError(f"{str(path)!r}: no feature columns are left beside target {target!r}")
-    text = values.dtype == object
-    missing = np.flatnonzero([v is None for v in values] if text else np.isnan(values))
-    if missing.size:
-        raise ValueError(
-            f"{str(path)!r}: target {target!r} has {missing.size} missing values (NaN), the "
-            f"first in row {missing[0] + 1}"
-        )
-    if task == "auto":
-        whole = not text and bool(np.all(np.isfinite(values) & (values == np.round(values))))
-        few = len(np.unique(values)) <= MAX_CLASSES_GUESSED
-        task = "classification" if text or (whole and few) else "regression"
-    if task == "regression":
-        if text:
-            raise ValueError(
-                f"{str(path)!r}: target {target!r} holds text, not numbers to regress on; use "
-                "--task classification"
-            )
-        y = values.astype(np.float64)
-        if not np.all(np.isfinite(y)):
-            raise ValueError(f"{str(path)!r}: target {target!r} holds inf")
-        classes: tuple[Any, ...] = ()
-    elif task == "classification":
-        labels, indices = np.unique(values.astype(str) if text else values, return_inverse=True)
-        y = indices.astype(np.int64)
-        classes = tuple(_label(v) for v in labels.tolist())
-        if len(classes) < 2:
-            raise ValueError(f"{str(path)!r}: target {target!r} has one class only: {classes}")
-    else:
-        raise ValueError(f"task must be auto, classification or regression, got {task!r}")
+    y, task, classes = _target(values, task, f"{str(path)!r}: target {target!r}")
     return Dataset(
         name=Path(path).name,
         features=features,
@@ -159,6 +134,82 @@ def from_file(
         + _header_note(table.header, guessed=header is None),
         path=str(Path(path).resolve()),
         standardize=True,  # a file's columns come in any units; a network trains on like scales
+    )
+
+
+def _target(values: Any, task: str, what: str) -> tuple[Any, str, tuple[Any, ...]]:
+    """A target column as the network trains on it: (class indices or numbers, the task — from
+    ``"auto"``: classes for text and for whole numbers of at most 20 values — and the classes).
+
+    Raises:
+        ValueError: for missing values, text to regress on, inf, or a single class.
+    """
+    text = values.dtype == object
+    missing = np.flatnonzero([v is None for v in values] if text else np.isnan(values))
+    if missing.size:
+        raise ValueError(
+            f"{what} has {missing.size} missing values (NaN), the first in row {missing[0] + 1}"
+        )
+    if task == "auto":
+        whole = not text and bool(np.all(np.isfinite(values) & (values == np.round(values))))
+        few = len(np.unique(values)) <= MAX_CLASSES_GUESSED
+        task = "classification" if text or (whole and few) else "regression"
+    if task == "regression":
+        if text:
+            raise ValueError(
+                f"{what} holds text, not numbers to regress on; use --task classification"
+            )
+        y = values.astype(np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{what} holds inf")
+        classes: tuple[Any, ...] = ()
+    elif task == "classification":
+        labels, indices = np.unique(values.astype(str) if text else values, return_inverse=True)
+        y = indices.astype(np.int64)
+        classes = tuple(_label(v) for v in labels.tolist())
+        if len(classes) < 2:
+            raise ValueError(f"{what} has one class only: {classes}")
+    else:
+        raise ValueError(f"task must be auto, classification or regression, got {task!r}")
+    return y, task, classes
+
+
+def from_npy(
+    path: str | os.PathLike[str], target_path: str | os.PathLike[str], *, task: str = "auto"
+) -> Dataset:
+    """Features from a 2-D ``.npy`` file, memory-mapped (read as training reaches its rows,
+    never loaded whole), and the target from another ``.npy`` file, loaded.
+
+    Its train/test split is a slice (the last rows are the test rows; see
+    :meth:`Dataset.split`), and it is not standardized by default: both would copy it.
+
+    Raises:
+        ValueError: for a file that is not a 2-D array of numbers, or targets of another length.
+    """
+    try:
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+        values = np.load(target_path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {str(path)!r} or {str(target_path)!r}: {error}") from None
+    if X.ndim != 2 or X.dtype.kind not in "fiu":
+        raise ValueError(f"{str(path)!r} must hold a 2-D array of numbers, got {X.dtype} {X.shape}")
+    if values.ndim != 1 or len(values) != len(X):
+        raise ValueError(
+            f"{str(target_path)!r} must hold one target per row of {str(path)!r} ({len(X)}), "
+            f"got shape {values.shape}"
+        )
+    if values.dtype.kind in "US":
+        values = values.astype(object)
+    y, task, classes = _target(values, task, f"{str(target_path)!r}")
+    megabytes = X.nbytes / 1e6
+    return Dataset(
+        name=Path(path).name,
+        features=Table.from_matrix(X),
+        y=y,
+        task=task,
+        class_names=classes,
+        source=f"npy file {str(path)!r}, memory-mapped ({megabytes:,.0f} MB, streamed)",
+        path=str(Path(path).resolve()),
     )
 
 

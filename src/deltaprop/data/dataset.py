@@ -58,6 +58,12 @@ class Dataset:
         return self.features.numeric(self.features.names)
 
     @property
+    def streamed(self) -> bool:
+        """Whether the features are a memory-mapped file, read as training reaches its rows:
+        its test rows are then its last ``test_size`` rows (a slice), not drawn at random."""
+        return isinstance(self.features.matrix, np.memmap)
+
+    @property
     def n_rows(self) -> int:
         return len(self.y)
 
@@ -68,13 +74,14 @@ class Dataset:
     def __iter__(self) -> Iterator[Array]:
         return iter((self.X, self.y))
 
-    def take(self, rows: Array) -> Dataset:
-        """The rows ``rows`` (an index array), without the test split."""
+    def take(self, rows: Array | slice) -> Dataset:
+        """The rows ``rows`` (an index array, or a slice: a view), without the test split."""
         return replace(self, features=self.features.take(rows), y=self.y[rows], test=None)
 
     def split(self, test_size: float | None = None, seed: int = 0) -> tuple[Dataset, Dataset]:
         """(train, test): the data set's own test split, or ``test_size`` of the rows drawn
-        with ``seed`` (stratified by class when every class has two rows or more).
+        with ``seed`` (stratified by class when every class has two rows or more); for a
+        :attr:`streamed` file its last ``test_size`` rows.
 
         Args:
             test_size: fraction of rows held out, in (0, 1); None: the data set's own test
@@ -90,6 +97,9 @@ class Dataset:
             raise ValueError(
                 f"test_size={fraction} of {self.n_rows} rows leaves no rows to train on"
             )
+        if self.streamed:  # a slice of a memory map is a view; drawn rows would be a copy
+            cut = self.n_rows - n_test
+            return self.take(slice(0, cut)), self.take(slice(cut, self.n_rows))
         from sklearn.model_selection import train_test_split
 
         stratify = None

@@ -185,7 +185,9 @@ class Preprocessor:
                     f" in row {row + 1})"
                 )
         block = table.numeric(names)
-        bad = ~np.isfinite(block)
+        with np.errstate(invalid="ignore"):  # block @ 0 is NaN exactly for rows with NaN or inf
+            flags = block @ np.zeros(block.shape[1], block.dtype) if block.size else np.zeros(1)
+        bad = ~np.isfinite(block) if np.isnan(flags).any() else np.zeros((1, 1), bool)
         if bad.any():
             row, col = _first_bad(bad)
             raise ValueError(

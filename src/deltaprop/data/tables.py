@@ -102,8 +102,8 @@ class Table:
             return Table(keep, matrix=self.numeric(keep), header=self.header)
         return Table(keep, tuple(self.column(n) for n in keep), header=self.header)
 
-    def take(self, rows: Array) -> Table:
-        """The rows ``rows`` (an index array) of every column."""
+    def take(self, rows: Array | slice) -> Table:
+        """The rows ``rows`` (an index array, or a slice) of every column."""
         if self.matrix is not None:
             return Table(self.names, matrix=self.matrix[rows], header=self.header)
         return Table(self.names, tuple(c[rows] for c in self.columns), header=self.header)
