@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
+from deltaprop.distributed import local_launcher
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -30,10 +31,12 @@ pytestmark = [
 def mpi(ranks, out, *args, timeout=120):
     """Run ``mpi_job.py`` on ``ranks`` ranks over the loopback interface only."""
     out.mkdir(exist_ok=True)
-    command = [MPIEXEC, "-n", str(ranks)]
-    if "MPICH" in subprocess.run([MPIEXEC, "--version"], capture_output=True, text=True).stdout:
-        command += ["-iface", "lo"]
-    command += [sys.executable, str(HERE / "mpi_job.py"), str(out), *map(str, args)]
+    command = local_launcher(ranks) + [
+        sys.executable,
+        str(HERE / "mpi_job.py"),
+        str(out),
+        *map(str, args),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -106,9 +109,7 @@ def test_a_rank_that_fails_ends_the_whole_job_without_a_hang(tmp_path):
 
 def test_mpirun_deltaprop_train_just_works(tmp_path):
     args = ["train", "--data", "iris", "--epochs", "8", "--no-plots", "--json", "--hidden", "8"]
-    command = [MPIEXEC, "-n", "2"]
-    if "MPICH" in subprocess.run([MPIEXEC, "--version"], capture_output=True, text=True).stdout:
-        command += ["-iface", "lo"]
+    command = local_launcher(2)
     parallel = subprocess.run(
         [*command, sys.executable, "-m", "deltaprop", *args, "--out", "two.safetensors"],
         capture_output=True,

@@ -8,7 +8,7 @@ started with the same model, data and settings. ``fit(..., distributed=World())`
 (:mod:`deltaprop.training.data_parallel`).
 """
 
-from .communicator import Communicator, World, launched_by_mpi
+from .communicator import Communicator, World, launched_by_mpi, local_launcher
 from .sharding import check_same, part
 
-__all__ = ["Communicator", "World", "check_same", "launched_by_mpi", "part"]
+__all__ = ["Communicator", "World", "check_same", "launched_by_mpi", "local_launcher", "part"]

@@ -8,6 +8,8 @@ starts MPI.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from typing import Any
 
@@ -26,6 +28,31 @@ def launched_by_mpi() -> bool:
         if value.isdigit() and int(value) > 1:
             return True
     return False
+
+
+def local_launcher(ranks: int, mpiexec: str | None = None) -> list[str]:
+    """The ``mpiexec`` command line that starts ``ranks`` ranks on this host over the loopback
+    interface only (MPICH's Hydra: ``-iface lo``; Open MPI: its TCP transport on ``lo``, more
+    ranks than cores allowed, and root allowed, as in a container).
+
+    Raises:
+        FileNotFoundError: when no ``mpiexec`` is on the PATH.
+    """
+    found = mpiexec or shutil.which("mpiexec")
+    if found is None:
+        raise FileNotFoundError(
+            "no mpiexec on the PATH: pip install mpich (or Debian's mpich or openmpi-bin)"
+        )
+    version = subprocess.run([found, "--version"], capture_output=True, text=True).stdout
+    command = [found, "-n", str(ranks)]
+    if "Open MPI" in version:
+        command += ["--oversubscribe", "--mca", "btl_tcp_if_include", "lo"]
+        command += ["--mca", "oob_tcp_if_include", "lo"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.append("--allow-run-as-root")
+    else:  # MPICH's Hydra, and launchers that read its flags
+        command += ["-iface", "lo"]
+    return command
 
 
 def _mpi() -> Any:

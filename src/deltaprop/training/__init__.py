@@ -2,7 +2,8 @@
 
 :mod:`.loop` owns the loop; :mod:`.inputs` checks what it is given; :mod:`.protocol` is the
 History, the TrainingRun and the Callback protocol, :mod:`.callbacks` the callbacks shipped,
-:mod:`.progress` the terminal display and :mod:`.tensorboard` TensorBoard's event files;
+:mod:`.progress` the terminal display, :mod:`.tensorboard` TensorBoard's event files and
+:mod:`.ray_tune` the reports to Ray Tune's schedulers;
 :mod:`.rollback` is what happens after a blow-up, :mod:`.resume` the exact resume from a
 checkpoint; :mod:`.compiled_epoch` (with its kernel, :mod:`.epoch_kernel`) runs a whole epoch
 compiled; :mod:`.metrics` and :mod:`.scoring` are the numbers reported; :mod:`.pipeline` builds
@@ -21,6 +22,7 @@ from .evaluation import evaluate, predict
 from .loop import fit
 from .progress import EpochLogger, ProgressBar
 from .protocol import Callback, History, TrainingRun
+from .ray_tune import TuneReport
 from .tensorboard import TensorBoard
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "TensorBoard",
     "TerminateOnNaN",
     "TrainingRun",
+    "TuneReport",
     "evaluate",
     "fit",
     "predict",
