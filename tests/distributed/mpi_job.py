@@ -44,11 +44,39 @@ def case(name: str, seed: int = 0):
     return net, loss, opt, X, y, keywords
 
 
+def estimator(distributed):
+    """scikit-learn's MLPClassifier on digits, early stopping on: the same in every process."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    model = dp.MLPClassifier(
+        hidden_layer_sizes=(16,),
+        max_iter=15,
+        random_state=0,
+        early_stopping=True,
+        distributed=distributed,
+        dtype="float64",
+    )
+    return model.fit(X / 16, y)
+
+
 def main() -> None:
     out, name = Path(sys.argv[1]), sys.argv[2]
     from deltaprop.distributed import World
 
     world = World()
+    if name == "estimator":
+        import warnings
+
+        warnings.simplefilter("ignore")
+        fitted = estimator(True)
+        np.savez(
+            out / f"rank-{world.rank}.npz",
+            weights=fitted.coefs_[0],
+            history=json.dumps({"validation_scores": fitted.validation_scores_}),
+            stop=json.dumps(fitted.n_iter_),
+        )
+        return
     seed = 1 if name == "mismatch" and world.rank == 1 else 0
     net, loss, opt, X, y, keywords = case("classification" if name == "mismatch" else name, seed)
     if len(sys.argv) > 3:

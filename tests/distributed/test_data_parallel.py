@@ -135,3 +135,16 @@ def test_mpirun_deltaprop_train_just_works(tmp_path):
     one, _ = dp.load(tmp_path / "one.safetensors")
     np.testing.assert_allclose(two.flat_values, one.flat_values, atol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.safetensors", "two.safetensors"]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_estimators_take_it_too(tmp_path):
+    from mpi_job import estimator
+
+    done = mpi(2, tmp_path / "job", "estimator")
+    assert done.returncode == 0, done.stderr
+    alone = estimator(None)
+    for weights, history, n_iter in ranks_of(tmp_path / "job", 2):
+        np.testing.assert_allclose(weights, alone.coefs_[0], atol=1e-10)
+        np.testing.assert_allclose(history["validation_scores"], alone.validation_scores_)
+        assert n_iter == alone.n_iter_

@@ -8,7 +8,6 @@ scikit-learn users read. :mod:`deltaprop.sklearn.estimators` holds the two publi
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
@@ -19,7 +18,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -39,7 +38,7 @@ from ..training.evaluation import evaluate
 from ..training.loop import fit
 from ..training.progress import ProgressBar
 from ..validation import prepare_weights
-from .bookkeeping import SklearnBookkeeping, check_finite_weights, fit_lbfgs
+from .bookkeeping import SklearnBookkeeping, after_divergence, check_finite_weights, fit_lbfgs
 from .files import describe, rebuild
 
 _STOCHASTIC = ("sgd", "adam", "adamw", "rmsprop")
@@ -78,6 +77,7 @@ class BaseMLP(BaseEstimator):
         "callbacks": [list, None],
         "dtype": [StrOptions({"float32", "float64"}), None],
         "device": [str, Device],
+        "distributed": ["boolean", None, HasMethods(["sum_", "gather_all"])],
     }
 
     # --- training --------------------------------------------------------------------------
@@ -106,6 +106,8 @@ class BaseMLP(BaseEstimator):
         X = np.ascontiguousarray(X, dtype=self.model_.dtype)
         encoded = self._encode(targets)
         if self.solver == "lbfgs":
+            if self.distributed:
+                raise ValueError("distributed= trains with the stochastic solvers, not lbfgs")
             self.n_iter_, self.loss_ = fit_lbfgs(
                 self.model_,
                 self._loss_function,
@@ -169,9 +171,10 @@ class BaseMLP(BaseEstimator):
             shuffle=self.shuffle,
             callbacks=callbacks,
             verbose=0,
+            distributed=self.distributed,
         )
         if history.diverged:
-            self._diverged(history.stop_reason)
+            after_divergence(self, history.stop_reason)
         if not incremental and not self._stopped and self.n_iter_ == self.max_iter:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
@@ -179,22 +182,6 @@ class BaseMLP(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-
-    def _diverged(self, reason: str | None) -> None:
-        """After a blow-up, as scikit-learn: with early stopping the epoch scores NaN and the best
-        weights stay (its issue 29504); else its error, after deltaprop's account."""
-        if self.early_stopping:
-            assert self.validation_scores_ is not None and self.validation_loss_curve_ is not None
-            self.n_iter_ += 1
-            self.loss_curve_.append(math.nan)
-            self.validation_scores_.append(math.nan)
-            self.validation_loss_curve_.append(math.nan)
-            self._stopped = True
-            return
-        raise ValueError(
-            f"training diverged: {reason} Solver produced non-finite parameter weights. The "
-            "input data may contain large values and need to be preprocessed."
-        )
 
     def _hold_out(
         self,

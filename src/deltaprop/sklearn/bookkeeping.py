@@ -10,6 +10,7 @@ the model's flat parameter buffer.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,24 @@ from ..backend.arrays import Array, copy_into, moved_to, to_host
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from ..training.protocol import Callback, TrainingRun
+
+
+def after_divergence(estimator: Any, reason: str | None) -> None:
+    """After a blow-up, as scikit-learn: with early stopping the epoch scores NaN and the best
+    weights stay (its issue 29504); else its error, after deltaprop's account."""
+    if estimator.early_stopping:
+        assert estimator.validation_scores_ is not None
+        assert estimator.validation_loss_curve_ is not None
+        estimator.n_iter_ += 1
+        estimator.loss_curve_.append(math.nan)
+        estimator.validation_scores_.append(math.nan)
+        estimator.validation_loss_curve_.append(math.nan)
+        estimator._stopped = True
+        return
+    raise ValueError(
+        f"training diverged: {reason} Solver produced non-finite parameter weights. The "
+        "input data may contain large values and need to be preprocessed."
+    )
 
 
 class SklearnBookkeeping(Callback):

@@ -16,6 +16,8 @@ the fitted attributes are the same (``coefs_`` as (fan_in, fan_out) arrays, ``lo
 - ``device``: ``"cuda"`` trains and predicts on a GPU (``deltaprop[cuda12]``), from the
   same seeded weights as on the CPU; ``coefs_`` and ``intercepts_`` are then host copies, and
   a saved estimator loads on any machine (on the CPU);
+- ``distributed``: ``True`` under ``mpiexec -n N`` trains data-parallel on every rank (the
+  stochastic solvers; see :mod:`deltaprop.training.data_parallel`), to the one-process result;
 - ``dp.save(estimator, path)`` / ``dp.load(path)``: a fitted estimator in a safe model file.
 
 One difference in a reported number: for several regression outputs, ``loss_`` is the loss
@@ -54,9 +56,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's, on deltaprop's engine.
 
     The parameters are scikit-learn 1.9's (see its documentation), plus ``dropout``,
-    ``class_weight``, ``callbacks``, ``dtype`` and ``device`` and the solvers ``"adamw"`` and
-    ``"rmsprop"`` (see :mod:`deltaprop.sklearn.estimators`). Binary and multi-label targets train a
-    sigmoid output with binary cross-entropy, multiclass targets a softmax output.
+    ``class_weight``, ``callbacks``, ``dtype``, ``device`` and ``distributed`` and the solvers
+    ``"adamw"`` and ``"rmsprop"`` (see :mod:`deltaprop.sklearn.estimators`). Binary and
+    multi-label targets train a sigmoid output with binary cross-entropy, multiclass targets a
+    softmax output.
     """
 
     _parameter_constraints: dict = {
@@ -95,6 +98,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         callbacks: list[Any] | None = None,
         dtype: str | None = None,
         device: str = "cpu",
+        distributed: Any = None,
     ) -> None:
         keep_arguments(self, locals())
 
@@ -278,6 +282,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         callbacks: list[Any] | None = None,
         dtype: str | None = None,
         device: str = "cpu",
+        distributed: Any = None,
     ) -> None:
         keep_arguments(self, locals())
 
