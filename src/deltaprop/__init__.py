@@ -4,6 +4,8 @@ Every gradient follows the seed's derivation: δ_L = ŷ − y at a fused output,
 (W_{l+1}ᵀ δ_{l+1}) ⊙ f'(z_l) below it, ∂L/∂W_l = δ_l a_{l−1}ᵀ and ∂L/∂b_l = δ_l.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import registry
 from .data import catalog as datasets
 from .data.preprocessing import Preprocessor
@@ -58,7 +60,9 @@ from .optim import (
     StepDecay,
     schedules,
 )
-from .sklearn import MLPClassifier, MLPRegressor
+
+if TYPE_CHECKING:  # imported on first use, by __getattr__ below
+    from .sklearn import MLPClassifier, MLPRegressor
 from .training import (
     Callback,
     CSVLogger,
@@ -159,3 +163,13 @@ __all__ = [
     "schedules",
     "trace",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``dp.MLPClassifier`` and ``dp.MLPRegressor``, imported when first asked for: scikit-learn
+    takes most of a second to import, which ``import deltaprop`` need not pay."""
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import sklearn as estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'deltaprop' has no attribute {name!r}")

@@ -13,6 +13,7 @@ case, ``_`` and ``-`` (``"adam"``, ``"softmax-ce"``).
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
@@ -46,12 +47,25 @@ class Registry(Generic[T]):
     """
 
     def __init__(
-        self, kind: str, variable: str, table: MutableMapping[str, T] | None = None
+        self,
+        kind: str,
+        variable: str,
+        table: MutableMapping[str, T] | None = None,
+        *,
+        provider: str | None = None,
     ) -> None:
         self.kind = kind
         self.variable = variable
         self._table: MutableMapping[str, T] = {} if table is None else table
         self._aliases: dict[str, str] = {}
+        self._provider = provider
+        """deltaprop's own module that registers this kind's entries, imported at the first
+        lookup rather than with deltaprop (the estimators: scikit-learn takes a second)."""
+
+    def _load_provider(self) -> None:
+        if self._provider is not None:
+            provider, self._provider = self._provider, None
+            importlib.import_module(provider)
 
     def register(self, entry: T, name: str | None = None, *, aliases: tuple[str, ...] = ()) -> T:
         """Add ``entry`` under ``name`` (default: its ``__name__``) and ``aliases``; returns it.
@@ -92,6 +106,7 @@ class Registry(Generic[T]):
         Raises:
             UnknownNameError: naming the kind, the name and every known name.
         """
+        self._load_provider()
         key = self._resolve(name) if isinstance(name, str) else None
         if key is None:
             known = [
@@ -193,7 +208,9 @@ INITIALIZERS: Registry[initializers.Initializer] = Registry(
 )
 """Weight initializers by name; ``Dense(init=name)`` looks names up in this same table."""
 
-ESTIMATORS: Registry[Any] = Registry("estimator", "ESTIMATORS")
+ESTIMATORS: Registry[Any] = Registry(
+    "estimator", "ESTIMATORS", provider="deltaprop.sklearn.estimators"
+)
 """The estimators a model file can hold (:mod:`deltaprop.sklearn.estimators` registers its two)."""
 
 DATASETS: Registry[Callable[..., datasets.Dataset]] = Registry(

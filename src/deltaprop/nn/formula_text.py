@@ -11,12 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import special
 
 from ..backend.arrays import Array
+
+
+def _special() -> Any:
+    """scipy.special, imported when first used: it takes a sixth of a second to import."""
+    from scipy import special
+
+    return special
 
 
 class Formula(NamedTuple):
@@ -113,7 +119,7 @@ SIGMOID_BCE = OutputDerivation(
     dyhat_dz=Formula("σ'(z) = ŷ(1 − ŷ)", r"\sigma'(z) = \hat{y}(1-\hat{y})"),
     cancellation="the denominator of the loss gradient cancels the sigmoid's derivative",
     factors=_bce_factors,
-    terms=lambda y_hat, y: -(special.xlogy(y, y_hat) + special.xlogy(1 - y, 1 - y_hat)),
+    terms=lambda y_hat, y: -(_special().xlogy(y, y_hat) + _special().xlogy(1 - y, 1 - y_hat)),
     example_targets=lambda rng, n, k: rng.integers(0, 2, (n, k)).astype(np.float64),
 )
 
@@ -127,7 +133,7 @@ SOFTMAX_CE = OutputDerivation(
         "and Σ_k y_k = 1"
     ),
     factors=_softmax_ce_factors,
-    terms=lambda y_hat, y: -special.xlogy(y, y_hat),
+    terms=lambda y_hat, y: -_special().xlogy(y, y_hat),
     example_targets=_class_indices,
 )
 
@@ -149,6 +155,6 @@ EXP_POISSON = OutputDerivation(
     dyhat_dz=Formula("e^z = ŷ", r"e^{z} = \hat{y}"),
     cancellation="the 1/ŷ of the loss gradient cancels the exponential's derivative ŷ",
     factors=_poisson_factors,
-    terms=lambda y_hat, y: special.xlogy(y, y) - special.xlogy(y, y_hat) - y + y_hat,
+    terms=lambda y_hat, y: _special().xlogy(y, y) - _special().xlogy(y, y_hat) - y + y_hat,
     example_targets=lambda rng, n, k: rng.poisson(2.0, (n, k)).astype(np.float64),
 )

@@ -15,12 +15,20 @@ shapes before it runs (a loop trusts its bounds), and is called with keyword arg
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-from scipy import special
 
 from ..backend.arrays import Array, compiled, run_kernel
 from ..errors import ShapeError
+
+
+def _special() -> Any:
+    """scipy.special, imported when first used: it takes a sixth of a second to import."""
+    from scipy import special
+
+    return special
+
 
 SQRT_HALF = 0.7071067811865476
 INV_SQRT_2PI = 0.3989422804014327
@@ -112,7 +120,7 @@ def leaky_relu_prime(z: Array, slope: float) -> Array:
 
 def sigmoid(z: Array, out: Array | None = None) -> Array:
     """σ(z) = 1 / (1 + e^{-z}), computed without overflow for any finite z."""
-    return special.expit(z, out=out)  # type: ignore[no-any-return]
+    return _special().expit(z, out=out)  # type: ignore[no-any-return]
 
 
 def sigmoid_prime_from_output(a: Array) -> Array:
@@ -151,12 +159,12 @@ def softplus_prime(z: Array) -> Array:
 
 def gelu(z: Array) -> Array:
     """GELU(z) = z Φ(z), with Φ the standard normal CDF."""
-    return (z * (0.5 * (1 + special.erf(z * SQRT_HALF)))).astype(z.dtype, copy=False)
+    return (z * (0.5 * (1 + _special().erf(z * SQRT_HALF)))).astype(z.dtype, copy=False)
 
 
 def gelu_prime(z: Array) -> Array:
     """GELU'(z) = Φ(z) + z φ(z), with φ the standard normal density."""
-    cdf = 0.5 * (1 + special.erf(z * SQRT_HALF))
+    cdf = 0.5 * (1 + _special().erf(z * SQRT_HALF))
     pdf = INV_SQRT_2PI * np.exp(-0.5 * z * z)
     return (cdf + z * pdf).astype(z.dtype, copy=False)
 

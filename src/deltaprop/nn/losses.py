@@ -18,7 +18,6 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
 import numpy as np
-from scipy import special
 
 from ..backend.arrays import Array, is_array, moved_to, namespace, to_host
 from ..backend.memory import Workspace
@@ -27,6 +26,13 @@ from ..validation import check_finite, prepare_weights
 from . import formula_text as formulas
 from . import functional as F
 from .layer import format_call
+
+
+def _special() -> Any:
+    """scipy.special, imported when first used: it takes a sixth of a second to import."""
+    from scipy import special
+
+    return special
 
 
 class Loss(ABC):
@@ -381,7 +387,7 @@ class PoissonLoss(Loss):
     def _forward_sum(self, logits: Array, y: Array, sample_weight: Array | None) -> float:
         y_hat = np.exp(logits, out=self.workspace.get("Y_hat", logits.shape, logits.dtype, logits))
         self._y_hat = y_hat
-        constant = special.xlogy(y, y) - y  # y log y − y: 0 at y = 0
+        constant = _special().xlogy(y, y) - y  # y log y − y: 0 at y = 0
         return _weighted_sum(np.sum(y_hat - y * logits + constant, axis=1), sample_weight)
 
     def predict(self, logits: Array) -> Array:
