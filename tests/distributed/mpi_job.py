@@ -29,10 +29,11 @@ def case(name: str, seed: int = 0):
         extra = {"sample_weight": rng.uniform(0.0, 2.0, 150), "batch_size": 7}
     else:
         y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) + (X[:, 3] > 1)
-        net = dp.mlp([8, 16, 3], rng=seed, dtype=np.float64, activation=dp.Tanh)
+        dropout = 0.3 if name == "dropout" else 0.0  # masks drawn from fit's generator
+        net = dp.mlp([8, 16, 3], rng=seed, dtype=np.float64, activation=dp.Tanh, dropout=dropout)
         loss = dp.SoftmaxCrossEntropy()
         opt = dp.Adam(net.parameters(), lr=0.01)
-        extra = {"batch_size": 32}
+        extra = {"batch_size": 7 if name == "dropout" else 32}
     keywords = {
         "epochs": 12,
         "rng": 3,
@@ -78,7 +79,15 @@ def main() -> None:
         )
         return
     seed = 1 if name == "mismatch" and world.rank == 1 else 0
-    net, loss, opt, X, y, keywords = case("classification" if name == "mismatch" else name, seed)
+    refused = ("mismatch", "batchnorm", "compiled")
+    net, loss, opt, X, y, keywords = case("classification" if name in refused else name, seed)
+    if name == "batchnorm":
+        net = dp.Sequential(
+            dp.Dense(8, 4, rng=0), dp.BatchNorm(4), dp.ReLU(), dp.Dense(4, 3, rng=1)
+        )
+        opt = dp.Adam(net.parameters())
+    if name == "compiled":
+        keywords["engine"] = "compiled"
     if len(sys.argv) > 3:
         keywords["epochs"] = int(sys.argv[3])
     checkpoint = out / "checkpoint.safetensors"

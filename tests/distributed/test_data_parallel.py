@@ -1,6 +1,7 @@
 """Data-parallel training over MPI: ``mpiexec -n 2`` and ``-n 3`` end with the weights, the
 losses, the metrics and the early-stopping decision of one process training on the whole
-batches; every rank holds the same weights; rank 0 alone writes; a resume may use another
+batches (dropout too: every rank draws the batch's masks and keeps its rows); every rank holds
+the same weights; rank 0 alone writes; a resume may use another
 number of ranks; mismatched ranks are refused and a failing rank ends the job."""
 
 import json
@@ -61,7 +62,7 @@ def ranks_of(out, ranks):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the one-process run of "diverges"
 @pytest.mark.parametrize("ranks", [2, 3])
-@pytest.mark.parametrize("name", ["classification", "regression", "diverges"])
+@pytest.mark.parametrize("name", ["classification", "regression", "diverges", "dropout"])
 def test_n_ranks_end_as_one_process_on_the_whole_batches(tmp_path, ranks, name):
     done = mpi(ranks, tmp_path / "job", name)
     assert done.returncode == 0, done.stderr
@@ -148,3 +149,17 @@ def test_the_estimators_take_it_too(tmp_path):
         np.testing.assert_allclose(weights, alone.coefs_[0], atol=1e-10)
         np.testing.assert_allclose(history["validation_scores"], alone.validation_scores_)
         assert n_iter == alone.n_iter_
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("batchnorm", "distributed: BatchNorm computes with the whole batch in training"),
+        ("compiled", "distributed: the compiled epoch does not run data-parallel yet"),
+    ],
+)
+def test_what_would_not_equal_one_process_is_refused_by_name(tmp_path, name, message):
+    done = mpi(2, tmp_path / "job", name)
+    assert done.returncode == 0, done.stderr
+    for r in (0, 1):
+        assert (tmp_path / "job" / f"error-{r}.txt").read_text().startswith(message)

@@ -9,6 +9,14 @@ started with the same model, data and settings. ``fit(..., distributed=World())`
 """
 
 from .communicator import Communicator, World, launched_by_mpi, local_launcher
-from .sharding import check_same, part
+from .sharding import check_same, part, share
 
-__all__ = ["Communicator", "World", "check_same", "launched_by_mpi", "local_launcher", "part"]
+__all__ = [
+    "Communicator",
+    "World",
+    "check_same",
+    "launched_by_mpi",
+    "local_launcher",
+    "part",
+    "share",
+]

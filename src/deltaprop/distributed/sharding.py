@@ -10,12 +10,17 @@ from ..backend.arrays import Array
 from .communicator import Communicator
 
 
-def part(rows: Array, rank: int, size: int) -> Array:
-    """Rank ``rank``'s share of a batch's ``rows``: consecutive, as even as can be (the first
-    ``len(rows) % size`` ranks one row more; a rank may get none of a short last batch)."""
-    n = len(rows)
+def share(n: int, rank: int, size: int) -> tuple[int, int]:
+    """``(start, stop)`` of rank ``rank``'s share of ``n`` rows: consecutive, as even as can be
+    (the first ``n % size`` ranks one row more; a rank may get none of a short last batch)."""
     start = rank * (n // size) + min(rank, n % size)
-    return rows[start : start + n // size + (1 if rank < n % size else 0)]
+    return start, start + n // size + (1 if rank < n % size else 0)
+
+
+def part(rows: Array, rank: int, size: int) -> Array:
+    """Rank ``rank``'s share of a batch's ``rows`` (see :func:`share`)."""
+    start, stop = share(len(rows), rank, size)
+    return rows[start:stop]
 
 
 def check_same(comm: Communicator, facts: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ class Dropout(Layer):
         self.rng = None if rng is None else check_rng("rng", rng, owner="Dropout")
         self._offered = False  # whether self.rng came from fit (then each fit offers anew)
         self._mask: Array | None = None  # m / (1 − p), in the input's dtype
+        self._share: tuple[int, int] = (0, 0)  # (first row, batch rows) under data-parallel fit
 
     def forward(self, x: Array, *, training: bool = False) -> Array:
         check_input(x, layer="Dropout")
@@ -49,9 +50,11 @@ class Dropout(Layer):
                 "Dropout: a training forward pass needs a generator for the masks; pass "
                 "rng=np.random.default_rng(seed), or train with dp.fit, which offers its own"
             )
-        draw = self._buffer("draw", x.shape, x.dtype)  # on the host, where the generator is
+        start, total = self._share
+        rows = (total or x.shape[0], *x.shape[1:])  # the whole batch's draws, on every rank
+        draw = self._buffer("draw", rows, x.dtype)  # on the host, where the generator is
         self.rng.random(out=draw, dtype=x.dtype)  # U[0, 1)
-        draw = moved_to(draw, x)
+        draw = moved_to(draw[start : start + x.shape[0]] if total else draw, x)
         mask = self._buffer("mask", x.shape, x.dtype, x)
         np.greater_equal(draw, x.dtype.type(self.p), out=mask)  # m_j = 1[u_j >= p]: kept
         mask *= x.dtype.type(1.0 / (1.0 - self.p))
@@ -71,6 +74,12 @@ class Dropout(Layer):
 
     def differs_in_training(self) -> bool:
         return self.p > 0
+
+    def data_parallel_refusal(self) -> str | None:
+        return None  # each rank draws the whole batch's mask and keeps its rows (share_batch)
+
+    def share_batch(self, start: int, total: int) -> None:
+        self._share = (start, total)
 
     def offer_rng(self, rng: np.random.Generator) -> None:
         if self.rng is None or self._offered:

@@ -299,6 +299,24 @@ class Layer(ABC):
         """
         return False
 
+    def data_parallel_refusal(self) -> str | None:
+        """Why data-parallel training (each rank a share of every batch) would not compute
+        what one process computes on the whole batch; None when it would. The default: a layer
+        whose training differs from evaluation is refused unless it says otherwise."""
+        if self.differs_in_training():
+            return (
+                f"{type(self).__name__} computes with the whole batch in training, which the "
+                "ranks' shares would not reproduce"
+            )
+        return None
+
+    def share_batch(self, start: int, total: int) -> None:
+        """Data-parallel ``fit``: the coming training forward's rows are rows ``start``, ... of
+        a batch of ``total`` rows whose other rows other ranks compute (``total`` 0: the whole
+        batch is here again). A layer that draws per row (dropout) draws for the whole batch and
+        keeps its rows, so the ranks reproduce one process. The default needs nothing."""
+        return None
+
     def min_training_rows(self) -> int:
         """The fewest rows a training batch may have (2 for batch statistics); ``fit`` refuses a
         batch size that would leave a smaller last batch, before any training."""

@@ -378,6 +378,13 @@ class Sequential(Layer):
         for layer in self.layers:
             layer.offer_rng(rng)
 
+    def data_parallel_refusal(self) -> str | None:
+        return next(filter(None, (layer.data_parallel_refusal() for layer in self.layers)), None)
+
+    def share_batch(self, start: int, total: int) -> None:
+        for layer in self.layers:
+            layer.share_batch(start, total)
+
     def generators(self) -> list[np.random.Generator]:
         found: list[np.random.Generator] = []
         for layer in self.layers:

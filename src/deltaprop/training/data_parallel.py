@@ -28,7 +28,7 @@ import numpy as np
 
 from ..backend.arrays import Array, to_host
 from ..distributed.communicator import Communicator
-from ..distributed.sharding import check_same, part
+from ..distributed.sharding import check_same, part, share
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from .inputs import Batches
@@ -61,13 +61,9 @@ class DataParallel:
                 "distributed: the compiled epoch does not run data-parallel yet; "
                 "engine='auto' or 'reference' trains each rank's share on the reference path"
             )
-        for layer in run.model.layers:
-            if layer.differs_in_training():
-                raise ValueError(
-                    f"distributed: {type(layer).__name__} computes with the whole batch or draws "
-                    "random masks in training, which the ranks' shares would not reproduce; "
-                    "data-parallel training takes Dense layers and activations"
-                )
+        refusal = run.model.data_parallel_refusal()
+        if refusal is not None:
+            raise ValueError(f"distributed: {refusal}")
         state = run.rng.bit_generator.state
         check_same(
             self.comm,
@@ -101,7 +97,9 @@ class DataParallel:
         for batch, start in enumerate(range(0, len(order), run.batch_size)):
             rows = order[start : start + run.batch_size]
             total = float(len(rows)) if weights is None else float(weights[rows].sum()) or 1.0
-            xb, yb, wb = batches.gather(part(rows, self.comm.rank, self.comm.size))
+            start, stop = share(len(rows), self.comm.rank, self.comm.size)
+            run.model.share_batch(start, len(rows))  # dropout: the whole batch's masks
+            xb, yb, wb = batches.gather(rows[start:stop])
             value, norm, logits = self._step(run, xb, yb, wb, total)
             if not (math.isfinite(value) and math.isfinite(norm)):
                 return value, norm, batch
@@ -110,6 +108,7 @@ class DataParallel:
                 metrics.update(logits, yb, value, mine)
             for callback in run.callbacks:
                 callback.on_batch_end(run, batch, value)
+        run.model.share_batch(0, 0)
         self.merge(metrics)
         return None
 
@@ -121,18 +120,17 @@ class DataParallel:
         for a batch spread over the ranks (``total``: its rows, or their weights)."""
         model, loss = run.model, run.loss
         grads = model.flat_grads
-        share, logits = 0.0, xb
-        if len(xb):
-            logits = model.forward(xb, training=True)
+        portion, logits = 0.0, model.forward(xb, training=True)  # also with no rows: dropout
+        if len(xb):  # draws the batch's masks on every rank alike
             value = loss.forward_prepared(logits, yb, wb)
             mine = float(len(xb)) if wb is None else float(to_host(wb).sum())
-            share = value * mine / total
+            portion = value * mine / total
             if math.isfinite(value):
                 model.backward_params(loss.backward())
-                grads *= grads.dtype.type(mine / total)  # this rank's share of the batch mean
-        if not (len(xb) and math.isfinite(share)):
+                grads *= grads.dtype.type(mine / total)  # this rank's portion of the batch mean
+        if not (len(xb) and math.isfinite(portion)):
             grads[...] = 0
-        (value,) = self.comm.sum_values(share)  # inf or NaN on every rank if on one
+        (value,) = self.comm.sum_values(portion)  # inf or NaN on every rank if on one
         if not math.isfinite(value):
             return value, math.nan, logits
         self.comm.sum_(grads)
