@@ -23,7 +23,7 @@ JOB = textwrap.dedent(
     X = np.load(sys.argv[1] + "/X.npy", mmap_mode="r")
     y = np.load(sys.argv[1] + "/y.npy")
     try:
-        np.ones(X.size // 2, dtype=np.float32)  # half of X in memory: more than the limit
+        np.ones(X.size, dtype=np.float32)  # X itself in memory: more than the limit allows
         print("the limit did not hold")
     except MemoryError:
         pass
