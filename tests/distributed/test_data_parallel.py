@@ -1,7 +1,8 @@
 """Data-parallel training over MPI: ``mpiexec -n 2`` and ``-n 3`` end with the weights, the
 losses, the metrics and the early-stopping decision of one process training on the whole
-batches (dropout too: every rank draws the batch's masks and keeps its rows); every rank holds
-the same weights; rank 0 alone writes; a resume may use another
+batches (dropout too: every rank draws the batch's masks and keeps its rows; batch
+normalization too: its statistics are summed over the ranks); every rank holds the same
+weights; rank 0 alone writes; a resume may use another
 number of ranks; mismatched ranks are refused and a failing rank ends the job."""
 
 import json
@@ -62,7 +63,9 @@ def ranks_of(out, ranks):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the one-process run of "diverges"
 @pytest.mark.parametrize("ranks", [2, 3])
-@pytest.mark.parametrize("name", ["classification", "regression", "diverges", "dropout"])
+@pytest.mark.parametrize(
+    "name", ["classification", "regression", "diverges", "dropout", "batchnorm", "batchnorm-2"]
+)
 def test_n_ranks_end_as_one_process_on_the_whole_batches(tmp_path, ranks, name):
     done = mpi(ranks, tmp_path / "job", name)
     assert done.returncode == 0, done.stderr
@@ -70,7 +73,10 @@ def test_n_ranks_end_as_one_process_on_the_whole_batches(tmp_path, ranks, name):
     found = ranks_of(tmp_path / "job", ranks)
     for rank_weights, rank_history, stop in found:
         np.testing.assert_array_equal(rank_weights, found[0][0])  # every rank the same, bitwise
-        np.testing.assert_allclose(rank_weights, weights, rtol=0, atol=1e-10)
+        # the bias before a BatchNorm has a gradient of rounding noise only (the batch mean
+        # removes it), which Adam turns into steps of its own: those weights stay ~1e-10
+        atol = 1e-8 if name.startswith("batchnorm") else 1e-10
+        np.testing.assert_allclose(rank_weights, weights, rtol=0, atol=atol)
         assert set(rank_history) == set(history)
         for key in history:
             if key != "epoch_time":
@@ -154,7 +160,6 @@ def test_the_estimators_take_it_too(tmp_path):
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("batchnorm", "distributed: BatchNorm computes with the whole batch in training"),
         ("compiled", "distributed: the compiled epoch does not run data-parallel yet"),
     ],
 )

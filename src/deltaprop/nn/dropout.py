@@ -9,7 +9,7 @@ import numpy as np
 from ..backend.arrays import Array, moved_to
 from ..validation import check_fraction, check_input, check_rng
 from . import formula_text as formulas
-from .layer import Layer
+from .layer import Layer, Reducer
 
 
 class Dropout(Layer):
@@ -78,7 +78,7 @@ class Dropout(Layer):
     def data_parallel_refusal(self) -> str | None:
         return None  # each rank draws the whole batch's mask and keeps its rows (share_batch)
 
-    def share_batch(self, start: int, total: int) -> None:
+    def share_batch(self, start: int, total: int, sum_: Reducer | None = None) -> None:
         self._share = (start, total)
 
     def offer_rng(self, rng: np.random.Generator) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -27,6 +27,9 @@ from ..backend.devices import resolve_device
 from ..backend.memory import Workspace
 from ..errors import ForwardNotCalledError, ShapeError
 from .formula_text import ActivationFormula
+
+Reducer = Callable[[Array], Array]
+"""``sum_(array)``: the array summed over the ranks of a data-parallel run, in place."""
 
 
 class Parameter:
@@ -310,11 +313,13 @@ class Layer(ABC):
             )
         return None
 
-    def share_batch(self, start: int, total: int) -> None:
+    def share_batch(self, start: int, total: int, sum_: Reducer | None = None) -> None:
         """Data-parallel ``fit``: the coming training forward's rows are rows ``start``, ... of
         a batch of ``total`` rows whose other rows other ranks compute (``total`` 0: the whole
-        batch is here again). A layer that draws per row (dropout) draws for the whole batch and
-        keeps its rows, so the ranks reproduce one process. The default needs nothing."""
+        batch is here again); ``sum_(array)`` sums an array over the ranks, in place. A layer
+        that draws per row (dropout) draws for the whole batch and keeps its rows; one that
+        takes statistics of the batch (batch normalization) sums them over the ranks, so the
+        ranks reproduce one process. The default needs nothing."""
         return None
 
     def min_training_rows(self) -> int:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from ..backend.arrays import Array, float_dtype, moved_to
 from ..validation import check_input, check_int, check_number, check_positive
-from .layer import Layer, Parameter
+from .layer import Layer, Parameter, Reducer
 
 
 def _normalized_backward(g_hat: Array, x_hat: Array, inv_std: Array, axis: int) -> Array:
@@ -88,6 +88,8 @@ class BatchNorm(Layer):
         self.num_batches_tracked = np.zeros((), np.int64)
         self._x_hat: Array | None = None  # the normalized input, (N, F)
         self._inv_std: Array | None = None  # 1 / √(σ² + ε), (1, F)
+        self._total = 0  # a data-parallel batch's rows on every rank (0: the batch is here)
+        self._sum: Reducer | None = None  # sums an array over the ranks, then
 
     def forward(self, x: Array, *, training: bool = False) -> Array:
         name = f"BatchNorm({self.num_features})"
@@ -97,15 +99,15 @@ class BatchNorm(Layer):
             self._x_hat = self._inv_std = None
             inv_std = 1.0 / np.sqrt(self.running_var + x.dtype.type(self.eps))
             return (x - self.running_mean) * (inv_std * self.weight.value) + self.bias.value
-        n = x.shape[0]
+        n = self._total or x.shape[0]  # the batch's rows, on every rank of a data-parallel run
         if n < 2:
             raise ValueError(
                 f"{name}: a training batch needs at least 2 rows to have a variance, got {n} "
                 "(choose a batch size that leaves no last batch of 1 row)"
             )
-        mean = np.mean(x, axis=0, keepdims=True)  # (1, F)
+        mean = self._batch_mean(x)  # (1, F)
         centered = x - mean
-        var = np.mean(centered * centered, axis=0, keepdims=True)  # biased, (1, F)
+        var = self._batch_mean(centered * centered)  # biased, (1, F)
         inv_std = 1.0 / np.sqrt(var + x.dtype.type(self.eps))
         x_hat = centered * inv_std
         m = x.dtype.type(self.momentum)
@@ -123,7 +125,29 @@ class BatchNorm(Layer):
         self.weight.grad[...] = np.sum(grad_out * self._x_hat, axis=0)  # ∂L/∂γ = Σ g ⊙ x̂
         self.bias.grad[...] = np.sum(grad_out, axis=0)  # ∂L/∂β = Σ g
         g_hat = grad_out * self.weight.value  # ∂L/∂x̂ = g ⊙ γ
-        return _normalized_backward(g_hat, self._x_hat, self._inv_std, axis=0)
+        if self._sum is None:
+            return _normalized_backward(g_hat, self._x_hat, self._inv_std, axis=0)
+        # data-parallel: this rank's loss is the mean over its n_r rows, the batch's over all N;
+        # its rows' ∂L/∂x̂ in the batch's units is g_hat · n_r / N, and the means over all rows
+        # are sums over the ranks
+        scale = grad_out.dtype.type(grad_out.shape[0] / self._total)
+        mean_g = self._batch_mean(g_hat * scale)
+        mean_gx = self._batch_mean(g_hat * scale * self._x_hat)
+        return (g_hat - (mean_g + self._x_hat * mean_gx) / scale) * self._inv_std
+
+    def _batch_mean(self, values: Array) -> Array:
+        """The mean over the batch's rows, shape (1, F): over every rank's rows in a
+        data-parallel run (their sums summed, over N), else over these."""
+        if self._sum is None:
+            return np.mean(values, axis=0, keepdims=True)
+        total = np.ascontiguousarray(np.sum(values, axis=0, keepdims=True, dtype=np.float64))
+        return (self._sum(total) / self._total).astype(values.dtype)
+
+    def share_batch(self, start: int, total: int, sum_: Reducer | None = None) -> None:
+        self._total, self._sum = (total, sum_) if total else (0, None)
+
+    def data_parallel_refusal(self) -> str | None:
+        return None  # its statistics are summed over the ranks (share_batch)
 
     # --- the protocol: buffers beside the parameters -----------------------------------------
 

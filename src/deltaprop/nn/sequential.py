@@ -24,7 +24,7 @@ from ..backend.memory import Workspace, flatten_into, reusing, shared_span
 from ..errors import ShapeError
 from ..validation import check_int
 from .dense_chain import compiled_predictions, forward_rows
-from .layer import Layer, Parameter, check_free
+from .layer import Layer, Parameter, Reducer, check_free
 from .summary import summary
 
 
@@ -381,9 +381,9 @@ class Sequential(Layer):
     def data_parallel_refusal(self) -> str | None:
         return next(filter(None, (layer.data_parallel_refusal() for layer in self.layers)), None)
 
-    def share_batch(self, start: int, total: int) -> None:
+    def share_batch(self, start: int, total: int, sum_: Reducer | None = None) -> None:
         for layer in self.layers:
-            layer.share_batch(start, total)
+            layer.share_batch(start, total, sum_)
 
     def generators(self) -> list[np.random.Generator]:
         found: list[np.random.Generator] = []

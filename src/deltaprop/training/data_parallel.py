@@ -98,7 +98,7 @@ class DataParallel:
             rows = order[start : start + run.batch_size]
             total = float(len(rows)) if weights is None else float(weights[rows].sum()) or 1.0
             start, stop = share(len(rows), self.comm.rank, self.comm.size)
-            run.model.share_batch(start, len(rows))  # dropout: the whole batch's masks
+            run.model.share_batch(start, len(rows), self.comm.sum_)
             xb, yb, wb = batches.gather(rows[start:stop])
             value, norm, logits = self._step(run, xb, yb, wb, total)
             if not (math.isfinite(value) and math.isfinite(norm)):
@@ -117,22 +117,22 @@ class DataParallel:
     ) -> tuple[float, float, Array]:
         """Forward and backward on this rank's rows, the gradients summed over the ranks, the
         penalty added once, one optimizer step: :func:`~deltaprop.training.loop.train_step`
-        for a batch spread over the ranks (``total``: its rows, or their weights)."""
+        for a batch spread over the ranks (``total``: its rows, or their weights). Every rank
+        runs the forward and the backward, with no rows too: dropout draws the batch's masks
+        and batch normalization sums its statistics on every rank alike."""
         model, loss = run.model, run.loss
-        grads = model.flat_grads
-        portion, logits = 0.0, model.forward(xb, training=True)  # also with no rows: dropout
-        if len(xb):  # draws the batch's masks on every rank alike
-            value = loss.forward_prepared(logits, yb, wb)
-            mine = float(len(xb)) if wb is None else float(to_host(wb).sum())
-            portion = value * mine / total
-            if math.isfinite(value):
-                model.backward_params(loss.backward())
-                grads *= grads.dtype.type(mine / total)  # this rank's portion of the batch mean
-        if not (len(xb) and math.isfinite(portion)):
-            grads[...] = 0
+        logits = model.forward(xb, training=True)
+        mine = float(len(xb)) if wb is None else float(to_host(wb).sum())
+        portion = 0.0
+        if len(xb):
+            portion = loss.forward_prepared(logits, yb, wb) * mine / total
         (value,) = self.comm.sum_values(portion)  # inf or NaN on every rank if on one
         if not math.isfinite(value):
             return value, math.nan, logits
+        empty = np.zeros((0, logits.shape[1]), logits.dtype)
+        model.backward_params(loss.backward() if len(xb) else empty)
+        grads = model.flat_grads
+        grads *= grads.dtype.type(mine / total)  # this rank's share of the batch mean
         self.comm.sum_(grads)
         penalty = model.penalty()
         if penalty:  # added once, after the sum: λ W / N
