@@ -7,6 +7,8 @@ CASE names the network and data of :func:`case` (shared with the tests' one-proc
 """
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -96,7 +98,7 @@ def main() -> None:
         )
         return
     seed = 1 if name == "mismatch" and world.rank == 1 else 0
-    refused = ("mismatch", "compiled")
+    refused = ("mismatch", "compiled", "raises", "dies")
     net, loss, opt, X, y, keywords = case("classification" if name in refused else name, seed)
     if name == "compiled":
         keywords["engine"] = "compiled"
@@ -107,11 +109,13 @@ def main() -> None:
     keywords["callbacks"].append(dp.CSVLogger(out / "log.csv"))
     if len(sys.argv) > 4:
         keywords["resume_from"] = checkpoint
-    if name == "raises":
+    if name in ("raises", "dies"):
 
         class Fails(dp.Callback):
             def on_epoch_end(self, run, epoch, logs):
                 if world.rank == 1 and epoch == 1:
+                    if name == "dies":  # killed, as by the out-of-memory killer: no exception
+                        os.kill(os.getpid(), signal.SIGKILL)
                     raise RuntimeError("a callback failed on purpose")
 
         keywords["callbacks"].append(Fails())

@@ -114,6 +114,12 @@ def test_a_rank_that_fails_ends_the_whole_job_without_a_hang(tmp_path):
     assert "rank 1 of 2 failed: RuntimeError: a callback failed on purpose" in done.stderr
 
 
+def test_a_rank_that_is_killed_ends_the_whole_job_without_a_hang(tmp_path):
+    done = mpi(2, tmp_path / "job", "dies", timeout=60)  # the launcher ends the other rank
+    assert done.returncode != 0
+    assert not list((tmp_path / "job").glob("rank-*.npz"))  # no rank went on to the end
+
+
 def test_mpirun_deltaprop_train_just_works(tmp_path):
     args = ["train", "--data", "iris", "--epochs", "8", "--no-plots", "--json", "--hidden", "8"]
     command = local_launcher(2)
