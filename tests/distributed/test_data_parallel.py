@@ -1,8 +1,8 @@
 """Data-parallel training over MPI: ``mpiexec -n 2`` and ``-n 3`` end with the weights, the
 losses, the metrics and the early-stopping decision of one process training on the whole
 batches (dropout too: every rank draws the batch's masks and keeps its rows; batch
-normalization too: its statistics are summed over the ranks); every rank holds the same
-weights; rank 0 alone writes; a resume may use another
+normalization too: its statistics are summed over the ranks; the compiled epoch too); every
+rank holds the same weights; rank 0 alone writes; a resume may use another
 number of ranks; mismatched ranks are refused and a failing rank ends the job."""
 
 import json
@@ -47,7 +47,8 @@ def one_process(name, epochs=None):
     net, loss, opt, X, y, keywords = case(name)
     if epochs is not None:
         keywords["epochs"] = epochs
-    history = dp.fit(net, loss, opt, X, y, engine="reference", **keywords)
+    keywords.setdefault("engine", "reference")
+    history = dp.fit(net, loss, opt, X, y, **keywords)
     return net.flat_values, history
 
 
@@ -64,7 +65,8 @@ def ranks_of(out, ranks):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the one-process run of "diverges"
 @pytest.mark.parametrize("ranks", [2, 3])
 @pytest.mark.parametrize(
-    "name", ["classification", "regression", "diverges", "dropout", "batchnorm", "batchnorm-2"]
+    "name",
+    ["classification", "regression", "diverges", "dropout", "batchnorm", "batchnorm-2", "compiled"],
 )
 def test_n_ranks_end_as_one_process_on_the_whole_batches(tmp_path, ranks, name):
     done = mpi(ranks, tmp_path / "job", name)
@@ -161,16 +163,3 @@ def test_the_estimators_take_it_too(tmp_path):
         np.testing.assert_allclose(weights, alone.coefs_[0], atol=1e-10)
         np.testing.assert_allclose(history["validation_scores"], alone.validation_scores_)
         assert n_iter == alone.n_iter_
-
-
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        ("compiled", "distributed: the compiled epoch does not run data-parallel yet"),
-    ],
-)
-def test_what_would_not_equal_one_process_is_refused_by_name(tmp_path, name, message):
-    done = mpi(2, tmp_path / "job", name)
-    assert done.returncode == 0, done.stderr
-    for r in (0, 1):
-        assert (tmp_path / "job" / f"error-{r}.txt").read_text().startswith(message)

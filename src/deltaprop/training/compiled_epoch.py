@@ -36,7 +36,7 @@ from ..nn.dense_chain import layer_table, one_blas_thread, unsupported_chain
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from ..optim.optimizer import Optimizer
-from .epoch_kernel import STEPS, Network, Rows, Update, Workspaces, _epoch
+from .epoch_kernel import STEPS, Network, Rows, Update, Workspaces, _epoch, _gradients, _update
 from .metrics import Metrics
 from .protocol import Callback, TrainingRun
 
@@ -121,6 +121,40 @@ class CompiledEpochs:
             )
         self.optimizer.step_count += done
         return int(done), int(status), losses, hits
+
+    # --- one batch at a time, for the data-parallel epoch ----------------------------------
+
+    def gradients(self, rows: Array, threads: int) -> tuple[float, int, float]:
+        """The gradients of one batch of ``rows`` into the flat gradient buffer (the loss's
+        mean over these rows): (summed loss, correct rows, ‖g‖²)."""
+        buffers = self.optimizer.flat_buffers()
+        assert buffers is not None
+        values, grads, _ = buffers
+        work = Workspaces(
+            self.acts, self.deltas, self.xb, self.yb, np.zeros((len(self.spec), threads))
+        )
+        with self._one_blas_thread():
+            total, hits, squares = _gradients(
+                Rows(self.X, self.labels, rows.astype(np.int64), self.batch),
+                Network(self.spec, values, grads),
+                work,
+                threads,
+                0,
+                len(rows),
+            )
+        return float(total), int(hits), float(squares)
+
+    def update(self, grad_scale: float, threads: int) -> None:
+        """The optimizer's compiled rule on the flat buffers, one step, with the gradients in
+        place (summed over the ranks), scaled by ``grad_scale`` (clipping)."""
+        buffers = self.optimizer.flat_buffers()
+        assert buffers is not None
+        values, grads, state = buffers
+        second = state[1] if len(state) > 1 else state[0]
+        lr = float(self.optimizer.upcoming_lrs(1)[0])
+        step = self.optimizer.step_count + 1
+        _update(self.rule, values, grads, state[0], second, self.h, step, lr, grad_scale, threads)
+        self.optimizer.step_count = step
 
     def train_epoch(
         self, run: TrainingRun, order: Array, metrics: Metrics, threads: int

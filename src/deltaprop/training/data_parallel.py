@@ -13,7 +13,8 @@ penalty's term, λ W / N, is added once after the sum, on every rank alike; then
 the same optimizer step. The loss, the finite check and the epoch's metric sums are reduced with
 the gradients, so the non-finite rollback, early stopping, schedules on plateau and every
 callback decide the same on every rank; only rank 0 runs the callbacks that print or write
-files (:attr:`~deltaprop.training.protocol.Callback.root_only`).
+files (:attr:`~deltaprop.training.protocol.Callback.root_only`). The compiled epoch runs the
+same way, batch by batch: its compiled gradients, the sum, its compiled update.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..distributed.communicator import Communicator
 from ..distributed.sharding import check_same, part, share
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
+from .compiled_epoch import CompiledEpochs
 from .inputs import Batches
 from .metrics import Metrics
 from .protocol import TrainingRun
@@ -49,18 +51,13 @@ class DataParallel:
 
     # --- before training ----------------------------------------------------------------------
 
-    def check(self, run: TrainingRun, engine: str) -> None:
+    def check(self, run: TrainingRun) -> None:
         """Refuse what would not give the one-process result, then check that every rank was
         started with the same job (the same model and weights, data, seed and settings).
 
         Raises:
-            ValueError: naming the layer, the engine or the fact that differs between ranks.
+            ValueError: naming the layer or the fact that differs between ranks.
         """
-        if engine == "compiled":
-            raise ValueError(
-                "distributed: the compiled epoch does not run data-parallel yet; "
-                "engine='auto' or 'reference' trains each rank's share on the reference path"
-            )
         refusal = run.model.data_parallel_refusal()
         if refusal is not None:
             raise ValueError(f"distributed: {refusal}")
@@ -109,6 +106,44 @@ class DataParallel:
             for callback in run.callbacks:
                 callback.on_batch_end(run, batch, value)
         run.model.share_batch(0, 0)
+        self.merge(metrics)
+        return None
+
+    def train_compiled_epoch(
+        self,
+        run: TrainingRun,
+        order: Array,
+        metrics: Metrics,
+        compiled: CompiledEpochs,
+        threads: int,
+    ) -> tuple[float, float, int] | None:
+        """:meth:`train_epoch` with each rank's share through the compiled kernels: its
+        gradients compiled, the sum over the ranks, then the optimizer's compiled rule."""
+        threads = min(threads, self.comm.threads_per_rank())
+        grads = run.model.flat_grads
+        clip = run.optimizer.clip_norm or 0.0
+        for batch, start in enumerate(range(0, len(order), run.batch_size)):
+            rows = order[start : start + run.batch_size]
+            first, stop = share(len(rows), self.comm.rank, self.comm.size)
+            mine, total = rows[first:stop], float(len(rows))
+            summed, hits = 0.0, 0
+            if len(mine):
+                summed, hits, _ = compiled.gradients(mine, threads)
+                grads *= grads.dtype.type(len(mine) / total)  # this rank's share of the mean
+            else:
+                grads[...] = 0
+            (value,) = self.comm.sum_values(summed / total)
+            if not math.isfinite(value):
+                return value, math.nan, batch
+            self.comm.sum_(grads)
+            norm = float(np.sqrt(np.dot(grads.astype(np.float64), grads.astype(np.float64))))
+            if not math.isfinite(norm):
+                return value, norm, batch
+            compiled.update(clip / (norm + 1e-6) if 0 < clip < norm else 1.0, threads)
+            if len(mine):
+                metrics.add(value, float(len(mine)), len(mine), hits)
+            for callback in run.callbacks:
+                callback.on_batch_end(run, batch, value)
         self.merge(metrics)
         return None
 

@@ -91,30 +91,42 @@ class Workspaces(NamedTuple):
 
 
 @compiled
+def _gradients(data, net, work, threads, start, n):  # pragma: no cover - compiled
+    """The gradients of one batch, rows ``data.order[start : start + n]``, into ``net.g``:
+    the gather, the forward pass, Step 1 (δ = (ŷ − y)/n) and Steps 2–5; returns (the batch's
+    summed loss Σ ℓ, its correct rows, ‖g‖²). The update is the caller's."""
+    X, labels, order, batch = data
+    spec, p, g = net
+    acts, deltas, xb, yb, parts = work
+    last = spec.shape[0] - 1
+    _gather(X, labels, order[start : start + n], xb, yb, threads)
+    _forward(xb, p, spec, acts, n, threads)
+    total, hit = _softmax_cross_entropy(
+        acts, deltas, spec[last, ACTS_AT], spec[last, FAN_OUT], yb, n
+    )
+    if not math.isfinite(total):
+        return total, hit, math.nan
+    return total, hit, _backward(xb, p, g, spec, acts, deltas, n, threads, parts)
+
+
+@compiled
 def _epoch(data, net, update, work, threads, losses, hits):  # pragma: no cover - compiled
     """Train on the rows ``data.X[data.order]`` in batches (:class:`Rows`, :class:`Network`,
     :class:`Update`, :class:`Workspaces`), each batch's loss and correct count written into
     ``losses`` and ``hits``; returns (batches done, status): 0 all done, 1 a loss was not
     finite, 2 a gradient was not finite — the update of that batch not applied."""
-    X, labels, order, batch = data
     spec, p, g = net
     rule, s1, s2, h, step0, lrs, clip = update
-    acts, deltas, xb, yb, parts = work
-    rows = order.size
-    last = spec.shape[0] - 1
+    rows, batch = data.order.size, data.batch
     for k in range((rows + batch - 1) // batch):
         start = k * batch
         n = min(batch, rows - start)
-        _gather(X, labels, order[start : start + n], xb, yb, threads)
-        _forward(xb, p, spec, acts, n, threads)
-        total, hit = _softmax_cross_entropy(
-            acts, deltas, spec[last, ACTS_AT], spec[last, FAN_OUT], yb, n
-        )
+        total, hit, squares = _gradients(data, net, work, threads, start, n)
         losses[k] = total / n
         hits[k] = hit
         if not math.isfinite(losses[k]):
             return k, 1
-        norm = math.sqrt(_backward(xb, p, g, spec, acts, deltas, n, threads, parts))
+        norm = math.sqrt(squares)
         if not math.isfinite(norm):
             return k, 2
         scale = clip / (norm + 1e-6) if (clip > 0 and norm > clip) else 1.0

@@ -210,8 +210,7 @@ def fit(
     validation = given if given is not None else _split(run, w_all, validation_split)
     parallel = resolve(distributed)
     if parallel is not None:
-        parallel.check(run, engine)
-        engine = "reference"
+        parallel.check(run)
         if not parallel.comm.is_root:  # rank 0 alone prints and writes
             callbacks[:] = [c for c in callbacks if not c.root_only]
             verbose = 0
@@ -226,7 +225,7 @@ def fit(
     else:
         with parallel.threads():
             try:
-                _train(run, w_all, validation, shuffle, None, threads, parallel)
+                _train(run, w_all, validation, shuffle, compiled, threads, parallel)
             except BaseException as error:  # one rank alone: end them all, none waits forever
                 parallel.abort(error)
                 raise
@@ -308,7 +307,9 @@ def _train(
                 order = run.rng.permutation(train_index) if shuffle else train_index
                 metrics = Metrics(loss, y_train_reference)
                 lr = run.optimizer.current_lr()
-                if parallel is not None:
+                if parallel is not None and compiled is not None:
+                    stopped = parallel.train_compiled_epoch(run, order, metrics, compiled, threads)
+                elif parallel is not None:
                     stopped = parallel.train_epoch(run, order, metrics, batches)
                 elif compiled is None:
                     stopped = _reference_epoch(run, order, metrics, batches)
