@@ -25,6 +25,18 @@ def test_a_dask_arrays_uneven_chunks_are_kept():
     assert [len(a) for a in dp.datasets.chunks(X)] == [3, 2, 2]
 
 
+def test_a_zarr_arrays_chunks_are_read_one_at_a_time(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    z = zarr.create_array(
+        store=str(tmp_path / "x.zarr"), shape=(1000, 4), chunks=(300, 4), dtype="f4"
+    )
+    z[:] = np.arange(4000, dtype="f4").reshape(1000, 4)
+    parts = list(dp.datasets.chunks(z))
+    assert [len(a) for a in parts] == [300, 300, 300, 100]
+    assert all(type(a) is np.ndarray for a in parts)
+    np.testing.assert_array_equal(np.vstack(parts), z[:])
+
+
 def test_from_npy_maps_the_features_and_splits_by_a_slice(tmp_path):
     X = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
     np.save(tmp_path / "X.npy", X)

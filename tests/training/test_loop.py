@@ -531,3 +531,42 @@ def test_a_regression_target_beyond_float32_says_so():
     opt = dp.SGD(net.parameters(), lr=0.1)
     with pytest.raises(ValueError, match=r"y has values beyond float32's range .*1e\+39"):
         dp.fit(net, dp.MeanSquaredError(), opt, X, y, epochs=1, verbose=0)
+
+
+def test_train_rows_trains_on_those_rows_in_their_order():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
+    rows = rng.permutation(40)[:30]
+    runs = []
+    for X_in, y_in, keywords in ((X[rows], y[rows], {}), (X, y, {"train_rows": rows})):
+        net = dp.mlp([3, 4, 2], rng=0, dtype=np.float64)
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            dp.SGD(net.parameters(), lr=0.1),
+            X_in,
+            y_in,
+            epochs=2,
+            rng=1,
+            verbose=0,
+            shuffle=False,
+            engine="reference",
+            **keywords,
+        )
+        runs.append(net.flat_values.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])  # the same batches, without the copy
+    net = dp.mlp([3, 4, 2], rng=0)
+    opt = dp.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"distinct indices in \[0, 40\), got 0 to 40"):
+        dp.fit(net, dp.SoftmaxCrossEntropy(), opt, X, y, train_rows=[0, 40], verbose=0)
+    with pytest.raises(ValueError, match="train_rows and validation_split cannot both"):
+        dp.fit(
+            net,
+            dp.SoftmaxCrossEntropy(),
+            opt,
+            X,
+            y,
+            train_rows=rows,
+            validation_split=0.1,
+            verbose=0,
+        )

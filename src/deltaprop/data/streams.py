@@ -19,7 +19,7 @@ def row_chunks(X: Any, rows: int | None = None) -> list[tuple[int, int]]:
     Raises:
         ValueError: for ``rows`` < 1.
     """
-    n = len(X)
+    n = int(X.shape[0])  # Zarr's arrays have a shape, but no len()
     if rows is not None:
         if not (isinstance(rows, int) and rows >= 1):
             raise ValueError(f"chunks: rows must be an integer >= 1, got {rows!r}")
@@ -49,8 +49,8 @@ def chunks(X: Any, y: Any = None, rows: int | None = None) -> Iterator[Any]:
     Raises:
         ValueError: when y has another number of rows than X, or ``rows`` < 1.
     """
-    if y is not None and len(y) != len(X):
-        raise ValueError(f"chunks: X has {len(X)} rows and y has {len(y)}")
+    if y is not None and y.shape[0] != X.shape[0]:
+        raise ValueError(f"chunks: X has {X.shape[0]} rows and y has {y.shape[0]}")
     for start, stop in row_chunks(X, rows):
         X_part: Array = np.asarray(X[start:stop])
         if y is None:

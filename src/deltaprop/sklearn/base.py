@@ -137,12 +137,10 @@ class BaseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         if self.optimizer_ is None or not (self.warm_start or incremental):
             self.optimizer_ = self._make_optimizer()
-        validate = None
-        if self.early_stopping:
-            X, encoded, sample_weight, validate = self._hold_out(
-                X, encoded, targets, sample_weight, rs
-            )
-        n_samples = X.shape[0]
+        validate, rows = None, None
+        if self.early_stopping:  # the training rows by index: a memory map is not copied
+            rows, validate = self._hold_out(X, encoded, targets, sample_weight, rs)
+        n_samples = X.shape[0] if rows is None else len(rows)
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
@@ -172,6 +170,7 @@ class BaseMLP(BaseEstimator):
             callbacks=callbacks,
             verbose=0,
             distributed=self.distributed,
+            train_rows=rows,
         )
         if history.diverged:
             after_divergence(self, history.stop_reason)
@@ -190,22 +189,18 @@ class BaseMLP(BaseEstimator):
         targets: Array,
         sample_weight: Array | None,
         rs: np.random.RandomState,
-    ) -> tuple[Array, Array, Array | None, Callable[[], tuple[float, float]]]:
-        """scikit-learn's early-stopping split, and a function scoring the held-out rows:
-        ``() -> (validation score, validation loss)``."""
+    ) -> tuple[Array, Callable[[], tuple[float, float]]]:
+        """scikit-learn's early-stopping split — the training rows' indices, in its order —
+        and a function scoring the held-out rows: ``() -> (validation score, loss)``."""
         stratify = encoded if self._stratify() else None
-        weights = () if sample_weight is None else (sample_weight,)
-        parts = train_test_split(
-            X,
-            encoded,
-            targets,
-            *weights,
+        rows, held_out = train_test_split(
+            np.arange(len(X)),
             random_state=rs,
             test_size=self.validation_fraction,
             stratify=stratify,
         )
-        X, X_val, encoded, encoded_val, _, targets_val = parts[:6]
-        weight, weight_val = (parts[6], parts[7]) if sample_weight is not None else (None, None)
+        X_val, encoded_val, targets_val = X[held_out], encoded[held_out], targets[held_out]
+        weight_val = None if sample_weight is None else sample_weight[held_out]
         if X_val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the size "
@@ -220,7 +215,7 @@ class BaseMLP(BaseEstimator):
             )["loss"]
             return score, loss
 
-        return X, encoded, weight, validate
+        return rows, validate
 
     def _initialize(
         self,

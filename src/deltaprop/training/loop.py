@@ -111,6 +111,7 @@ def fit(
     engine: str = "auto",
     n_threads: int | None = None,
     distributed: Any = None,
+    train_rows: Any = None,
 ) -> History:
     """Train ``model`` on (X, y) with mini-batches, and return the per-epoch History.
 
@@ -155,6 +156,9 @@ def fit(
             share of every batch, the gradients are summed, and every rank ends with the same
             weights as one process training on the whole batches (to float rounding). Run every
             rank with the same arguments; rank 0 alone prints and writes files.
+        train_rows: row indices of (X, y) to train on, in this order (an epoch without
+            shuffle goes through them so); the other rows are not used. A part of a large
+            memory-mapped X, without copying it. Not with ``validation_split``.
 
     Returns:
         The History: ``history["loss"]``, ``history["accuracy"]``, ``history["val_loss"]``, ...,
@@ -207,6 +211,8 @@ def fit(
     resume(run, resume_from)  # after every check of the data: a refused fit restores nothing
     if given is not None:  # validation_data replaces any split
         run.val_index = None
+    if train_rows is not None:
+        run.train_index = _checked_rows(train_rows, len(X_all), validation_split)
     validation = given if given is not None else _split(run, w_all, validation_split)
     parallel = resolve(distributed)
     if parallel is not None:
@@ -260,6 +266,27 @@ def _split(run: TrainingRun, w_all: Array | None, validation_split: float) -> Va
         run.train_index = np.setdiff1d(np.arange(len(run.X)), run.val_index, assume_unique=True)
     w_val = None if w_all is None else w_all[run.val_index]
     return run.X[run.val_index], run.y[run.val_index], w_val
+
+
+def _checked_rows(rows: Any, n: int, validation_split: float) -> Array:
+    """``train_rows`` as int64 indices into the n rows, each used once.
+
+    Raises:
+        ValueError / TypeError: for indices outside [0, n), repeated, not whole numbers, or
+            beside a ``validation_split``.
+    """
+    if validation_split:
+        raise ValueError("train_rows and validation_split cannot both be given")
+    index = np.asarray(rows)
+    if index.ndim != 1 or index.dtype.kind not in "iu" or len(index) == 0:
+        raise TypeError(
+            f"train_rows must be a 1-D array of row indices, got {index.dtype} {index.shape}"
+        )
+    if index.min() < 0 or index.max() >= n or len(np.unique(index)) != len(index):
+        raise ValueError(
+            f"train_rows must be distinct indices in [0, {n}), got {index.min()} to {index.max()}"
+        )
+    return index.astype(np.int64)
 
 
 def _add_display(callbacks: list[Callback], verbose: int) -> None:
