@@ -163,3 +163,15 @@ def test_the_estimators_take_it_too(tmp_path):
         np.testing.assert_allclose(weights, alone.coefs_[0], atol=1e-10)
         np.testing.assert_allclose(history["validation_scores"], alone.validation_scores_)
         assert n_iter == alone.n_iter_
+
+
+def test_the_ranks_share_one_memory_mapped_file(tmp_path):
+    _, _, _, X, _, _ = case("classification")
+    (tmp_path / "job").mkdir()
+    np.save(tmp_path / "job" / "X.npy", X)
+    done = mpi(2, tmp_path / "job", "memmap")
+    assert done.returncode == 0, done.stderr
+    weights, history = one_process("classification")
+    for rank_weights, rank_history, _ in ranks_of(tmp_path / "job", 2):
+        np.testing.assert_allclose(rank_weights, weights, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(rank_history["val_loss"], history["val_loss"], rtol=1e-9)
