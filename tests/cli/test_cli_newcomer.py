@@ -204,7 +204,8 @@ def test_an_unusually_large_learning_rate_is_pointed_out(wine):
     assert "unusually large" not in quiet.output
 
 
-def test_ctrl_c_saves_the_best_model_so_far_and_says_where(wine, tmp_path):
+@pytest.mark.parametrize("patience", ["0", "100000"])
+def test_ctrl_c_saves_the_best_model_so_far_and_says_where(wine, tmp_path, patience):
     model = tmp_path / "model.safetensors"
     command = [
         sys.executable,
@@ -218,7 +219,7 @@ def test_ctrl_c_saves_the_best_model_so_far_and_says_where(wine, tmp_path):
         "--epochs",
         "100000",
         "--patience",
-        "0",
+        patience,
         "--verbose",
         "2",
         "--no-plots",
@@ -244,7 +245,10 @@ def test_ctrl_c_saves_the_best_model_so_far_and_says_where(wine, tmp_path):
         process.kill()
     assert process.returncode == 130, err
     line = next(line for line in err.splitlines() if line.startswith("interrupted"))
-    assert "saved the model after epoch" in line and str(model) in line
+    kept = "the model after epoch" if patience == "0" else "the best model so far (epoch "
+    assert f"saved {kept}" in line and str(model) in line
+    if patience != "0":
+        assert ", val_loss " in line
     prep = load_preprocessor(model)
     assert prep is not None and len(prep.mean) == 13
 

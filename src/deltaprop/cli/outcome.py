@@ -17,6 +17,7 @@ import typer
 from ..backend.arrays import Array
 from ..data.dataset import Dataset
 from ..data.preprocessing import Preprocessor
+from ..training.callbacks import EarlyStopping
 from ..training.protocol import Callback, History, TrainingRun
 from ..training.rollback import ADVICE
 from ..training.scoring import Scores
@@ -69,12 +70,16 @@ def diverged(history: History, scores: Scores) -> bool:
 
 class Interruption(Callback):
     """Keeps what a Ctrl-C must save: the newest finished epoch's weights, where no early
-    stopping keeps the best ones (``fit`` restores those itself when it ends)."""
+    stopping keeps the best ones (``fit`` restores those itself when it ends).
+
+    Args:
+        early: the run's early stopping, or None.
+    """
 
     batch_end_reads_model = False
 
-    def __init__(self, keeps_best: bool) -> None:
-        self.keeps_best = keeps_best
+    def __init__(self, early: EarlyStopping | None) -> None:
+        self.early = early
         self.run: TrainingRun | None = None
         self.snapshot: list[Array] | None = None
 
@@ -82,7 +87,7 @@ class Interruption(Callback):
         self.run = run
 
     def on_epoch_recorded(self, run: TrainingRun) -> None:
-        if not self.keeps_best:
+        if self.early is None:
             self.snapshot = run.model.snapshot(into=self.snapshot)
 
     @property
@@ -90,12 +95,18 @@ class Interruption(Callback):
         return 0 if self.run is None else self.run.history.n_epochs
 
     def restore_kept(self) -> str:
-        """Put back the weights to save, and say which they are."""
+        """Put back the weights to save (early stopping's best are back already), and say
+        which they are."""
         assert self.run is not None
         if self.snapshot is not None:
             self.run.model.restore(self.snapshot)
-            return f"the model after epoch {self.epochs_done}"
-        return self.run.stop_reason or f"the model after epoch {self.epochs_done}"
+        early = self.early
+        if early is not None and early.best_epoch >= 0:
+            return (
+                f"the best model so far (epoch {early.best_epoch + 1}, {early.monitor} "
+                f"{early.best:.4g})"
+            )
+        return f"the model after epoch {self.epochs_done}"
 
 
 def save_interrupted(

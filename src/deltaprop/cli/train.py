@@ -264,9 +264,11 @@ def train(
         with user_input("--optimizer"):
             opt_object = pipeline.build_optimizer(optimizer_class, model, rate, **kwargs)
         callbacks: list[Callback] = []
+        early = None
         if patience > 0:
             monitor = "val_loss" if val_split > 0 else "loss"
-            callbacks.append(EarlyStopping(monitor, patience=patience, restore_best_weights=True))
+            early = EarlyStopping(monitor, patience=patience, restore_best_weights=True)
+            callbacks.append(early)
         if plot_dir is not None:
             callbacks.append(Diagnostics())
         if tensorboard is not None:
@@ -274,7 +276,7 @@ def train(
                 callbacks.append(TensorBoard(tensorboard))
             except ImportError as error:
                 fail(f"--tensorboard: {error}")
-        interruption = outcome.Interruption(keeps_best=patience > 0)
+        interruption = outcome.Interruption(early)
         callbacks.append(interruption)
         notes = outcome.lr_notes(lr, type(opt_object).__name__)
         if not (quiet or json_output):

@@ -91,21 +91,23 @@ class DataParallel:
         """Every batch of ``order``, this rank's share of it. Returns (loss, gradient norm,
         batch) at a non-finite loss or gradient (the same on every rank), else None."""
         weights = None if batches.weights is None else to_host(batches.weights)
-        for batch, start in enumerate(range(0, len(order), run.batch_size)):
-            rows = order[start : start + run.batch_size]
-            total = float(len(rows)) if weights is None else float(weights[rows].sum()) or 1.0
-            start, stop = share(len(rows), self.comm.rank, self.comm.size)
-            run.model.share_batch(start, len(rows), self.comm.sum_)
-            xb, yb, wb = batches.gather(rows[start:stop])
-            value, norm, logits = self._step(run, xb, yb, wb, total)
-            if not (math.isfinite(value) and math.isfinite(norm)):
-                return value, norm, batch
-            if len(xb):
-                mine = float(len(xb)) if wb is None else float(to_host(wb).sum())
-                metrics.update(logits, yb, value, mine)
-            for callback in run.callbacks:
-                callback.on_batch_end(run, batch, value)
-        run.model.share_batch(0, 0)
+        try:
+            for batch, start in enumerate(range(0, len(order), run.batch_size)):
+                rows = order[start : start + run.batch_size]
+                total = float(len(rows)) if weights is None else float(weights[rows].sum()) or 1.0
+                first, stop = share(len(rows), self.comm.rank, self.comm.size)
+                run.model.share_batch(first, len(rows), self.comm.sum_)
+                xb, yb, wb = batches.gather(rows[first:stop])
+                value, norm, logits = self._step(run, xb, yb, wb, total)
+                if not (math.isfinite(value) and math.isfinite(norm)):
+                    return value, norm, batch
+                if len(xb):
+                    mine = float(len(xb)) if wb is None else float(to_host(wb).sum())
+                    metrics.update(logits, yb, value, mine)
+                for callback in run.callbacks:
+                    callback.on_batch_end(run, batch, value)
+        finally:
+            run.model.share_batch(0, 0)  # the whole batch is here again: evaluation, rollback
         self.merge(metrics)
         return None
 
