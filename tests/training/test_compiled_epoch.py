@@ -315,3 +315,34 @@ def test_a_relu_before_the_first_dense_layer_is_not_dropped(monkeypatch):
     with pytest.raises(ValueError, match="cannot train this: it starts with a ReLU"):
         trained("compiled")
     np.testing.assert_array_equal(trained("auto"), trained("reference"))
+
+
+@pytest.mark.slow
+def test_the_first_run_on_a_machine_says_it_compiles_and_the_next_loads_the_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from deltaprop.training.compiled_epoch import COMPILING
+
+    code = (
+        "import numpy as np, deltaprop as dp\n"
+        "X = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32)\n"
+        "net = dp.mlp([4, 8, 3], rng=0)\n"
+        "dp.fit(net, dp.SoftmaxCrossEntropy(), dp.Adam(net.parameters()), X, np.arange(64) % 3,"
+        " engine='compiled', verbose=2, rng=0)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}  # the cache of a new machine
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=True,
+        )
+        for _ in range(2)
+    ]
+    assert COMPILING in runs[0].stderr
+    assert COMPILING not in runs[1].stderr  # loaded from the cache on disk

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -198,6 +199,24 @@ class CompiledEpochs:
                 norm = math.nan if status == 1 else math.inf
                 return float(losses[done]), norm, first + done
         return None
+
+
+def first_compile() -> bool:
+    """Whether this machine has not compiled the training epoch yet: nothing in this process and
+    no code in Numba's cache on disk (the first run compiles for about 20 s; every later one
+    loads the cached code). False when it cannot tell."""
+    cache: Any = getattr(_epoch, "_cache", None)  # Numba's own: its index file on disk
+    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+    if not isinstance(index, str):
+        return False
+    return not _epoch.overloads and not os.path.exists(index)
+
+
+COMPILING = (
+    "compiling the training epoch for this machine (the first run only, about 20 s; later runs "
+    "load it from the cache)"
+)
+"""What ``fit`` says before the first compile, where it would otherwise sit silent."""
 
 
 DISPLAY_BATCHES = 16

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Sequence
 from hashlib import sha256
@@ -33,7 +34,7 @@ from ..validation import (
     check_validation_data,
     prepare_weights,
 )
-from .compiled_epoch import CompiledEpochs, compiled_epochs
+from .compiled_epoch import COMPILING, CompiledEpochs, compiled_epochs, first_compile
 from .data_parallel import DataParallel, resolve
 from .evaluation import evaluate_prepared
 from .inputs import (
@@ -226,6 +227,8 @@ def fit(
     data = (X_all, y_all, w_all)
     compiled = compiled_epochs(engine, model, loss, optimizer, data, batch_size, work)
     check_batch_rows(model, len(run.train_index), batch_size)
+    if compiled is not None and verbose and first_compile():
+        print(COMPILING, file=sys.stderr, flush=True)
     if parallel is None:
         _train(run, w_all, validation, shuffle, compiled, threads)
     else:
