@@ -1,0 +1,190 @@
+"""deltaprop against the strongest CPU peers, epochs taking turns in one process.
+
+Fashion-MNIST, 784-256-128-10 ReLU, softmax cross-entropy, Adam (lr 1e-3), float32, the same
+shuffled batches for everyone. Contenders (each optional, ``pip install -e '.[bench]'``):
+
+- ``deltaprop``: ``dp.fit(..., engine="auto")`` — the compiled epoch where it chooses it;
+- ``deltaprop compiled``: ``engine="compiled"``;
+- ``JAX jit step``: the whole train step (forward, loss, grad, Adam) under ``jax.jit``;
+- ``JAX scan epoch``: the epoch as one ``jax.lax.scan`` over the batches, under ``jax.jit``;
+- ``PyTorch eager``.
+
+Reported: the median (and minimum) seconds per epoch of ``--rounds`` rounds after one warm-up
+epoch each (compiling excluded), and each as a ratio to deltaprop's in the same run.
+
+    python benchmarks/peers.py                      # batch 32, 128, 1024; 3 rounds
+    python benchmarks/peers.py --batches 128 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import deltaprop as dp
+
+WIDTHS = (784, 256, 128, 10)
+
+
+def deltaprop_epoch(engine: str):
+    net = dp.mlp(list(WIDTHS), rng=0)
+    opt = dp.Adam(net.parameters(), lr=1e-3)
+    loss = dp.SoftmaxCrossEntropy()
+
+    def epoch(X, y, batch, order) -> float:
+        """One epoch in the given order (``train_rows``: no copy of X); the epoch's own time,
+        as ``History`` records it — fit's checks of the whole X before it are left out, as a
+        run of many epochs pays them once."""
+        history = dp.fit(
+            net,
+            loss,
+            opt,
+            X,
+            y,
+            batch_size=batch,
+            shuffle=False,
+            verbose=0,
+            engine=engine,
+            rng=0,
+            train_rows=order,
+        )
+        return history["epoch_time"][-1]
+
+    return epoch
+
+
+def jax_epochs():
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    params = []
+    for fan_in, fan_out in zip(WIDTHS[:-1], WIDTHS[1:], strict=True):
+        bound = np.sqrt(6 / fan_in)
+        params.append(
+            (
+                jnp.asarray(rng.uniform(-bound, bound, (fan_in, fan_out)), jnp.float32),
+                jnp.zeros(fan_out, jnp.float32),
+            )
+        )
+
+    def loss_fn(params, x, y):
+        for W, b in params[:-1]:
+            x = jax.nn.relu(x @ W + b)
+        logits = x @ params[-1][0] + params[-1][1]
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(len(y)), y])
+
+    def adam(params, grads, m, v, t):
+        t = t + 1
+        m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, grads)
+        v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, grads)
+        scale = 1e-3 * jnp.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        params = jax.tree_util.tree_map(
+            lambda p, m, v: p - scale * m / (jnp.sqrt(v) + 1e-8), params, m, v
+        )
+        return params, m, v, t
+
+    @jax.jit
+    def step(state, x, y):
+        params, m, v, t = state
+        grads = jax.grad(loss_fn)(params, x, y)
+        return adam(params, grads, m, v, t)
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    state = [(params, zeros, zeros, 0)]
+
+    def step_epoch(X, y, batch, order):
+        s = state[0]
+        for start in range(0, len(order) - batch + 1, batch):
+            rows = order[start : start + batch]
+            s = step(s, X[rows], y[rows])
+        jax.block_until_ready(s[0])
+        state[0] = s
+
+    @jax.jit
+    def scanned(s, xs, ys):
+        return jax.lax.scan(lambda s, b: (step(s, b[0], b[1]), None), s, (xs, ys))[0]
+
+    def scan_epoch(X, y, batch, order):
+        n = (len(order) // batch) * batch  # scan needs equal batches: the last partial one left
+        xs = X[order[:n]].reshape(-1, batch, X.shape[1])
+        ys = y[order[:n]].reshape(-1, batch)
+        s = scanned(state[0], jnp.asarray(xs), jnp.asarray(ys))
+        jax.block_until_ready(s[0])
+        state[0] = s
+
+    return step_epoch, scan_epoch
+
+
+def torch_epoch():
+    import torch
+
+    net = torch.nn.Sequential(
+        torch.nn.Linear(784, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 10),
+    )
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def epoch(X, y, batch, order):
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+        index = torch.from_numpy(order)
+        for start in range(0, len(order), batch):
+            rows = index[start : start + batch]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(Xt[rows]), yt[rows]).backward()
+            opt.step()
+
+    return epoch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 1024])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    X, _, y, _ = dp.datasets.fashion_mnist().train_test_split()
+    X, y = np.ascontiguousarray(X, np.float32), y.astype(np.int64)
+    contenders = {
+        "deltaprop": deltaprop_epoch("auto"),
+        "deltaprop compiled": deltaprop_epoch("compiled"),
+    }
+    try:
+        contenders["JAX jit step"], contenders["JAX scan epoch"] = jax_epochs()
+    except ImportError:
+        pass
+    try:
+        contenders["PyTorch eager"] = torch_epoch()
+    except ImportError:
+        pass
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
+        f"{os.getloadavg()[0]:.1f}; Fashion-MNIST 60,000 rows, s/epoch median (min)"
+    )
+    for batch in args.batches:
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        rng = np.random.default_rng(batch)
+        for epoch in contenders.values():  # warm up: compile, caches
+            epoch(X, y, batch, rng.permutation(len(X)))
+        for _ in range(args.rounds):
+            order = rng.permutation(len(X))
+            for name, epoch in contenders.items():
+                started = time.perf_counter()
+                own = epoch(X, y, batch, order)
+                times[name].append(own if own is not None else time.perf_counter() - started)
+        ours = statistics.median(times["deltaprop"])
+        print(f"\n| batch {batch} | s/epoch | ratio to deltaprop |\n|---|---|---|")
+        for name, values in times.items():
+            median = statistics.median(values)
+            print(f"| {name} | {median:.3f} ({min(values):.3f}) | {median / ours:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
