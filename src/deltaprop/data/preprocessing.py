@@ -186,9 +186,9 @@ class Preprocessor:
                 )
         block = table.numeric(names)
         with np.errstate(invalid="ignore"):  # block @ 0 is NaN exactly for rows with NaN or inf
-            flags = block @ np.zeros(block.shape[1], block.dtype) if block.size else np.zeros(1)
-        bad = ~np.isfinite(block) if np.isnan(flags).any() else np.zeros((1, 1), bool)
-        if bad.any():
+            flags = block @ np.zeros(block.shape[1], block.dtype)  # (N,): no mask of X's size
+        if np.isnan(flags).any():
+            bad = ~np.isfinite(block)
             row, col = _first_bad(bad)
             raise ValueError(
                 f"the data holds {int(bad.sum())} missing, NaN or inf values; the first in row "

@@ -29,10 +29,11 @@ import numpy as np
 
 from ..backend.arrays import Array, to_host
 from ..distributed.communicator import Communicator
-from ..distributed.sharding import check_same, part, share
+from ..distributed.sharding import check_same, share
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from .compiled_epoch import CompiledEpochs
+from .evaluation import evaluation_metrics
 from .inputs import Batches
 from .metrics import Metrics
 from .protocol import TrainingRun
@@ -98,11 +99,11 @@ class DataParallel:
                 first, stop = share(len(rows), self.comm.rank, self.comm.size)
                 run.model.share_batch(first, len(rows), self.comm.sum_)
                 xb, yb, wb = batches.gather(rows[first:stop])
-                value, norm, logits = self._step(run, xb, yb, wb, total)
+                mine = float(len(xb)) if wb is None else float(to_host(wb).sum())
+                value, norm, logits = self._step(run, xb, yb, wb, mine, total)
                 if not (math.isfinite(value) and math.isfinite(norm)):
                     return value, norm, batch
                 if len(xb):
-                    mine = float(len(xb)) if wb is None else float(to_host(wb).sum())
                     metrics.update(logits, yb, value, mine)
                 for callback in run.callbacks:
                     callback.on_batch_end(run, batch, value)
@@ -150,16 +151,16 @@ class DataParallel:
         return None
 
     def _step(
-        self, run: TrainingRun, xb: Array, yb: Array, wb: Array | None, total: float
+        self, run: TrainingRun, xb: Array, yb: Array, wb: Array | None, mine: float, total: float
     ) -> tuple[float, float, Array]:
         """Forward and backward on this rank's rows, the gradients summed over the ranks, the
         penalty added once, one optimizer step: :func:`~deltaprop.training.loop.train_step`
-        for a batch spread over the ranks (``total``: its rows, or their weights). Every rank
+        for a batch spread over the ranks (``mine`` and ``total``: this rank's rows and the
+        batch's, or their weights). Every rank
         runs the forward and the backward, with no rows too: dropout draws the batch's masks
         and batch normalization sums its statistics on every rank alike."""
         model, loss = run.model, run.loss
         logits = model.forward(xb, training=True)
-        mine = float(len(xb)) if wb is None else float(to_host(wb).sum())
         portion = 0.0
         if len(xb):
             portion = loss.forward_prepared(logits, yb, wb) * mine / total
@@ -191,14 +192,11 @@ class DataParallel:
         self, model: Sequential, loss: Loss, X: Array, y: Array, weights: Array | None
     ) -> dict[str, float]:
         """The validation rows' metrics: each rank scores its share, and the sums are merged."""
-        metrics = Metrics(loss, to_host(y))
-        rows = part(np.arange(len(X)), self.comm.rank, self.comm.size)
-        for start in range(0, len(rows), 2048):
-            chosen = rows[start : start + 2048]
-            wb = None if weights is None else weights[chosen]
-            logits = model.forward(X[chosen])
-            value = loss.forward_prepared(logits, y[chosen], wb)
-            metrics.update(logits, y[chosen], value, loss.normalizer)
+        first, stop = share(len(X), self.comm.rank, self.comm.size)
+        mine = slice(first, stop)
+        metrics = evaluation_metrics(
+            model, loss, X[mine], y[mine], None if weights is None else weights[mine], y_reference=y
+        )
         self.merge(metrics)
         return metrics.result("val_")
 

@@ -24,7 +24,24 @@ def evaluate_prepared(
     prefix: str = "",
     batch_size: int = 2048,
 ) -> dict[str, float]:
-    metrics = Metrics(loss, to_host(y))
+    """:func:`evaluation_metrics`' result, each name with ``prefix``."""
+    return evaluation_metrics(model, loss, X, y, weights, batch_size=batch_size).result(prefix)
+
+
+def evaluation_metrics(
+    model: Sequential,
+    loss: Loss,
+    X: Array,
+    y: Array,
+    weights: Array | None = None,
+    *,
+    batch_size: int = 2048,
+    y_reference: Array | None = None,
+) -> Metrics:
+    """The running sums of the loss and the metrics over (X, y), in batches, in evaluation
+    mode; ``y_reference`` (default y) gives R² its baseline — all the rows' targets when X is
+    one rank's share of them."""
+    metrics = Metrics(loss, to_host(y if y_reference is None else y_reference))
     here = model.flat_values
     X, y = moved_to(X, here), moved_to(y, here)
     weights = None if weights is None else moved_to(weights, here)
@@ -34,7 +51,7 @@ def evaluate_prepared(
         logits = model.forward(X[rows])
         value = loss.forward_prepared(logits, y[rows], wb)
         metrics.update(logits, y[rows], value, loss.normalizer)
-    return metrics.result(prefix)
+    return metrics
 
 
 def evaluate(

@@ -8,8 +8,7 @@ const CLASS_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
 const NUMBER_FIELDS = ["samples", "noise", "lr", "batch_size", "l2", "dropout", "seed"];
 const TEXT_FIELDS = ["data", "activation", "loss", "optimizer", "init"];
 const state = { session: null, socket: null, snapshot: null, playing: false,
-                explanation: null, stepIndex: 0, options: null, pending: null,
-                badUpload: null };
+                explanation: null, stepIndex: 0, options: null, badUpload: null };
 const VANISHING = 1e-6;  // a gradient whose entries all stay below this has all but vanished
 
 // --- set-up ---------------------------------------------------------------------------------
