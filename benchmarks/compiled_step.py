@@ -31,7 +31,8 @@ from threadpoolctl import threadpool_limits
 
 import deltaprop as dp
 from deltaprop import datasets
-from deltaprop.backend.cpu_kernels import _N, _T, ACTS_AT, _gemm
+from deltaprop.backend.cpu_kernels import _N, _T, _gemm
+from deltaprop.backend.tiles import ACTS_AT
 from deltaprop.training.compiled_epoch import CompiledEpochs
 
 WIDTHS = (784, 256, 128, 10)
@@ -55,70 +56,76 @@ def cpu_model() -> str:
 
 @njit(parallel=True, nogil=True, cache=True)
 def _split_products(x, p, g, spec, acts, deltas, n, threads):  # pragma: no cover - compiled
-    """The compiled epoch's 8 products of one step, split by output units as it splits them
-    (one BLAS thread each), with none of its element-wise work."""
+    """The compiled epoch's 8 products of one step, split into tiles of output units as it
+    splits them (one BLAS thread each), with none of its element-wise work."""
     for layer in range(spec.shape[0]):
-        w, _, fan_in, fan_out, _, at = spec[layer]
+        w, _, fan_in, fan_out, _, at, width, in_width = spec[layer]
         a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, ACTS_AT])
         for t in prange(threads):
-            o0, o1 = t * fan_out // threads, (t + 1) * fan_out // threads
-            _gemm(
-                _T,
-                _N,
-                o1 - o0,
-                n,
-                fan_in,
-                p,
-                w + o0 * fan_in,
-                fan_in,
-                a_prev,
-                a_at,
-                fan_in,
-                acts,
-                at + o0,
-                fan_out,
-            )
+            tiles = (fan_out + width - 1) // width
+            for tile in range(t * tiles // threads, (t + 1) * tiles // threads):
+                o0, o1 = tile * width, min((tile + 1) * width, fan_out)
+                _gemm(
+                    _T,
+                    _N,
+                    o1 - o0,
+                    n,
+                    fan_in,
+                    p,
+                    w + o0 * fan_in,
+                    fan_in,
+                    a_prev,
+                    a_at,
+                    fan_in,
+                    acts,
+                    at + o0,
+                    fan_out,
+                )
     for layer in range(spec.shape[0] - 1, -1, -1):
-        w, _, fan_in, fan_out, _, at = spec[layer]
+        w, _, fan_in, fan_out, _, at, width, in_width = spec[layer]
         a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, ACTS_AT])
         for t in prange(threads):
-            o0, o1 = t * fan_out // threads, (t + 1) * fan_out // threads
-            _gemm(
-                _N,
-                _T,
-                fan_in,
-                o1 - o0,
-                n,
-                a_prev,
-                a_at,
-                fan_in,
-                deltas,
-                at + o0,
-                fan_out,
-                g,
-                w + o0 * fan_in,
-                fan_in,
-            )
+            tiles = (fan_out + width - 1) // width
+            for tile in range(t * tiles // threads, (t + 1) * tiles // threads):
+                o0, o1 = tile * width, min((tile + 1) * width, fan_out)
+                _gemm(
+                    _N,
+                    _T,
+                    fan_in,
+                    o1 - o0,
+                    n,
+                    a_prev,
+                    a_at,
+                    fan_in,
+                    deltas,
+                    at + o0,
+                    fan_out,
+                    g,
+                    w + o0 * fan_in,
+                    fan_in,
+                )
         if layer > 0:
             below = spec[layer - 1, ACTS_AT]
             for t in prange(threads):
-                i0, i1 = t * fan_in // threads, (t + 1) * fan_in // threads
-                _gemm(
-                    _N,
-                    _N,
-                    i1 - i0,
-                    n,
-                    fan_out,
-                    p,
-                    w + i0,
-                    fan_in,
-                    deltas,
-                    at,
-                    fan_out,
-                    deltas,
-                    below + i0,
-                    fan_in,
-                )
+                tiles = (fan_in + in_width - 1) // in_width
+                for tile in range(t * tiles // threads, (t + 1) * tiles // threads):
+                    i0, i1 = tile * in_width, min((tile + 1) * in_width, fan_in)
+                    _gemm(
+                        _N,
+                        _N,
+                        i1 - i0,
+                        n,
+                        fan_out,
+                        p,
+                        w + i0,
+                        fan_in,
+                        deltas,
+                        at,
+                        fan_out,
+                        deltas,
+                        below + i0,
+                        fan_in,
+                    )
 
 
 class Deltaprop:

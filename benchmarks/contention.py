@@ -1,16 +1,26 @@
 """Training on a busy machine: the same steps alone and beside CPU-burning processes.
 
 784-256-128-10 ReLU, softmax cross-entropy, Adam, float32, 12,000 random rows (the size of a
-fifth of Fashion-MNIST), batch 128 and 1024. For each number k of burning processes (started by
-this script, each a busy loop on one core) it times one epoch of each contender, taking turns,
-and reports the median seconds, the fair share (alone × (k + 1) / cores once k + 1 > cores) and
-the ratio to it — the target of at most 1.3 — and to one thread alone.
+fifth of Fashion-MNIST), batch 128 and 1024. For each load — k CPU-burning processes (each a busy
+loop on one core) or ``twin``: a second deltaprop training running beside, both started by this
+script — it times one epoch of each contender, taking turns, and reports the median seconds, the
+fair share (alone × (k + 1) / cores once k + 1 > cores, k = 1 for the twin) and the ratio to it
+(the target: at most 1.3), and the ratio to the same engine on one thread under the same load
+(the target: at most 1.3 — more threads must never cost more than that).
 
-Contenders: deltaprop with its default threads, deltaprop with one thread (``n_threads=1`` and
-one BLAS thread), and PyTorch eager (if installed) with its default threads.
+Contenders:
 
-    python benchmarks/contention.py                    # k = 0, 1, 2, 4; ~3 minutes
-    python benchmarks/contention.py --burners 0 2 --rounds 3
+- ``compiled``: ``engine="compiled"`` with the default threads (up to all cores, fewer while
+  fewer are measured faster: ``deltaprop.training.threads``);
+- ``compiled, all cores``: ``n_threads`` fixed at the cores (no choosing);
+- ``compiled, 1 thread``: ``n_threads=1``;
+- ``reference``: ``engine="reference"``, OpenBLAS's own threads (what ``engine="auto"`` runs
+  for a fit this short);
+- ``reference, 1 thread``: one OpenBLAS thread;
+- ``PyTorch eager`` (if installed) with its default threads.
+
+    python benchmarks/contention.py                    # loads 0, 1, 2, 4, twin; ~4 minutes
+    python benchmarks/contention.py --loads 0 2 --rounds 3 --batches 128
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from threadpoolctl import threadpool_limits
 import deltaprop as dp
 
 WIDTHS = [784, 256, 128, 10]
+CORES = len(os.sched_getaffinity(0))
 
 
 def burn(stop: multiprocessing.synchronize.Event) -> None:
@@ -41,26 +52,23 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return rng.standard_normal((12_000, WIDTHS[0]), dtype=np.float32), rng.integers(0, 10, 12_000)
 
 
-def deltaprop_epoch(X, y, batch: int, one_thread: bool) -> float:
+def twin(stop: multiprocessing.synchronize.Event) -> None:
+    """A second deltaprop training, the default engine and threads, epoch after epoch."""
+    X, y = data()
+    while not stop.is_set():
+        deltaprop_epoch(X, y, 128, "compiled", None)
+
+
+def deltaprop_epoch(X, y, batch: int, engine: str, threads: int | None) -> float:
     net = dp.mlp(WIDTHS, rng=0)
     opt = dp.Adam(net.parameters(), lr=1e-3)
-    keywords = {"n_threads": 1} if one_thread else {}
+    options = {"engine": engine, "batch_size": batch, "rng": 0, "verbose": 0}
     started = time.perf_counter()
-    if one_thread:
-        with threadpool_limits(1, user_api="blas"):
-            dp.fit(
-                net,
-                dp.SoftmaxCrossEntropy(),
-                opt,
-                X,
-                y,
-                batch_size=batch,
-                rng=0,
-                verbose=0,
-                **keywords,
-            )
+    if engine == "compiled":
+        dp.fit(net, dp.SoftmaxCrossEntropy(), opt, X, y, n_threads=threads, **options)
     else:
-        dp.fit(net, dp.SoftmaxCrossEntropy(), opt, X, y, batch_size=batch, rng=0, verbose=0)
+        with threadpool_limits(threads, user_api="blas"):
+            dp.fit(net, dp.SoftmaxCrossEntropy(), opt, X, y, **options)
     return time.perf_counter() - started
 
 
@@ -86,64 +94,79 @@ def torch_epoch(X, y, batch: int) -> float:
     return time.perf_counter() - started
 
 
+CONTENDERS = {
+    "compiled": ("compiled", None),
+    "compiled, all cores": ("compiled", CORES),
+    "compiled, 1 thread": ("compiled", 1),
+    "reference": ("reference", None),
+    "reference, 1 thread": ("reference", 1),
+}
+SINGLE = {name: f"{name.split(',')[0]}, 1 thread" for name in CONTENDERS}
+
+
+def start_load(load: str, stop: multiprocessing.synchronize.Event) -> list:
+    if load == "twin":  # spawned: a fork of a process that ran OpenMP threads may not use them
+        spawn = multiprocessing.get_context("spawn")
+        return [spawn.Process(target=twin, args=(stop,), daemon=True)]
+    return [
+        multiprocessing.Process(target=burn, args=(stop,), daemon=True) for _ in range(int(load))
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--burners", type=int, nargs="+", default=[0, 1, 2, 4])
+    parser.add_argument("--loads", nargs="+", default=["0", "1", "2", "4", "twin"])
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     X, y = data()
-    cores = len(os.sched_getaffinity(0))
+    contenders = {
+        name: (lambda b, e=engine, t=threads: deltaprop_epoch(X, y, b, e, t))
+        for name, (engine, threads) in CONTENDERS.items()
+    }
     try:
         import torch  # noqa: F401
 
-        has_torch = True
-    except ImportError:
-        has_torch = False
-    contenders = {
-        "deltaprop": lambda b: deltaprop_epoch(X, y, b, False),
-        "deltaprop, 1 thread": lambda b: deltaprop_epoch(X, y, b, True),
-    }
-    if has_torch:
         contenders["PyTorch eager"] = lambda b: torch_epoch(X, y, b)
+    except ImportError:
+        pass
     for run in contenders.values():  # compile and warm up, alone
         run(128)
-    print(f"{cores} cores; load {os.getloadavg()[0]:.1f} before; epochs of 12,000 rows")
+    print(f"{CORES} cores; load {os.getloadavg()[0]:.1f} before; epochs of 12,000 rows")
     print(
-        "| batch | burners | contender | s/epoch | fair share | ratio to fair "
-        "| ratio to 1 thread alone |"
+        "| batch | load | contender | s/epoch | fair share | ratio to fair "
+        "| ratio to 1 thread, same load |"
     )
     print("|---|---|---|---|---|---|---|")
     alone: dict[tuple[int, str], float] = {}
-    for k in args.burners:
-        stop = multiprocessing.Event()
-        burners = [
-            multiprocessing.Process(target=burn, args=(stop,), daemon=True) for _ in range(k)
-        ]
-        for p in burners:
+    for load in args.loads:
+        busy = 1 if load == "twin" else int(load)
+        stop = (multiprocessing.get_context("spawn") if load == "twin" else multiprocessing).Event()
+        processes = start_load(load, stop)
+        for p in processes:
             p.start()
-        time.sleep(0.5)
+        time.sleep(0.5 if load != "twin" else 8.0)  # the twin imports and loads its code first
         try:
             for batch in args.batches:
                 times: dict[str, list[float]] = {name: [] for name in contenders}
                 for _ in range(args.rounds):
                     for name, run in contenders.items():
                         times[name].append(run(batch))
-                for name, values in times.items():
-                    median = statistics.median(values)
-                    if k == 0:
+                medians = {name: statistics.median(values) for name, values in times.items()}
+                for name, median in medians.items():
+                    if busy == 0:
                         alone[(batch, name)] = median
-                    base = alone.get((batch, name), median)
-                    fair = base * max(1.0, (k + 1) / cores)
-                    single = alone.get((batch, "deltaprop, 1 thread"), median)
+                    fair = alone.get((batch, name), median) * max(1.0, (busy + 1) / CORES)
+                    single = medians.get(SINGLE.get(name, ""))
+                    to_single = "–" if single is None else f"{median / single:.2f}"
                     print(
-                        f"| {batch} | {k} | {name} | {median:.3f} | {fair:.3f} | "
-                        f"{median / fair:.2f} | {median / single:.2f} |",
+                        f"| {batch} | {load} | {name} | {median:.3f} | {fair:.3f} | "
+                        f"{median / fair:.2f} | {to_single} |",
                         flush=True,
                     )
         finally:
             stop.set()
-            for p in burners:
+            for p in processes:
                 p.join()
 
 

@@ -7,7 +7,9 @@ shuffled batches for everyone. Contenders (each optional, ``pip install -e '.[be
 - ``deltaprop compiled``: ``engine="compiled"``;
 - ``JAX jit step``: the whole train step (forward, loss, grad, Adam) under ``jax.jit``;
 - ``JAX scan epoch``: the epoch as one ``jax.lax.scan`` over the batches, under ``jax.jit``;
-- ``PyTorch eager``.
+- ``PyTorch eager``;
+- ``PyTorch compile`` (``--torch-compile``): the model and ``opt.step`` under ``torch.compile``
+  (Inductor's C++ code; the backward pass through AOTAutograd).
 
 Reported: the median (and minimum) seconds per epoch of ``--rounds`` rounds after one warm-up
 epoch each (compiling excluded), and each as a ratio to deltaprop's in the same run.
@@ -121,7 +123,7 @@ def jax_epochs():
     return step_epoch, scan_epoch
 
 
-def torch_epoch():
+def torch_epoch(compiled: bool = False):
     import torch
 
     net = torch.nn.Sequential(
@@ -132,6 +134,9 @@ def torch_epoch():
         torch.nn.Linear(128, 10),
     )
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    forward = torch.compile(net) if compiled else net
+    # the optimizer's step compiled too (PyTorch's recipe: ``torch.compile(opt.step)``)
+    update = torch.compile(opt.step) if compiled else opt.step
 
     def epoch(X, y, batch, order):
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
@@ -139,8 +144,8 @@ def torch_epoch():
         for start in range(0, len(order), batch):
             rows = index[start : start + batch]
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(Xt[rows]), yt[rows]).backward()
-            opt.step()
+            torch.nn.functional.cross_entropy(forward(Xt[rows]), yt[rows]).backward()
+            update()
 
     return epoch
 
@@ -149,6 +154,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 1024])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--torch-compile",
+        action="store_true",
+        help="also PyTorch with the model and the optimizer's step under torch.compile "
+        "(needs a C++ compiler; compiling takes a minute or more)",
+    )
     args = parser.parse_args()
     X, _, y, _ = dp.datasets.fashion_mnist().train_test_split()
     X, y = np.ascontiguousarray(X, np.float32), y.astype(np.int64)
@@ -162,6 +173,8 @@ def main() -> None:
         pass
     try:
         contenders["PyTorch eager"] = torch_epoch()
+        if args.torch_compile:
+            contenders["PyTorch compile"] = torch_epoch(compiled=True)
     except ImportError:
         pass
     print(

@@ -61,6 +61,10 @@ def test_bad_options_name_the_value():
             "Invalid value for '--seed': Input should be greater than or equal to 0",
         ),
         (["--optimizer", "adamax"], "unknown optimizer 'adamax'; known: Adagrad, Adam"),
+        (
+            ["--threads", "0"],
+            "Invalid value for '--threads': Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_invalid_values_are_usage_errors_in_one_line(args, message):
@@ -69,6 +73,27 @@ def test_invalid_values_are_usage_errors_in_one_line(args, message):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0], result.output
     assert "Traceback" not in result.output
+
+
+def test_threads_fixes_the_compiled_epochs_thread_count(tmp_path, monkeypatch):
+    import deltaprop.cli.train as train_command
+
+    asked = []
+
+    def fit(*args, **options):
+        asked.append(options["n_threads"])
+        return dp.fit(*args, **options)
+
+    monkeypatch.setattr(train_command, "fit", fit)
+    args = ["train", "--dataset", "two-moons", "--epochs", "1", "--json", "--out"]
+    assert (
+        runner.invoke(app, [*args, str(tmp_path / "a.safetensors"), "--threads", "1"]).exit_code
+        == 0
+    )
+    assert runner.invoke(app, [*args, str(tmp_path / "b.safetensors")]).exit_code == 0
+    assert asked == [1, None]  # None: fit chooses by the load
+    a, b = dp.load(tmp_path / "a.safetensors"), dp.load(tmp_path / "b.safetensors")
+    np.testing.assert_array_equal(a.flat_values, b.flat_values)
 
 
 def test_names_are_looked_up_in_the_registry_forgiving_case(tmp_path):

@@ -55,12 +55,13 @@ def test_equals_the_reference_path_to_rounding(dtype, kind, rows, batch_size):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 5])
-def test_any_thread_count_gives_the_reference_numbers_and_repeats_exactly(threads):
+def test_any_thread_count_gives_the_reference_numbers_and_the_same_bits(threads):
     rng = np.random.default_rng(0)
     net = dp.mlp([6, 8, 4], rng=rng)
     X = rng.standard_normal((23, 6)).astype(np.float32)
     first = forward_rows(net.layers, net.flat_values, X, 4, threads)
     np.testing.assert_array_equal(forward_rows(net.layers, net.flat_values, X, 4, threads), first)
+    np.testing.assert_array_equal(forward_rows(net.layers, net.flat_values, X, 4, 1), first)
     np.testing.assert_allclose(first, net.predict_logits(X, engine="reference"), rtol=2e-5)
 
 

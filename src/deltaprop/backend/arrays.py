@@ -9,11 +9,12 @@ equals (see :mod:`deltaprop.nn.functional` and :mod:`deltaprop.optim.rules`).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 Array = npt.NDArray[Any]
 """Any NumPy array; shapes are stated in each docstring."""
@@ -21,17 +22,73 @@ Array = npt.NDArray[Any]
 DEFAULT_DTYPE: np.dtype[Any] = np.dtype(np.float32)
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-compiled = njit(cache=True, nogil=True, error_model="numpy")
-"""The decorator of every compiled kernel.
 
-``error_model="numpy"`` drops Python's division-by-zero check from a loop, which is what lets LLVM
-vectorise it (the Adam pass was 4x slower without it); ``nogil`` lets other Python threads run
-meanwhile; ``cache`` keeps the machine code between processes. Kernels run on one thread: they
-sit between BLAS calls, and parallel versions on two threads made Fashion-MNIST epochs slower.
-"""
+class Compiled:
+    """A function compiled by Numba when it is first used: called from Python, called from
+    other compiled code, or asked for one of Numba's attributes (``overloads``, ...). Until
+    then nothing of Numba is imported, so ``import deltaprop`` stays light.
 
-compiled_parallel = njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-"""The decorator of a compiled kernel whose ``prange`` loops run on Numba's threads."""
+    Args:
+        function: the Python function (kept as ``py_func``, as Numba keeps it).
+        options: Numba's ``njit`` options.
+    """
+
+    def __init__(self, function: Callable[..., Any], options: dict[str, Any]) -> None:
+        self.py_func = function
+        self.options = options
+        self._dispatcher: Any = None
+        functools.update_wrapper(self, function)
+
+    def dispatcher(self) -> Any:
+        """Numba's dispatcher of the function, made on the first call."""
+        if self._dispatcher is None:
+            from numba import njit
+
+            _teach_numba()
+            self._dispatcher = njit(**self.options)(self.py_func)
+        return self._dispatcher
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.dispatcher()(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.dispatcher(), name)
+
+    def __repr__(self) -> str:
+        return f"Compiled({self.py_func.__qualname__}, {self.options})"
+
+
+@functools.cache
+def _teach_numba() -> None:
+    """Let compiled code call a :class:`Compiled` as it calls a dispatcher (it is typed as one)."""
+    from numba.core.typing.typeof import typeof
+    from numba.extending import typeof_impl
+
+    @typeof_impl.register(Compiled)
+    def _typeof_compiled(value: Compiled, context: Any) -> Any:
+        return typeof(value.dispatcher(), context.purpose)
+
+
+_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+def compiled(function: Callable[..., Any]) -> Compiled:
+    """The decorator of every compiled kernel (compiled on first use: :class:`Compiled`).
+
+    ``error_model="numpy"`` drops Python's division-by-zero check from a loop, which is what lets
+    LLVM vectorise it (the Adam pass was 4x slower without it); ``nogil`` lets other Python
+    threads run meanwhile; ``cache`` keeps the machine code between processes. Kernels run on
+    one thread: they sit between BLAS calls, and parallel versions on two threads made
+    Fashion-MNIST epochs slower.
+    """
+    return Compiled(function, dict(_OPTIONS))
+
+
+def compiled_parallel(function: Callable[..., Any]) -> Compiled:
+    """The decorator of a compiled kernel whose ``prange`` loops run on Numba's threads."""
+    return Compiled(function, {**_OPTIONS, "parallel": True})
 
 
 def float_dtype(dtype: npt.DTypeLike, *, name: str = "dtype") -> np.dtype[Any]:

@@ -20,6 +20,7 @@ from numba import njit, prange, types
 from numba.extending import get_cython_function_address
 
 from .arrays import compiled, compiled_parallel
+from .tiles import ACTS_AT, GATE
 
 _N, _T = ord("N"), ord("T")
 
@@ -59,13 +60,8 @@ def _gemm(ta, tb, m, n, k, A, a_at, lda, B, b_at, ldb, C, c_at, ldc):  # pragma:
         _DGEMM(*arguments)
 
 
-# Row-major (rows, cols) at offset `at` is column-major (cols, rows) with leading dimension cols.
-
-COLUMNS = ("w_at", "b_at", "fan_in", "fan_out", "gate", "acts_at")
-"""The layer table's columns, one row per Dense layer: W's and b's offsets in the flat
-parameters (b: −1 without bias), fan-in, fan-out, the gate (1 where a ReLU follows), and the
-layer's offset in the activation and delta workspaces. Kernels unpack a row in this order."""
-W_AT, B_AT, FAN_IN, FAN_OUT, GATE, ACTS_AT = range(len(COLUMNS))
+# Row-major (rows, cols) at offset `at` is column-major (cols, rows) with leading dimension cols;
+# the layer table the kernels read, and the tiles they split products into: :mod:`.tiles`.
 
 
 @compiled_parallel
@@ -73,11 +69,13 @@ def _forward(x, p, spec, acts, n, threads):  # pragma: no cover - compiled
     """Each layer's output A = ReLU(A_prev Wᵀ + b) (no ReLU where its gate is 0) for n rows of
     the flat batch x, into the activation workspace; the last layer's is the logits."""
     for layer in range(spec.shape[0]):
-        w, b, fan_in, fan_out, gate, at = spec[layer]
+        w, b, fan_in, fan_out, gate, at, width, _ = spec[layer]
         a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, ACTS_AT])
+        tiles = (fan_out + width - 1) // width
         for t in prange(threads):
-            o0, o1 = t * fan_out // threads, (t + 1) * fan_out // threads
-            if o1 > o0:  # Z[:, o0:o1] = A_prev W[o0:o1]ᵀ; + b and the gate in the same pass
+            for tile in range(t * tiles // threads, (t + 1) * tiles // threads):
+                o0, o1 = tile * width, min((tile + 1) * width, fan_out)
+                # Z[:, o0:o1] = A_prev W[o0:o1]ᵀ; + b and the gate in the same pass
                 _gemm(
                     _T,
                     _N,
@@ -103,21 +101,23 @@ def _forward(x, p, spec, acts, n, threads):  # pragma: no cover - compiled
 
 @compiled_parallel
 def _forward_rows(x, p, spec, out, chunk, scratch, threads):  # pragma: no cover - compiled
-    """Inference: ``out = `` the last layer's output for every row of x, each thread taking an
-    equal share of the rows through every layer, ``chunk`` rows at a time, in its own two
-    ping-pong rows of ``scratch`` (threads, 2 × chunk × widest hidden layer). A row's numbers
-    pass through one core's cache, and the threads never wait for each other between layers.
-    A spec row's b is −1 for a Dense layer without bias; its last entry is not read."""
+    """Inference: ``out = `` the last layer's output for every row of x, ``chunk`` rows at a
+    time through every layer (chunks at fixed places, each thread taking an equal share of
+    them), in the thread's own two ping-pong rows of ``scratch`` (threads, 2 × chunk × widest
+    hidden layer). A row's numbers pass through one core's cache, and the threads never wait
+    for each other between layers. A spec row's b is −1 for a Dense layer without bias; its
+    last entry is not read."""
     rows, width = x.shape
     x, out = x.ravel(), out.ravel()
     last, half = spec.shape[0] - 1, scratch.shape[1] // 2
+    chunks = (rows + chunk - 1) // chunk
     for t in prange(threads):
-        t0, t1 = t * rows // threads, (t + 1) * rows // threads
-        for r0 in range(t0, t1, chunk):
-            n = min(chunk, t1 - r0)
+        for c in range(t * chunks // threads, (t + 1) * chunks // threads):
+            r0 = c * chunk
+            n = min(chunk, rows - r0)
             a, a_at = x, r0 * width
             for layer in range(spec.shape[0]):
-                w, b, fan_in, fan_out, gate, _ = spec[layer]
+                w, b, fan_in, fan_out, gate, _, _, _ = spec[layer]
                 z, z_at = (out, r0 * fan_out) if layer == last else (scratch[t], layer % 2 * half)
                 _gemm(_T, _N, fan_out, n, fan_in, p, w, fan_in, a, a_at, fan_in, z, z_at, fan_out)
                 for r in range(n):  # + b and the gate while the rows are in this core's cache
@@ -141,15 +141,17 @@ def _sum_of_squares(a, start, stop):  # pragma: no cover - compiled
 @compiled_parallel
 def _backward(x, p, g, spec, acts, deltas, n, threads, parts):  # pragma: no cover - compiled
     """Every gradient from the logits' D (in the delta workspace), layer by layer, top down;
-    returns ‖g‖², summed by each thread over the gradients it has just computed (still in its
-    cache) into ``parts`` (layers, threads), then in that fixed order."""
+    returns ‖g‖², summed per tile over the gradients just computed (still in the thread's
+    cache) into ``parts`` (layers, most tiles of a layer), then in that fixed order."""
     parts[:] = 0
     for layer in range(spec.shape[0] - 1, -1, -1):
-        w, b, fan_in, fan_out, _, at = spec[layer]
+        w, b, fan_in, fan_out, _, at, width, in_width = spec[layer]
         a_prev, a_at = (x, 0) if layer == 0 else (acts, spec[layer - 1, ACTS_AT])
+        tiles = (fan_out + width - 1) // width
         for t in prange(threads):
-            o0, o1 = t * fan_out // threads, (t + 1) * fan_out // threads
-            if o1 > o0:  # dW[o0:o1] = D[:, o0:o1]ᵀ A_prev; db[o0:o1] = Σ_n D[:, o0:o1]
+            for tile in range(t * tiles // threads, (t + 1) * tiles // threads):
+                o0, o1 = tile * width, min((tile + 1) * width, fan_out)
+                # dW[o0:o1] = D[:, o0:o1]ᵀ A_prev; db[o0:o1] = Σ_n D[:, o0:o1]
                 _gemm(
                     _N,
                     _T,
@@ -172,15 +174,17 @@ def _backward(x, p, g, spec, acts, deltas, n, threads, parts):  # pragma: no cov
                     row = at + r * fan_out
                     for o in range(o0, o1):
                         g[b + o] += deltas[row + o]
-                parts[layer, t] = _sum_of_squares(
+                parts[layer, tile] = _sum_of_squares(
                     g, w + o0 * fan_in, w + o1 * fan_in
                 ) + _sum_of_squares(g, b + o0, b + o1)
         if layer > 0:
             below = spec[layer - 1, ACTS_AT]
             gate = spec[layer - 1, GATE]
+            tiles = (fan_in + in_width - 1) // in_width
             for t in prange(threads):
-                i0, i1 = t * fan_in // threads, (t + 1) * fan_in // threads
-                if i1 > i0:  # D_prev[:, i0:i1] = D W[:, i0:i1], then ⊙ 1[A_prev > 0]
+                for tile in range(t * tiles // threads, (t + 1) * tiles // threads):
+                    i0, i1 = tile * in_width, min((tile + 1) * in_width, fan_in)
+                    # D_prev[:, i0:i1] = D W[:, i0:i1], then ⊙ 1[A_prev > 0]
                     _gemm(
                         _N,
                         _N,

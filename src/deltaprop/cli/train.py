@@ -162,6 +162,14 @@ def train(
         ),
     ] = "cpu",
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of every random draw")] = 0,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="threads of the compiled epoch, fixed [default: the cores other processes "
+            "leave free, read as it trains]",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -298,6 +306,7 @@ def train(
                     callbacks=callbacks,
                     verbose=0 if quiet or json_output else verbose,
                     distributed=world,
+                    n_threads=threads,
                 )
         except KeyboardInterrupt:
             outcome.save_interrupted(interruption, model, loss, prepared.prep, model_path)

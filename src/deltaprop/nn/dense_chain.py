@@ -21,11 +21,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from numba import get_num_threads
 from threadpoolctl import ThreadpoolController
 
 from ..backend.arrays import Array, address
-from ..backend.cpu_kernels import COLUMNS, FAN_OUT, _forward_rows
+from ..backend.tiles import COLUMNS, FAN_OUT, tile_width
 from .layer import Layer
 
 
@@ -35,11 +34,28 @@ def threads_in_use() -> int:
     than ``OMP_NUM_THREADS`` where that is set: the thread budget that Dask's workers, joblib's
     worker processes (``GridSearchCV(n_jobs=...)``) and batch schedulers give each process, so
     that several of them do not oversubscribe the cores."""
+    from numba import get_num_threads  # imported when the kernels are first used
+
     threads = int(get_num_threads())
     budget = os.environ.get("OMP_NUM_THREADS", "").strip()
     if budget.isdigit() and int(budget) > 0:
         threads = min(threads, int(budget))
     return threads
+
+
+@contextlib.contextmanager
+def numba_threads(count: int) -> Iterator[None]:
+    """Run Numba's parallel loops on ``count`` threads meanwhile (on this thread: Numba's count
+    is per calling thread), so that a kernel told to use fewer threads does not wake the rest
+    of the pool to wait for them; the count before comes back after."""
+    from numba import get_num_threads, set_num_threads
+
+    before = int(get_num_threads())
+    set_num_threads(max(1, min(count, before)))
+    try:
+        yield
+    finally:
+        set_num_threads(before)
 
 
 # --- one BLAS thread inside each of ours --------------------------------------------------------
@@ -114,7 +130,7 @@ def offset(view: Array, flat: Array) -> int:
 
 def layer_table(layers: Sequence[Layer], values: Array, rows: int) -> Array:
     """The kernels' layer table for a chain that :func:`unsupported_chain` accepts: one row per
-    Dense layer, with the columns of :data:`~deltaprop.backend.cpu_kernels.COLUMNS` (the
+    Dense layer, with the columns of :data:`~deltaprop.backend.tiles.COLUMNS` (the
     workspaces' offsets for ``rows`` rows)."""
     table, at = [], 0
     for i, layer in enumerate(layers):
@@ -131,6 +147,8 @@ def layer_table(layers: Sequence[Layer], values: Array, rows: int) -> Array:
             "fan_out": W.shape[0],
             "gate": int(gate),
             "acts_at": at,
+            "out_tile": tile_width(W.shape[0]),
+            "in_tile": tile_width(W.shape[1]),
         }
         table.append([row[column] for column in COLUMNS])
         at += rows * W.shape[0]
@@ -185,10 +203,13 @@ def forward_rows(
     x = np.ascontiguousarray(x)
     table = layer_table(layers, values, 0)
     out = np.empty((x.shape[0], int(table[-1, FAN_OUT])), dtype=values.dtype)
-    threads = max(1, min(threads, x.shape[0]))
-    chunk = max(1, min(batch_size, -(-x.shape[0] // threads)))
+    # chunks by the machine's cores, not the thread count: the same numbers on any number of threads
+    chunk = max(1, min(batch_size, -(-x.shape[0] // (os.cpu_count() or 1))))
+    threads = max(1, min(threads, -(-x.shape[0] // chunk)))
     widest = int(table[:-1, FAN_OUT].max()) if len(table) > 1 else 0
     scratch = np.empty((threads, 2 * chunk * widest), dtype=values.dtype)
+    from ..backend import cpu_kernels  # compiled code, loaded when first used
+
     with one_blas_thread():
-        _forward_rows(x, values, table, out, chunk, scratch, threads)
+        cpu_kernels._forward_rows(x, values, table, out, chunk, scratch, threads)
     return out

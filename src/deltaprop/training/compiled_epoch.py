@@ -14,10 +14,14 @@ the machine's cores. Per mini-batch it is the reference path's step, fused:
   squares of the gradients it has just computed, then the optimizer's own compiled rule on each
   thread's slice of the flat buffers.
 
-Each product is split by output units: thread t computes units [o0, o1) with single-threaded
-BLAS (SciPy's ``cython_blas``) while OpenBLAS's own threads are held at one, then adds the bias,
-applies the gate and sums the bias gradient of the same units while they are in its cache.
-Every reduction runs in a fixed order, so an epoch is deterministic for a fixed thread count.
+Each product is split by output units into tiles at fixed places (one per core:
+:func:`~deltaprop.backend.tiles.tile_width`), each thread taking whole tiles: it computes
+a tile with single-threaded BLAS (SciPy's ``cython_blas``) while OpenBLAS's own threads are held
+at one, then adds the bias, applies the gate and sums the bias gradient of the same units while
+they are in its cache. Neither the tiles nor the order of any reduction depend on the thread
+count, so an epoch gives the same numbers, to the bit, on any number of threads — and the
+count may change between segments of an epoch, as :mod:`deltaprop.training.threads` chooses it
+by the load.
 The readable reference path (``fit(..., engine="reference")``) computes the same numbers to
 float32 rounding; the tests compare the two.
 """
@@ -27,21 +31,30 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from typing import Any
 
 import numpy as np
 
 from ..backend.arrays import Array
-from ..backend.cpu_kernels import ACTS_AT, FAN_OUT
-from ..nn.dense_chain import layer_table, one_blas_thread, unsupported_chain
+from ..backend.tiles import ACTS_AT, FAN_OUT, OUT_TILE
+from ..nn.dense_chain import layer_table, numba_threads, one_blas_thread, unsupported_chain
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from ..optim.optimizer import Optimizer
-from .epoch_kernel import STEPS, Network, Rows, Update, Workspaces, _epoch, _gradients, _update
 from .metrics import Metrics
 from .protocol import Callback, TrainingRun
+from .threads import Threads
 
 # --- what it runs, and the buffers it runs in -------------------------------------------------
+
+
+def _kernel() -> Any:
+    """The kernel module (:mod:`.epoch_kernel`), imported on first use: it loads Numba and the
+    compiled code, which ``import deltaprop`` leaves for later."""
+    from . import epoch_kernel
+
+    return epoch_kernel
 
 
 def unsupported(
@@ -63,7 +76,7 @@ def unsupported(
     if weighted:
         return "the rows are weighted"
     step = type(optimizer).epoch_step
-    if step is None or step not in STEPS:
+    if step is None or step not in _kernel().STEPS:
         return f"{type(optimizer).__name__} has no compiled rule (SGD, Adam and AdamW do)"
     if optimizer.flat_buffers() is None:
         return "its parameters do not live in one flat buffer"
@@ -86,7 +99,9 @@ class CompiledEpochs:
         self.deltas = np.empty(at, values.dtype)
         self.xb = np.empty(batch * X.shape[1], values.dtype)
         self.yb = np.empty(batch, np.int64)
-        self.rule = STEPS.index(type(optimizer).epoch_step)
+        tiles = int((-(-self.spec[:, FAN_OUT] // self.spec[:, OUT_TILE])).max())
+        self.parts = np.zeros((len(self.spec), tiles))  # each tile's part of ‖g‖²
+        self.rule = _kernel().STEPS.index(type(optimizer).epoch_step)
         self.h = optimizer.epoch_hyperparameters()
         self._limited = False  # inside train_epoch's one-BLAS-thread scope
 
@@ -108,14 +123,14 @@ class CompiledEpochs:
         losses = np.full(n_batches, np.nan)
         hits = np.zeros(n_batches, dtype=np.int64)
         clip = self.optimizer.clip_norm or 0.0
+        steps = self.optimizer.step_count
         with self._one_blas_thread():
-            done, status = _epoch(
-                Rows(self.X, self.labels, order.astype(np.int64), self.batch),
-                Network(self.spec, values, grads),
-                Update(self.rule, state[0], second, self.h, self.optimizer.step_count, rates, clip),
-                Workspaces(
-                    self.acts, self.deltas, self.xb, self.yb, np.zeros((len(self.spec), threads))
-                ),
+            k = _kernel()
+            done, status = k._epoch(
+                k.Rows(self.X, self.labels, order.astype(np.int64), self.batch),
+                k.Network(self.spec, values, grads),
+                k.Update(self.rule, state[0], second, self.h, steps, rates, clip),
+                k.Workspaces(self.acts, self.deltas, self.xb, self.yb, self.parts),
                 threads,
                 losses,
                 hits,
@@ -131,13 +146,12 @@ class CompiledEpochs:
         buffers = self.optimizer.flat_buffers()
         assert buffers is not None
         values, grads, _ = buffers
-        work = Workspaces(
-            self.acts, self.deltas, self.xb, self.yb, np.zeros((len(self.spec), threads))
-        )
+        k = _kernel()
+        work = k.Workspaces(self.acts, self.deltas, self.xb, self.yb, self.parts)
         with self._one_blas_thread():
-            total, hits, squares = _gradients(
-                Rows(self.X, self.labels, rows.astype(np.int64), self.batch),
-                Network(self.spec, values, grads),
+            total, hits, squares = k._gradients(
+                k.Rows(self.X, self.labels, rows.astype(np.int64), self.batch),
+                k.Network(self.spec, values, grads),
                 work,
                 threads,
                 0,
@@ -154,11 +168,12 @@ class CompiledEpochs:
         second = state[1] if len(state) > 1 else state[0]
         lr = float(self.optimizer.upcoming_lrs(1)[0])
         step = self.optimizer.step_count + 1
-        _update(self.rule, values, grads, state[0], second, self.h, step, lr, grad_scale, threads)
+        rule, h = self.rule, self.h
+        _kernel()._update(rule, values, grads, state[0], second, h, step, lr, grad_scale, threads)
         self.optimizer.step_count = step
 
     def train_epoch(
-        self, run: TrainingRun, order: Array, metrics: Metrics, threads: int
+        self, run: TrainingRun, order: Array, metrics: Metrics, threads: Threads
     ) -> tuple[float, float, int] | None:
         """One epoch over ``order``, recording each batch in ``metrics`` and telling the
         callbacks; returns (loss, gradient norm, batch) at a non-finite loss or gradient (that
@@ -167,7 +182,8 @@ class CompiledEpochs:
         A callback that looks at the model after every batch (``batch_end_reads_model``, such
         as Diagnostics reading the gradients) gets a run of one batch at a time, so it sees
         that batch's gradients and the updated weights, as on the reference path; a display
-        gets runs of :data:`DISPLAY_BATCHES` batches; otherwise the epoch is one run."""
+        gets runs of :data:`DISPLAY_BATCHES` batches; otherwise the epoch is one run — or,
+        where ``threads`` chooses the thread count, runs as long as its segments."""
         n_batches = -(-len(order) // self.batch)
         hooked = [c for c in run.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
         chunk = n_batches
@@ -184,12 +200,18 @@ class CompiledEpochs:
         return contextlib.nullcontext() if self._limited else one_blas_thread()
 
     def _train_runs(
-        self, run: TrainingRun, order: Array, metrics: Metrics, threads: int, chunk: int
+        self, run: TrainingRun, order: Array, metrics: Metrics, threads: Threads, chunk: int
     ) -> tuple[float, float, int] | None:
         n_batches = -(-len(order) // self.batch)
-        for first in range(0, n_batches, chunk):
-            rows = order[first * self.batch : (first + chunk) * self.batch]
-            done, status, losses, hits = self.run(rows, threads)
+        first = 0
+        while first < n_batches:
+            size = min(chunk, threads.segment(n_batches - first))
+            rows = order[first * self.batch : (first + size) * self.batch]
+            count = threads.count()
+            started = time.perf_counter()
+            with numba_threads(count):
+                done, status, losses, hits = self.run(rows, count)
+            threads.took(count, done, time.perf_counter() - started)
             for k in range(done):
                 n = min(self.batch, len(rows) - k * self.batch)
                 metrics.add(float(losses[k]), float(n), n, int(hits[k]))
@@ -198,6 +220,7 @@ class CompiledEpochs:
             if status:
                 norm = math.nan if status == 1 else math.inf
                 return float(losses[done]), norm, first + done
+            first += size
         return None
 
 
@@ -205,11 +228,12 @@ def first_compile() -> bool:
     """Whether this machine has not compiled the training epoch yet: nothing in this process and
     no code in Numba's cache on disk (the first run compiles for about 20 s; every later one
     loads the cached code). False when it cannot tell."""
-    cache: Any = getattr(_epoch, "_cache", None)  # Numba's own: its index file on disk
+    epoch = _kernel()._epoch
+    cache: Any = getattr(epoch, "_cache", None)  # Numba's own: its index file on disk
     index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
     if not isinstance(index, str):
         return False
-    return not _epoch.overloads and not os.path.exists(index)
+    return not epoch.overloads and not os.path.exists(index)
 
 
 COMPILING = (

@@ -16,14 +16,8 @@ import numpy as np
 from numba import prange
 
 from ..backend.arrays import Array, compiled, compiled_parallel
-from ..backend.cpu_kernels import (
-    ACTS_AT,
-    FAN_OUT,
-    _backward,
-    _forward,
-    _gather,
-    _softmax_cross_entropy,
-)
+from ..backend.cpu_kernels import _backward, _forward, _gather, _softmax_cross_entropy
+from ..backend.tiles import ACTS_AT, FAN_OUT, ROW_TILE
 from ..optim import adam, sgd
 
 STEPS = (adam.epoch_step, sgd.epoch_step)
@@ -33,12 +27,15 @@ STEPS = (adam.epoch_step, sgd.epoch_step)
 @compiled_parallel
 def _update(rule, p, g, s1, s2, h, step, lr, grad_scale, threads):  # pragma: no cover
     """The optimizer's epoch step (``STEPS[rule]``) on each thread's slice of the flat
-    buffers; ``h`` is the optimizer's ``epoch_hyperparameters()``."""
+    buffers (whole :data:`~deltaprop.backend.tiles.ROW_TILE` slices); ``h`` is the
+    optimizer's ``epoch_hyperparameters()``."""
     f = p.dtype.type
     tiny = f(np.finfo(p.dtype).tiny)
     size = p.size
+    slices = (size + ROW_TILE - 1) // ROW_TILE
     for t in prange(threads):
-        a, b = t * size // threads, (t + 1) * size // threads
+        a = t * slices // threads * ROW_TILE
+        b = min((t + 1) * slices // threads * ROW_TILE, size)
         if rule == 0:
             adam.epoch_step(p[a:b], g[a:b], s1[a:b], s2[a:b], h, step, lr, grad_scale, tiny)
         else:
@@ -81,7 +78,8 @@ class Update(NamedTuple):
 class Workspaces(NamedTuple):
     """Intermediates reused from batch to batch: activations and deltas of every layer, the
     gathered batch ``xb``, ``yb``, and each thread's part of each layer's squared-gradient
-    sum ``parts`` (layers, threads)."""
+    sum ``parts`` (layers, most tiles of a layer:
+    :func:`~deltaprop.backend.tiles.tile_width`)."""
 
     acts: Array
     deltas: Array

@@ -51,6 +51,7 @@ from .progress import EpochLogger, ProgressBar
 from .protocol import Callback, History, TrainingRun
 from .resume import resume
 from .rollback import Fallbacks, stop_on_non_finite
+from .threads import Threads
 
 # --- the loop -----------------------------------------------------------------------------
 
@@ -149,8 +150,11 @@ def fit(
             (larger ones run faster on the reference path); the reference path elsewhere.
             ``"compiled"`` insists (ValueError naming the reason otherwise); ``"reference"``
             never compiles. Both give the same numbers to float32 rounding.
-        n_threads: threads of the compiled epoch (default: Numba's, all the cores this process
-            may use); the reference path's products use OpenBLAS's own threads.
+        n_threads: threads of the compiled epoch, fixed. By default it uses up to all the
+            cores this process may use (Numba's count, at most ``OMP_NUM_THREADS``) and fewer
+            while fewer are measured faster (a busy machine:
+            :mod:`deltaprop.training.threads`); the numbers are the same to the bit on any
+            count. The reference path's products use OpenBLAS's own threads.
         distributed: train data-parallel on every rank of an MPI job
             (:mod:`deltaprop.training.data_parallel`): True for all the ranks ``mpirun``
             started, or a :class:`deltaprop.distributed.Communicator`; each rank computes its
@@ -222,7 +226,8 @@ def fit(
             callbacks[:] = [c for c in callbacks if not c.root_only]
             verbose = 0
     _add_display(callbacks, verbose)
-    threads = threads_in_use() if n_threads is None else check_int("n_threads", n_threads, 1)
+    most = threads_in_use() if n_threads is None else check_int("n_threads", n_threads, 1)
+    threads = Threads(most, adaptive=n_threads is None)
     work = len(run.train_index) * sum(p.value.size for p in model.parameters()) * epochs
     data = (X_all, y_all, w_all)
     compiled = compiled_epochs(engine, model, loss, optimizer, data, batch_size, work)
@@ -306,7 +311,7 @@ def _train(
     validation: Validation,
     shuffle: bool,
     compiled: CompiledEpochs | None,
-    threads: int,
+    threads: Threads,
     parallel: DataParallel | None = None,
 ) -> None:
     """The loop: epoch after epoch (``compiled``, or the reference path where it is None), the
@@ -338,7 +343,9 @@ def _train(
                 metrics = Metrics(loss, y_train_reference)
                 lr = run.optimizer.current_lr()
                 if parallel is not None and compiled is not None:
-                    stopped = parallel.train_compiled_epoch(run, order, metrics, compiled, threads)
+                    stopped = parallel.train_compiled_epoch(
+                        run, order, metrics, compiled, threads.most
+                    )
                 elif parallel is not None:
                     stopped = parallel.train_epoch(run, order, metrics, batches)
                 elif compiled is None:
