@@ -7,6 +7,7 @@ shuffled batches for everyone. Contenders (each optional, ``pip install -e '.[be
 - ``deltaprop compiled``: ``engine="compiled"``;
 - ``JAX jit step``: the whole train step (forward, loss, grad, Adam) under ``jax.jit``;
 - ``JAX scan epoch``: the epoch as one ``jax.lax.scan`` over the batches, under ``jax.jit``;
+- ``Keras 3 on JAX``: ``model.fit`` for one epoch, the rows in the same order;
 - ``PyTorch eager``;
 - ``PyTorch compile`` (``--torch-compile``): the model and ``opt.step`` under ``torch.compile``
   (Inductor's C++ code; the backward pass through AOTAutograd).
@@ -150,6 +151,34 @@ def torch_epoch(compiled: bool = False):
     return epoch
 
 
+def keras_epoch():
+    """Keras 3 on JAX: ``model.fit`` for one epoch of the given order (its own time, without
+    the copy of the rows into that order)."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+
+    def epoch(X, y, batch, order) -> float:
+        Xo, yo = X[order], y[order]
+        started = time.perf_counter()
+        model.fit(Xo, yo, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        return time.perf_counter() - started
+
+    return epoch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 1024])
@@ -169,6 +198,10 @@ def main() -> None:
     }
     try:
         contenders["JAX jit step"], contenders["JAX scan epoch"] = jax_epochs()
+    except ImportError:
+        pass
+    try:
+        contenders["Keras 3 on JAX"] = keras_epoch()
     except ImportError:
         pass
     try:

@@ -1,5 +1,5 @@
-"""``import deltaprop`` stays light: scikit-learn, SciPy's special functions, plotting, the web
-server, MPI and the GPU are imported when first used, not before (its time is measured in
+"""``import deltaprop`` stays light: scikit-learn, SciPy, Numba (the compiled kernels), plotting,
+the web server, MPI and the GPU are imported when first used, not before (its time is measured in
 ``benchmarks/``; what it imports is checked here)."""
 
 import subprocess
@@ -9,6 +9,9 @@ import pytest
 
 LATER = [
     "sklearn",
+    "scipy",
+    "numba",
+    "llvmlite",
     "scipy.special",
     "scipy.stats",
     "matplotlib",

@@ -254,9 +254,11 @@ loading the cached code ~0.5 s per process, which a smaller run would not earn b
 
 AUTO_MAX_BATCH = 128
 """``engine="auto"`` compiles only for batches of at most this many rows. Fashion-MNIST,
-784-256-128-10, 2 threads (``benchmarks/compiled_step.py``): the compiled epoch took 0.61× the
-reference path's time at batch 32, 1.00–1.03× at 128, and 1.32× at 1024, where the products
-dominate and OpenBLAS's own threads run them faster than the split by hand."""
+784-256-128-10, 2 threads (``benchmarks/compiled_step.py --rows 20000 --rounds 3``): the
+compiled epoch took 0.72× the reference path's time at batch 32, 1.05× at 128 and 1.50× at
+1024, where the products dominate and OpenBLAS's own threads run them faster than the tiles by
+hand (an earlier run, before the tiles: 0.61×, 1.00–1.03×, 1.32×). On a busy machine the
+compiled epoch is the one that keeps its speed (``benchmarks/contention.py``)."""
 
 
 def compiled_epochs(
