@@ -17,7 +17,9 @@ Contenders:
 - ``reference``: ``engine="reference"``, OpenBLAS's own threads (what ``engine="auto"`` runs
   for a fit this short);
 - ``reference, 1 thread``: one OpenBLAS thread;
-- ``PyTorch eager`` (if installed) with its default threads.
+- ``PyTorch eager`` (if installed) with its default threads;
+- ``JAX jit step`` (if installed): ``benchmarks/peers.py``'s step under ``jax.jit``, XLA's own
+  threads.
 
     python benchmarks/contention.py                    # loads 0, 1, 2, 4, twin; ~4 minutes
     python benchmarks/contention.py --loads 0 2 --rounds 3 --batches 128
@@ -113,6 +115,13 @@ def start_load(load: str, stop: multiprocessing.synchronize.Event) -> list:
     ]
 
 
+def jax_epoch(step_epoch, X, y, batch: int) -> float:
+    order = np.random.default_rng(batch).permutation(len(X))
+    started = time.perf_counter()
+    step_epoch(X, y, batch, order)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", nargs="+", default=["0", "1", "2", "4", "twin"])
@@ -128,6 +137,13 @@ def main() -> None:
         import torch  # noqa: F401
 
         contenders["PyTorch eager"] = lambda b: torch_epoch(X, y, b)
+    except ImportError:
+        pass
+    try:
+        from peers import jax_epochs  # the same JAX step as benchmarks/peers.py
+
+        jax_step = jax_epochs()[0]
+        contenders["JAX jit step"] = lambda b: jax_epoch(jax_step, X, y, b)
     except ImportError:
         pass
     for run in contenders.values():  # compile and warm up, alone

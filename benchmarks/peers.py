@@ -13,15 +13,19 @@ shuffled batches for everyone. Contenders (each optional, ``pip install -e '.[be
   (Inductor's C++ code; the backward pass through AOTAutograd).
 
 Reported: the median (and minimum) seconds per epoch of ``--rounds`` rounds after one warm-up
-epoch each (compiling excluded), and each as a ratio to deltaprop's in the same run.
+epoch each (compiling excluded), and each as a ratio to deltaprop's in the same run; then, the
+models trained, each one's test accuracy and inference samples/s over the 10,000 test images
+(the fastest of 5 passes).
 
     python benchmarks/peers.py                      # batch 32, 128, 1024; 3 rounds
     python benchmarks/peers.py --batches 128 --rounds 5
+    python benchmarks/peers.py --widths 784,4096,4096,10 --rows 6000 --batches 128
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -34,8 +38,13 @@ import deltaprop as dp
 WIDTHS = (784, 256, 128, 10)
 
 
-def deltaprop_epoch(engine: str):
-    net = dp.mlp(list(WIDTHS), rng=0)
+PREDICTORS: dict[str, object] = {}
+"""Each contender's inference, ``X -> logits`` as a NumPy array (filled by the factories)."""
+
+
+def deltaprop_epoch(engine: str, widths=WIDTHS):
+    net = dp.mlp(list(widths), rng=0)
+    PREDICTORS["deltaprop" if engine == "auto" else f"deltaprop {engine}"] = net.predict_logits
     opt = dp.Adam(net.parameters(), lr=1e-3)
     loss = dp.SoftmaxCrossEntropy()
 
@@ -61,13 +70,13 @@ def deltaprop_epoch(engine: str):
     return epoch
 
 
-def jax_epochs():
+def jax_epochs(widths=WIDTHS):
     import jax
     import jax.numpy as jnp
 
     rng = np.random.default_rng(0)
     params = []
-    for fan_in, fan_out in zip(WIDTHS[:-1], WIDTHS[1:], strict=True):
+    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
         bound = np.sqrt(6 / fan_in)
         params.append(
             (
@@ -76,10 +85,13 @@ def jax_epochs():
             )
         )
 
-    def loss_fn(params, x, y):
+    def forward(params, x):
         for W, b in params[:-1]:
             x = jax.nn.relu(x @ W + b)
-        logits = x @ params[-1][0] + params[-1][1]
+        return x @ params[-1][0] + params[-1][1]
+
+    def loss_fn(params, x, y):
+        logits = forward(params, x)
         return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(len(y)), y])
 
     def adam(params, grads, m, v, t):
@@ -100,6 +112,9 @@ def jax_epochs():
 
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     state = [(params, zeros, zeros, 0)]
+    jitted = jax.jit(forward)
+    # the two JAX contenders train one set of parameters: one entry for both
+    PREDICTORS["JAX"] = lambda X: np.asarray(jitted(state[0][0], X).block_until_ready())
 
     def step_epoch(X, y, batch, order):
         s = state[0]
@@ -124,20 +139,23 @@ def jax_epochs():
     return step_epoch, scan_epoch
 
 
-def torch_epoch(compiled: bool = False):
+def torch_epoch(compiled: bool = False, widths=WIDTHS):
     import torch
 
-    net = torch.nn.Sequential(
-        torch.nn.Linear(784, 256),
-        torch.nn.ReLU(),
-        torch.nn.Linear(256, 128),
-        torch.nn.ReLU(),
-        torch.nn.Linear(128, 10),
-    )
+    layers: list = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers[:-1])
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     forward = torch.compile(net) if compiled else net
     # the optimizer's step compiled too (PyTorch's recipe: ``torch.compile(opt.step)``)
     update = torch.compile(opt.step) if compiled else opt.step
+
+    def predict(X):
+        with torch.no_grad():
+            return forward(torch.from_numpy(X)).numpy()
+
+    PREDICTORS["PyTorch compile" if compiled else "PyTorch eager"] = predict
 
     def epoch(X, y, batch, order):
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
@@ -151,20 +169,15 @@ def torch_epoch(compiled: bool = False):
     return epoch
 
 
-def keras_epoch():
+def keras_epoch(widths=WIDTHS):
     """Keras 3 on JAX: ``model.fit`` for one epoch of the given order (its own time, without
     the copy of the rows into that order)."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
 
-    model = keras.Sequential(
-        [
-            keras.Input((784,)),
-            keras.layers.Dense(256, activation="relu"),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10),
-        ]
-    )
+    hidden = [keras.layers.Dense(width, activation="relu") for width in widths[1:-1]]
+    model = keras.Sequential([keras.Input((widths[0],)), *hidden, keras.layers.Dense(widths[-1])])
+    PREDICTORS["Keras 3 on JAX"] = lambda X: model.predict(X, batch_size=len(X), verbose=0)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -179,10 +192,35 @@ def keras_epoch():
     return epoch
 
 
+def inference(X_test: np.ndarray, y_test: np.ndarray, passes: int) -> None:
+    """Each contender's test accuracy and inference samples/s (the fastest of ``passes``
+    passes over the test rows, after one of warm-up), as ratios to deltaprop's."""
+    rates: dict[str, tuple[float, float]] = {}
+    for name, predict in PREDICTORS.items():
+        logits = np.asarray(predict(X_test))  # warm up: compile, caches
+        best = math.inf
+        for _ in range(passes):
+            started = time.perf_counter()
+            predict(X_test)
+            best = min(best, time.perf_counter() - started)
+        rates[name] = (float(np.mean(logits.argmax(axis=1) == y_test)), len(X_test) / best)
+    ours = rates["deltaprop"][1]
+    print(
+        f"\n| after training: {len(X_test):,} test rows | accuracy | inference samples/s "
+        "| ratio to deltaprop |\n|---|---|---|---|"
+    )
+    for name, (accuracy, rate) in rates.items():
+        print(f"| {name} | {accuracy:.3f} | {rate:,.0f} | {rate / ours:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 1024])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--widths", default=",".join(map(str, WIDTHS)), help="e.g. 784,4096,4096,10"
+    )
+    parser.add_argument("--rows", type=int, default=None, help="train on the first ROWS images")
     parser.add_argument(
         "--torch-compile",
         action="store_true",
@@ -190,29 +228,32 @@ def main() -> None:
         "(needs a C++ compiler; compiling takes a minute or more)",
     )
     args = parser.parse_args()
-    X, _, y, _ = dp.datasets.fashion_mnist().train_test_split()
-    X, y = np.ascontiguousarray(X, np.float32), y.astype(np.int64)
+    widths = tuple(int(w) for w in args.widths.split(","))
+    X, X_test, y, y_test = dp.datasets.fashion_mnist().train_test_split()
+    X, y = np.ascontiguousarray(X[: args.rows], np.float32), y[: args.rows].astype(np.int64)
+    X_test = np.ascontiguousarray(X_test, np.float32)
     contenders = {
-        "deltaprop": deltaprop_epoch("auto"),
-        "deltaprop compiled": deltaprop_epoch("compiled"),
+        "deltaprop": deltaprop_epoch("auto", widths),
+        "deltaprop compiled": deltaprop_epoch("compiled", widths),
     }
     try:
-        contenders["JAX jit step"], contenders["JAX scan epoch"] = jax_epochs()
+        contenders["JAX jit step"], contenders["JAX scan epoch"] = jax_epochs(widths)
     except ImportError:
         pass
     try:
-        contenders["Keras 3 on JAX"] = keras_epoch()
+        contenders["Keras 3 on JAX"] = keras_epoch(widths)
     except ImportError:
         pass
     try:
-        contenders["PyTorch eager"] = torch_epoch()
+        contenders["PyTorch eager"] = torch_epoch(widths=widths)
         if args.torch_compile:
-            contenders["PyTorch compile"] = torch_epoch(compiled=True)
+            contenders["PyTorch compile"] = torch_epoch(compiled=True, widths=widths)
     except ImportError:
         pass
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
-        f"{os.getloadavg()[0]:.1f}; Fashion-MNIST 60,000 rows, s/epoch median (min)"
+        f"{os.getloadavg()[0]:.1f}; Fashion-MNIST {len(X):,} rows, "
+        f"{'-'.join(map(str, widths))}, s/epoch median (min)"
     )
     for batch in args.batches:
         times: dict[str, list[float]] = {name: [] for name in contenders}
@@ -230,6 +271,7 @@ def main() -> None:
         for name, values in times.items():
             median = statistics.median(values)
             print(f"| {name} | {median:.3f} ({min(values):.3f}) | {median / ours:.2f} |")
+    inference(X_test, y_test.astype(np.int64), passes=5)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def test_threads_fixes_the_compiled_epochs_thread_count(tmp_path, monkeypatch):
     )
     assert runner.invoke(app, [*args, str(tmp_path / "b.safetensors")]).exit_code == 0
     assert asked == [1, None]  # None: fit chooses by the load
-    a, b = dp.load(tmp_path / "a.safetensors"), dp.load(tmp_path / "b.safetensors")
+    a, b = dp.load(tmp_path / "a.safetensors")[0], dp.load(tmp_path / "b.safetensors")[0]
     np.testing.assert_array_equal(a.flat_values, b.flat_values)
 
 
