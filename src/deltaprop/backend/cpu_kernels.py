@@ -64,6 +64,40 @@ def _gemm(ta, tb, m, n, k, A, a_at, lda, B, b_at, ldb, C, c_at, ldc):  # pragma:
 # the layer table the kernels read, and the tiles they split products into: :mod:`.tiles`.
 
 
+# --- the element-wise steps between the products, on one row's units ------------------------
+# (loops over slices of their own: LLVM vectorises these, not the same loops inlined in a
+# parallel kernel's body — 0.08 against 0.34 ms for the bias and gate of 128 × 256 units)
+
+
+@compiled
+def _add_bias_gate(z, bias, gate):  # pragma: no cover - compiled
+    """z ← z + bias, then ReLU as the reference's where ``gate``: max(z, 0), NaN kept, −inf to
+    0. Shapes: z, bias (units,)."""
+    zero = z.dtype.type(0)
+    if gate:
+        for o in range(z.size):
+            v = z[o] + bias[o]
+            z[o] = zero if v <= 0 else v
+    else:
+        for o in range(z.size):
+            z[o] += bias[o]
+
+
+@compiled
+def _add_into(total, row):  # pragma: no cover - compiled
+    """total ← total + row (one row's bias gradient added). Shapes: total, row (units,)."""
+    for o in range(total.size):
+        total[o] += row[o]
+
+
+@compiled
+def _gate(d, a):  # pragma: no cover - compiled
+    """d ← d ⊙ 1[a > 0], ReLU′ read from the kept output a. Shapes: d, a (units,)."""
+    zero = d.dtype.type(0)
+    for i in range(d.size):
+        d[i] = d[i] if a[i] > 0 else zero
+
+
 @compiled_parallel
 def _forward(x, p, spec, acts, n, threads):  # pragma: no cover - compiled
     """Each layer's output A = ReLU(A_prev Wᵀ + b) (no ReLU where its gate is 0) for n rows of
@@ -92,11 +126,9 @@ def _forward(x, p, spec, acts, n, threads):  # pragma: no cover - compiled
                     at + o0,
                     fan_out,
                 )
-                for r in range(n):  # ReLU as the reference's: max(z, 0), NaN kept, −inf to 0
+                for r in range(n):
                     row = at + r * fan_out
-                    for o in range(o0, o1):
-                        v = acts[row + o] + p[b + o]
-                        acts[row + o] = acts.dtype.type(0) if (gate and v <= 0) else v
+                    _add_bias_gate(acts[row + o0 : row + o1], p[b + o0 : b + o1], gate)
 
 
 @compiled_parallel
@@ -168,12 +200,10 @@ def _backward(x, p, g, spec, acts, deltas, n, threads, parts):  # pragma: no cov
                     w + o0 * fan_in,
                     fan_in,
                 )
-                for o in range(o0, o1):
-                    g[b + o] = 0
-                for r in range(n):
+                g[b + o0 : b + o1] = 0
+                for r in range(n):  # row after row: the reference's order of the sum
                     row = at + r * fan_out
-                    for o in range(o0, o1):
-                        g[b + o] += deltas[row + o]
+                    _add_into(g[b + o0 : b + o1], deltas[row + o0 : row + o1])
                 parts[layer, tile] = _sum_of_squares(
                     g, w + o0 * fan_in, w + o1 * fan_in
                 ) + _sum_of_squares(g, b + o0, b + o1)
@@ -204,9 +234,7 @@ def _backward(x, p, g, spec, acts, deltas, n, threads, parts):  # pragma: no cov
                     if gate:
                         for r in range(n):
                             row = below + r * fan_in
-                            for i in range(i0, i1):
-                                if not acts[row + i] > 0:
-                                    deltas[row + i] = 0
+                            _gate(deltas[row + i0 : row + i1], acts[row + i0 : row + i1])
     return parts.sum()
 
 
