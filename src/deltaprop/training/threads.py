@@ -101,7 +101,6 @@ class Threads:
         self.current = _last.get(most, most) if self.adaptive else most
         self.per_batch: float | None = None  # the latest segment's seconds per batch
         self.others: float | None = None  # the cores the other processes used, last window
-        self.chosen: list[int] = []  # the count of every choice, for the curious
 
     def count(self) -> int:
         """The thread count of the next segment."""
@@ -131,4 +130,3 @@ class Threads:
         free = self.cores - self.others
         self.current = max(1, min(self.most, math.floor(free + (1 - FREE))))
         _last[self.most] = self.current
-        self.chosen.append(self.current)
