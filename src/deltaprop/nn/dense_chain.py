@@ -203,8 +203,11 @@ def forward_rows(
     x = np.ascontiguousarray(x)
     table = layer_table(layers, values, 0)
     out = np.empty((x.shape[0], int(table[-1, FAN_OUT])), dtype=values.dtype)
-    # chunks by the machine's cores, not the thread count: the same numbers on any number of threads
-    chunk = max(1, min(batch_size, -(-x.shape[0] // (os.cpu_count() or 1))))
+    # chunks by the machine's cores, not the thread count (the same numbers on any number of
+    # threads): a multiple of the cores of them, at most batch_size rows each
+    cores = os.cpu_count() or 1
+    chunks = cores * max(1, -(-x.shape[0] // (cores * batch_size)))
+    chunk = max(1, -(-x.shape[0] // chunks))
     threads = max(1, min(threads, -(-x.shape[0] // chunk)))
     widest = int(table[:-1, FAN_OUT].max()) if len(table) > 1 else 0
     scratch = np.empty((threads, 2 * chunk * widest), dtype=values.dtype)
