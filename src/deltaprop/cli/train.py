@@ -163,12 +163,7 @@ def train(
     ] = "cpu",
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of every random draw")] = 0,
     threads: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="threads of the compiled epoch, fixed [default: the cores other processes "
-            "leave free, read as it trains]",
-        ),
+        int | None, typer.Option(min=1, help="the compiled epoch's threads [default: by the load]")
     ] = None,
     out: Annotated[
         Path | None,
