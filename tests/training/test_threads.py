@@ -38,7 +38,7 @@ def drive(chooser: Threads, machine: Machine, segments: int) -> list[int]:
     for _ in range(segments):
         count, batches = chooser.count(), chooser.segment(10_000)
         machine.advance(batches * 0.001)
-        chooser.took(count, batches, batches * 0.001)
+        chooser.took(batches, batches * 0.001)
         counts.append(count)
     return counts
 
@@ -93,7 +93,7 @@ def test_segments_aim_at_their_time():
     machine = Machine(others=0.0)
     chooser = Threads(2, adaptive=True, sample=machine.sample, cores=2)
     assert chooser.segment(100) == 2  # the first, before a batch's time is known
-    chooser.took(2, 2, 2 * 0.004)
+    chooser.took(2, 2 * 0.004)
     assert chooser.segment(10_000) * 0.004 == pytest.approx(SEGMENT_SECONDS, rel=0.1)
     assert chooser.segment(3) == 3  # never more than are left
 

@@ -154,9 +154,11 @@ def _forward_rows(x, p, spec, out, chunk, scratch, threads):  # pragma: no cover
                 _gemm(_T, _N, fan_out, n, fan_in, p, w, fan_in, a, a_at, fan_in, z, z_at, fan_out)
                 for r in range(n):  # + b and the gate while the rows are in this core's cache
                     row = z_at + r * fan_out
-                    for o in range(fan_out):
-                        v = z[row + o] + p[b + o] if b >= 0 else z[row + o]
-                        z[row + o] = z.dtype.type(0) if (gate and v <= 0) else v
+                    if b >= 0:
+                        _add_bias_gate(z[row : row + fan_out], p[b : b + fan_out], gate)
+                    elif gate:  # no bias: ReLU alone, NaN kept
+                        for o in range(row, row + fan_out):
+                            z[o] = z.dtype.type(0) if z[o] <= 0 else z[o]
                 a, a_at = z, z_at
 
 

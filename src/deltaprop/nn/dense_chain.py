@@ -5,7 +5,8 @@ For a chain of Dense layers with ReLU (or no) activations between them,
 :meth:`Sequential.predict_logits <deltaprop.nn.sequential.Sequential.predict_logits>` can compute
 ``Z = A_prev Wᵀ + b; A = ReLU(Z)`` layer after layer in
 :func:`deltaprop.backend.cpu_kernels._forward_rows`:
-each thread takes an equal share of the rows through every layer, a chunk at a time, with
+each thread takes an equal share of the rows (chunks set by the machine's cores, so that the
+numbers do not depend on the thread count) through every layer, a chunk at a time, with
 single-threaded BLAS (SciPy's ``cython_blas``) for the product, and adds the bias and applies
 the gate while the chunk is in its core's cache. Rows are independent, so the threads never
 wait for each other; the reference path (one layer at a time over a batch, OpenBLAS's own

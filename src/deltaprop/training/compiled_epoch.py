@@ -10,9 +10,9 @@ the machine's cores. Per mini-batch it is the reference path's step, fused:
   the correct count, one row at a time;
 - backward, top down: ``dW = Dᵀ A_prev`` and ``db = Σ_n D`` (Steps 2 and 5), then
   ``D_prev = (D W) ⊙ 1[A_prev > 0]`` (Steps 3 and 4: the gate read from the kept output);
-- the global gradient norm (the non-finite check and ``clip_norm``), each thread summing the
-  squares of the gradients it has just computed, then the optimizer's own compiled rule on each
-  thread's slice of the flat buffers.
+- the global gradient norm (the non-finite check and ``clip_norm``), summed per tile over the
+  gradients just computed, then the optimizer's own compiled rule on each thread's share of
+  fixed slices of the flat buffers.
 
 Each product is split by output units into tiles at fixed places (one per core:
 :func:`~deltaprop.backend.tiles.tile_width`), each thread taking whole tiles: it computes
@@ -211,7 +211,7 @@ class CompiledEpochs:
             started = time.perf_counter()
             with numba_threads(count):
                 done, status, losses, hits = self.run(rows, count)
-            threads.took(count, done, time.perf_counter() - started)
+            threads.took(done, time.perf_counter() - started)
             for k in range(done):
                 n = min(self.batch, len(rows) - k * self.batch)
                 metrics.add(float(losses[k]), float(n), n, int(hits[k]))

@@ -77,7 +77,7 @@ class Update(NamedTuple):
 
 class Workspaces(NamedTuple):
     """Intermediates reused from batch to batch: activations and deltas of every layer, the
-    gathered batch ``xb``, ``yb``, and each thread's part of each layer's squared-gradient
+    gathered batch ``xb``, ``yb``, and each tile's part of each layer's squared-gradient
     sum ``parts`` (layers, most tiles of a layer:
     :func:`~deltaprop.backend.tiles.tile_width`)."""
 

@@ -150,11 +150,11 @@ def fit(
             (larger ones run faster on the reference path); the reference path elsewhere.
             ``"compiled"`` insists (ValueError naming the reason otherwise); ``"reference"``
             never compiles. Both give the same numbers to float32 rounding.
-        n_threads: threads of the compiled epoch, fixed. By default it uses up to all the
-            cores this process may use (Numba's count, at most ``OMP_NUM_THREADS``) and fewer
-            while fewer are measured faster (a busy machine:
-            :mod:`deltaprop.training.threads`); the numbers are the same to the bit on any
-            count. The reference path's products use OpenBLAS's own threads.
+        n_threads: threads of the compiled epoch, fixed. By default it runs on the cores that
+            other processes leave free, read from the load as it trains
+            (:mod:`deltaprop.training.threads`), at most Numba's count and
+            ``OMP_NUM_THREADS``; the numbers are the same to the bit on any count. The
+            reference path's products use OpenBLAS's own threads.
         distributed: train data-parallel on every rank of an MPI job
             (:mod:`deltaprop.training.data_parallel`): True for all the ranks ``mpirun``
             started, or a :class:`deltaprop.distributed.Communicator`; each rank computes its

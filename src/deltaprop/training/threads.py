@@ -114,9 +114,9 @@ class Threads:
             return min(left, FIRST_BATCHES)
         return min(left, max(1, round(SEGMENT_SECONDS / self.per_batch)))
 
-    def took(self, count: int, batches: int, seconds: float) -> None:
-        """A segment of ``batches`` batches on ``count`` threads took ``seconds``; once a window
-        has passed, the load decides the next count."""
+    def took(self, batches: int, seconds: float) -> None:
+        """The last segment, of ``batches`` batches, took ``seconds``; once a window has
+        passed, the load decides the next count."""
         if not self.adaptive or batches <= 0:
             return
         self.per_batch = seconds / batches
