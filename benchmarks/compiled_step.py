@@ -43,6 +43,12 @@ except ImportError:  # the bench extra is optional
     torch = None
 
 
+PAUSE = 0.3
+"""Seconds each contender waits before its timed epoch: OpenBLAS's threads (NumPy's, PyTorch's)
+spin for about 0.1 s after their last product, on the cores the next contender needs. One
+1000×784 by 784×256 product just before it made an epoch of compiled tiles 1.4× slower."""
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as info:
@@ -234,6 +240,7 @@ def measure(batch: int, rounds: int, threads: int, X, y, widths=WIDTHS) -> dict:
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
     for _ in range(rounds):
         for c in contenders:
+            time.sleep(PAUSE)
             start = time.perf_counter()
             c.epoch(X, y)
             times[c.name].append(time.perf_counter() - start)

@@ -42,6 +42,12 @@ WIDTHS = [784, 256, 128, 10]
 CORES = len(os.sched_getaffinity(0))
 
 
+PAUSE = 0.3
+"""Seconds each contender waits before its timed epoch: OpenBLAS's threads (NumPy's, PyTorch's)
+spin for about 0.1 s after their last product, on the cores the next contender needs. One
+1000×784 by 784×256 product just before it made an epoch of compiled tiles 1.4× slower."""
+
+
 def burn(stop: multiprocessing.synchronize.Event) -> None:
     x = 0
     while not stop.is_set():
@@ -169,6 +175,7 @@ def main() -> None:
                 times: dict[str, list[float]] = {name: [] for name in contenders}
                 for _ in range(args.rounds):
                     for name, run in contenders.items():
+                        time.sleep(PAUSE)
                         times[name].append(run(batch))
                 medians = {name: statistics.median(values) for name, values in times.items()}
                 for name, median in medians.items():

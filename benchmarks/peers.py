@@ -42,6 +42,12 @@ PREDICTORS: dict[str, object] = {}
 """Each contender's inference, ``X -> logits`` as a NumPy array (filled by the factories)."""
 
 
+PAUSE = 0.3
+"""Seconds each contender waits before its timed epoch: OpenBLAS's threads (NumPy's, PyTorch's)
+spin for about 0.1 s after their last product, on the cores the next contender needs. One
+1000×784 by 784×256 product just before it made an epoch of compiled tiles 1.4× slower."""
+
+
 def deltaprop_epoch(engine: str, widths=WIDTHS):
     net = dp.mlp(list(widths), rng=0)
     PREDICTORS["deltaprop" if engine == "auto" else f"deltaprop {engine}"] = net.predict_logits
@@ -263,6 +269,7 @@ def main() -> None:
         for _ in range(args.rounds):
             order = rng.permutation(len(X))
             for name, epoch in contenders.items():
+                time.sleep(PAUSE)
                 started = time.perf_counter()
                 own = epoch(X, y, batch, order)
                 times[name].append(own if own is not None else time.perf_counter() - started)

@@ -7,6 +7,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import deltaprop as dp
+from deltaprop.backend import blas
 from deltaprop.nn import dense_chain as compiled_inference
 from deltaprop.nn.dense_chain import compiled_predictions, forward_rows, unsupported_chain
 
@@ -120,7 +121,7 @@ def test_threads_predicting_at_once_get_their_own_answers_and_blas_threads_come_
         for output in outputs:
             np.testing.assert_allclose(output, expected[i], rtol=2e-5, atol=1e-6)
     after = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-    assert after == before and compiled_inference._blas_users == 0
+    assert after == before and blas.holders() == 0
 
 
 def test_auto_runs_the_compiled_kernel_from_the_stated_work(monkeypatch):
@@ -203,3 +204,71 @@ def test_a_slice_of_a_model_reads_its_own_span_of_the_flat_buffer():
         rtol=2e-5,
         atol=1e-6,
     )
+
+
+def test_evaluate_scores_with_compiled_inference_and_the_same_numbers_to_rounding(monkeypatch):
+    rng = np.random.default_rng(11)
+    net = dp.mlp([12, 20, 4], rng=rng)
+    X = rng.standard_normal((500, 12)).astype(np.float32)
+    y = rng.integers(0, 4, 500)
+    loss = dp.SoftmaxCrossEntropy()
+    reference = dp.evaluate(net, loss, X, y, engine="reference", batch_size=64)
+    compiled = dp.evaluate(net, loss, X, y, engine="compiled", batch_size=64)
+    assert reference["accuracy"] == compiled["accuracy"]
+    assert compiled["loss"] == pytest.approx(reference["loss"], rel=1e-6)
+    assert 0 < reference["accuracy"] < 1 and reference["loss"] > 1.0  # an untrained network
+    calls = []
+    monkeypatch.setattr(
+        "deltaprop.nn.sequential.forward_rows",
+        lambda *args: calls.append(args[2].shape[0]) or net.forward(args[2]),
+    )
+    monkeypatch.setattr(compiled_inference, "PREDICT_AUTO_WORK", 500 * net.flat_values.size)
+    assert dp.evaluate(net, loss, X, y, batch_size=64) == reference  # auto: the whole set, once
+    assert calls == [500]
+    dp.evaluate(net, loss, X[:499], y[:499])  # under the work: the reference path
+    assert calls == [500]
+    with pytest.raises(ValueError, match="engine must be 'auto', 'compiled' or 'reference'"):
+        dp.evaluate(net, loss, X, y, engine="fast")
+
+
+def test_a_compiled_fit_scores_its_validation_rows_compiled(monkeypatch):
+    rng = np.random.default_rng(12)
+    net = dp.mlp([6, 10, 3], rng=rng)
+    X = rng.standard_normal((300, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 300)
+    calls = []
+    monkeypatch.setattr(
+        "deltaprop.nn.sequential.forward_rows",
+        lambda *args: calls.append(args[2].shape[0]) or net.forward(args[2]),
+    )
+    opt = dp.Adam(net.parameters())
+    history = dp.fit(
+        net,
+        dp.SoftmaxCrossEntropy(),
+        opt,
+        X[:200],
+        y[:200],
+        epochs=2,
+        batch_size=50,
+        validation_data=(X[200:], y[200:]),
+        engine="compiled",
+        verbose=0,
+        rng=rng,
+    )
+    assert calls == [100, 100]  # 100 validation rows, far under the auto threshold
+    scores = dp.evaluate(net, dp.SoftmaxCrossEntropy(), X[200:], y[200:], engine="reference")
+    assert history["val_loss"][-1] == pytest.approx(scores["loss"], rel=1e-6)
+    dp.fit(
+        net,
+        dp.SoftmaxCrossEntropy(),
+        opt,
+        X[:200],
+        y[:200],
+        epochs=1,
+        batch_size=50,
+        validation_data=(X[200:], y[200:]),
+        engine="reference",
+        verbose=0,
+        rng=rng,
+    )
+    assert calls == [100, 100]  # the reference fit scores on the reference path

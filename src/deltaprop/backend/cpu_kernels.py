@@ -13,6 +13,7 @@ the loss's reference code, and ``tests/training/test_compiled_epoch.py`` and
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 from llvmlite.binding import add_symbol
@@ -20,23 +21,33 @@ from numba import njit, prange, types
 from numba.extending import get_cython_function_address
 
 from .arrays import compiled, compiled_parallel
+from .blas import gemm_address
 from .tiles import ACTS_AT, GATE
 
 _N, _T = ord("N"), ord("T")
 
-# SciPy's BLAS, as symbols the compiled code links to by name: unlike ctypes pointers held in
-# globals, this lets Numba cache the compiled functions on disk
+
+# BLAS as symbols the compiled code links to by name: unlike ctypes pointers held in globals,
+# this lets Numba cache the compiled functions on disk. NumPy's OpenBLAS where there is one,
+# else SciPy's (``cython_blas``). Its integers are passed as int64 on a little-endian machine:
+# a 32-bit BLAS reads the low half of each, a 64-bit one all of it, so the cached code is right
+# for either; on a big-endian machine, SciPy's 32-bit BLAS with int32.
+_LITTLE = sys.byteorder == "little"
 for _name in ("sgemm", "dgemm"):
-    add_symbol(f"deltaprop_{_name}", get_cython_function_address("scipy.linalg.cython_blas", _name))
+    _at = gemm_address(_name) if _LITTLE else None
+    if _at is None:
+        _at = get_cython_function_address("scipy.linalg.cython_blas", _name)
+    add_symbol(f"deltaprop_{_name}", _at)
 _GEMM_SIGNATURE = types.void(*([types.voidptr] * 13))
 _SGEMM = types.ExternalFunction("deltaprop_sgemm", _GEMM_SIGNATURE)
 _DGEMM = types.ExternalFunction("deltaprop_dgemm", _GEMM_SIGNATURE)
+_INT = np.int64 if _LITTLE else np.int32
 
 
 @compiled
 def _gemm(ta, tb, m, n, k, A, a_at, lda, B, b_at, ldb, C, c_at, ldc):  # pragma: no cover
     """C ← op(A) op(B): column-major BLAS on flat arrays, from the given element offsets."""
-    ints = np.array([m, n, k, lda, ldb, ldc], dtype=np.int32)
+    ints = np.array([m, n, k, lda, ldb, ldc], dtype=_INT)
     scalars = np.array([1, 0], dtype=A.dtype)
     chars = np.array([ta, tb], dtype=np.uint8)
     arguments = (

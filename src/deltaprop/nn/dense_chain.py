@@ -7,24 +7,23 @@ For a chain of Dense layers with ReLU (or no) activations between them,
 :func:`deltaprop.backend.cpu_kernels._forward_rows`:
 each thread takes an equal share of the rows (chunks set by the machine's cores, so that the
 numbers do not depend on the thread count) through every layer, a chunk at a time, with
-single-threaded BLAS (SciPy's ``cython_blas``) for the product, and adds the bias and applies
-the gate while the chunk is in its core's cache. Rows are independent, so the threads never
-wait for each other; the reference path (one layer at a time over a batch, OpenBLAS's own
-threads inside each product) computes the same numbers to float rounding.
+single-threaded BLAS (NumPy's OpenBLAS: :mod:`deltaprop.backend.blas`) for the product, and
+adds the bias and applies the gate while the chunk is in its core's cache. Rows are
+independent, so the threads never wait for each other; the reference path (one layer at a time
+over a batch, OpenBLAS's own threads inside each product) computes the same numbers to float
+rounding.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from ..backend.arrays import Array, address
+from ..backend.blas import one_blas_thread
 from ..backend.tiles import COLUMNS, FAN_OUT, tile_width
 from .layer import Layer
 
@@ -57,39 +56,6 @@ def numba_threads(count: int) -> Iterator[None]:
         yield
     finally:
         set_num_threads(before)
-
-
-# --- one BLAS thread inside each of ours --------------------------------------------------------
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limit: Any = None  # the limit in force while any compiled kernel runs
-_blas: Any = None  # the BLAS libraries loaded (found once: finding them takes ~1 ms)
-
-
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Hold every BLAS library at one thread while compiled kernels call BLAS from their own
-    threads (a BLAS with its own pool inside each of them runs ~10× slower, oversubscribed).
-
-    Calls from several threads at once share one limit: the first sets it, the last lifts it.
-    Other code calling BLAS meanwhile gets one thread too.
-    """
-    global _blas_users, _blas_limit, _blas
-    with _blas_lock:
-        if _blas_users == 0:
-            if _blas is None:
-                _blas = ThreadpoolController().select(user_api="blas")
-            _blas_limit = _blas.limit(limits=1)
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_limit.restore_original_limits()
-                _blas_limit = None
 
 
 # --- the layer table --------------------------------------------------------------------------

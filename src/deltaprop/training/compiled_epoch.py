@@ -16,7 +16,7 @@ the machine's cores. Per mini-batch it is the reference path's step, fused:
 
 Each product is split by output units into tiles at fixed places (one per core:
 :func:`~deltaprop.backend.tiles.tile_width`), each thread taking whole tiles: it computes
-a tile with single-threaded BLAS (SciPy's ``cython_blas``) while OpenBLAS's own threads are held
+a tile with single-threaded BLAS (NumPy's OpenBLAS) while OpenBLAS's own threads are held
 at one, then adds the bias, applies the gate and sums the bias gradient of the same units while
 they are in its cache. Neither the tiles nor the order of any reduction depend on the thread
 count, so an epoch gives the same numbers, to the bit, on any number of threads — and the
@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from ..backend.arrays import Array
+from ..backend.blas import one_blas_thread
 from ..backend.tiles import ACTS_AT, FAN_OUT, OUT_TILE
-from ..nn.dense_chain import layer_table, numba_threads, one_blas_thread, unsupported_chain
+from ..nn.dense_chain import layer_table, numba_threads, unsupported_chain
 from ..nn.losses import Loss
 from ..nn.sequential import Sequential
 from ..optim.optimizer import Optimizer
@@ -252,14 +253,6 @@ AUTO_WORK = 2e10
 seconds on the reference path): compiling takes ~20 s once per machine (then cached on disk) and
 loading the cached code ~0.5 s per process, which a smaller run would not earn back."""
 
-AUTO_MAX_BATCH = 128
-"""``engine="auto"`` compiles only for batches of at most this many rows. Fashion-MNIST,
-784-256-128-10, 2 threads (``benchmarks/compiled_step.py --rows 20000 --rounds 3``): the
-compiled epoch took 0.72× the reference path's time at batch 32, 1.05× at 128 and 1.50× at
-1024, where the products dominate and OpenBLAS's own threads run them faster than the tiles by
-hand (an earlier run, before the tiles: 0.61×, 1.00–1.03×, 1.32×). On a busy machine the
-compiled epoch is the one that keeps its speed (``benchmarks/contention.py``)."""
-
 
 def compiled_epochs(
     engine: str,
@@ -271,16 +264,22 @@ def compiled_epochs(
     work: float = math.inf,
 ) -> CompiledEpochs | None:
     """The compiled epochs for ``fit``'s ``engine``: ``"auto"`` uses them where they are
-    supported, the run's ``work`` (rows × parameters × epochs) is at least :data:`AUTO_WORK`
-    and the batch at most :data:`AUTO_MAX_BATCH` rows, ``"compiled"`` insists, ``"reference"``
-    never does (None: the reference path).
+    supported and the run's ``work`` (rows × parameters × epochs) is at least
+    :data:`AUTO_WORK`, at any batch size, ``"compiled"`` insists, ``"reference"`` never does
+    (None: the reference path).
+
+    Fashion-MNIST, 784-256-128-10, Adam, 2 threads (``benchmarks/compiled_step.py --rows 20000
+    --rounds 5``): the compiled epoch took 0.71× the reference path's time at batch 32, 0.83×
+    at 128, 0.75× at 256, 0.89× at 1024 and 1.04× at 4096 (784-4096-4096-10: 0.84× at 128,
+    1.01× at 1024); on a busy machine it is the one that keeps its speed
+    (``benchmarks/contention.py``).
 
     Raises:
         ValueError: an unknown engine, or ``"compiled"`` for what it cannot train (the reason).
     """
     if engine not in ("auto", "compiled", "reference"):
         raise ValueError(f"engine must be 'auto', 'compiled' or 'reference', got {engine!r}")
-    if engine == "reference" or (engine == "auto" and (work < AUTO_WORK or batch > AUTO_MAX_BATCH)):
+    if engine == "reference" or (engine == "auto" and work < AUTO_WORK):
         return None
     X, y, weights = data
     reason = unsupported(model, loss, optimizer, y, weights is not None)

@@ -146,8 +146,8 @@ def fit(
             (:mod:`deltaprop.training.compiled_epoch`) where it can — Dense layers with ReLU or no
             activation between them, softmax cross-entropy on class labels, SGD, Adam or
             AdamW, unweighted rows, a CPU — when the run is large enough to repay compiling
-            it (rows × parameters × epochs ≥ 2·10¹⁰) and its batches have at most 128 rows
-            (larger ones run faster on the reference path); the reference path elsewhere.
+            it (rows × parameters × epochs ≥ 2·10¹⁰), at any batch size; the reference path
+            elsewhere.
             ``"compiled"`` insists (ValueError naming the reason otherwise); ``"reference"``
             never compiles. Both give the same numbers to float32 rounding.
         n_threads: threads of the compiled epoch, fixed. By default it runs on the cores that
@@ -326,6 +326,9 @@ def _train(
         X_val, y_val, w_val = validation
         X_val, y_val = moved_to(X_val, here), moved_to(y_val, here)
         w_val = None if w_val is None else moved_to(w_val, here)
+    # validation rows scored on the fit's own path: compiled after a compiled epoch (OpenBLAS's
+    # threads, woken by a product, spin ~0.1 s after it, on the cores the next epoch needs)
+    scoring: dict[str, Any] = {"prefix": "val_", "engine": "compiled" if compiled else "reference"}
     fallbacks = Fallbacks(model, run.epoch)  # weights to roll back to after a blow-up
     train_index = run.train_index
     y_train_reference = run.y if len(train_index) == len(run.y) else run.y[train_index]
@@ -362,7 +365,7 @@ def _train(
                 if parallel is not None and validation is not None:
                     logs.update(parallel.validate(model, loss, X_val, y_val, w_val))
                 elif validation is not None:
-                    logs.update(evaluate_prepared(model, loss, X_val, y_val, w_val, prefix="val_"))
+                    logs.update(evaluate_prepared(model, loss, X_val, y_val, w_val, **scoring))
                 logs["lr"] = lr
                 logs["epoch_time"] = time.perf_counter() - started
                 for callback in run.callbacks:

@@ -1,0 +1,80 @@
+"""The BLAS libraries under NumPy and SciPy: held at one thread while other threads call them,
+and the ``gemm`` the compiled kernels call.
+
+Plain Python and ``threadpoolctl``, no compiler: :func:`one_blas_thread` serves the compiled
+kernels (:mod:`deltaprop.nn.dense_chain`, :mod:`deltaprop.training.compiled_epoch`) and the
+data checks (:func:`deltaprop.validation.check_finite`); :func:`gemm_address` is read once, when
+:mod:`.cpu_kernels` links its kernels to BLAS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+_lock = threading.Lock()
+_users = 0
+_limit: Any = None  # the limit in force while any caller holds one thread
+_libraries: Any = None  # the BLAS libraries loaded (found once: finding them takes ~1 ms)
+
+
+def _blas() -> Any:
+    global _libraries
+    if _libraries is None:
+        _libraries = ThreadpoolController().select(user_api="blas")
+    return _libraries
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Hold every BLAS library at one thread meanwhile: while compiled kernels call BLAS from
+    their own threads (a BLAS with its own pool inside each of them runs ~10× slower,
+    oversubscribed), and for a product whose result must not wake OpenBLAS's threads (they
+    spin for ~0.1 s after it, on the cores the compiled kernels' threads need next).
+
+    Calls from several threads at once share one limit: the first sets it, the last lifts it.
+    Other code calling BLAS meanwhile gets one thread too.
+    """
+    global _users, _limit
+    with _lock:
+        if _users == 0:
+            _limit = _blas().limit(limits=1)
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                _limit.restore_original_limits()
+                _limit = None
+
+
+def holders() -> int:
+    """How many callers hold :func:`one_blas_thread` now (0 when BLAS has its own limits)."""
+    return _users
+
+
+def gemm_address(kind: str) -> int | None:
+    """The address of ``kind`` (``"sgemm"``, ``"dgemm"``, the Fortran interface) in the OpenBLAS
+    that NumPy links — the reference path's products — or None where NumPy links another BLAS.
+    NumPy's wheels carry a newer OpenBLAS than SciPy's: on one Xeon, 784-256-128-10 at batch
+    1024, the compiled epoch's products took 0.15 s per 20,000 rows through it and 0.26 s
+    through SciPy's. Its integers may be 32- or 64-bit (``scipy_sgemm_64_``)."""
+    home = os.path.dirname(os.path.realpath(np.__file__))
+    for lib in _blas().select(internal_api="openblas").lib_controllers:
+        path = os.path.realpath(lib.filepath)
+        if not path.startswith((home + os.sep, home + ".libs" + os.sep)):
+            continue
+        handle = ctypes.CDLL(path)
+        for name in (f"scipy_{kind}_64_", f"{kind}_64_", f"scipy_{kind}_", f"{kind}_"):
+            if hasattr(handle, name):
+                return ctypes.cast(getattr(handle, name), ctypes.c_void_p).value
+    return None
