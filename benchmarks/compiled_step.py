@@ -10,17 +10,24 @@ median (and minimum) seconds per epoch and as a ratio to the others measured in 
 - ``GEMM, OpenBLAS``: the 8 matrix products of each step alone, NumPy on OpenBLAS's threads;
 - ``GEMM, split``: the same products split by output units over Numba's threads, one BLAS
   thread each — the compiled epoch's own floor;
-- ``PyTorch eager`` (if installed, ``pip install -e '.[bench]'``), on as many threads.
+- ``PyTorch eager`` (if installed, ``pip install -e '.[bench]'``), on as many threads;
+- ``JAX jit step`` (if installed): the step of ``benchmarks/peers.py``, and ``GEMM, XLA``: the
+  same 8 products under ``jax.jit`` — XLA's products against OpenBLAS's and the tiles', which
+  says how much of a lead of JAX's step is its matrix products.
+
+``--load K`` runs it all beside K processes that each keep a core busy.
 
     python benchmarks/compiled_step.py                 # 9 rounds at batch 128 and 32
     python benchmarks/compiled_step.py --rounds 3 --batch 1024 --threads 1   # scaling
     python benchmarks/compiled_step.py --tiny          # a few batches of everything (smoke test)
     python benchmarks/compiled_step.py --widths 784,4096,4096,10 --rows 6000 --rounds 3 --batch 128
+    python benchmarks/compiled_step.py --rounds 3 --batch 1024 --load 2      # beside 2 burners
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -30,6 +37,7 @@ from numba import get_num_threads, njit, prange, set_num_threads
 from threadpoolctl import threadpool_limits
 
 import deltaprop as dp
+from contention import SPAWN, start_load  # benchmarks/, beside this file
 from deltaprop import datasets
 from deltaprop.backend.cpu_kernels import _N, _T, _gemm
 from deltaprop.backend.tiles import ACTS_AT
@@ -203,6 +211,51 @@ class Products:
                     delta = delta @ self.W[i]
 
 
+class Xla:
+    """The same 8 products as :class:`Products`, under ``jax.jit`` (XLA's own matrix products)."""
+
+    def __init__(self, batch: int, widths=WIDTHS) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        rng = np.random.default_rng(0)
+        self.W = [
+            jnp.asarray(rng.standard_normal((b, a), dtype=np.float32) * 0.05)
+            for a, b in zip(widths[:-1], widths[1:], strict=True)
+        ]
+
+        @jax.jit
+        def products(x, W):
+            acts = [x]
+            for w in W:
+                acts.append(acts[-1] @ w.T)
+            delta, grads = acts.pop(), []
+            for i in reversed(range(len(W))):
+                grads.append(delta.T @ acts[i])
+                if i > 0:
+                    delta = delta @ W[i]
+            return grads
+
+        self.products, self.batch, self.jax = products, batch, jax
+        self.name = "GEMM, XLA"
+
+    def epoch(self, X: np.ndarray, y: np.ndarray) -> None:
+        for start in range(0, len(X) - self.batch + 1, self.batch):
+            self.jax.block_until_ready(self.products(X[start : start + self.batch], self.W))
+
+
+class JaxStep:
+    def __init__(self, batch: int, widths=WIDTHS) -> None:
+        from peers import jax_epochs  # the same step as benchmarks/peers.py
+
+        self.step_epoch = jax_epochs(widths)[0]
+        self.batch, self.order = batch, np.random.default_rng(batch)
+        self.name = "JAX jit step"
+
+    def epoch(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.step_epoch(X, y.astype(np.int64), self.batch, self.order.permutation(len(X)))
+
+
 class Torch:
     def __init__(self, batch: int, threads: int, widths=WIDTHS) -> None:
         torch.manual_seed(0)
@@ -235,6 +288,10 @@ def measure(batch: int, rounds: int, threads: int, X, y, widths=WIDTHS) -> dict:
     ]
     if torch is not None:
         contenders.append(Torch(batch, threads, widths))
+    try:
+        contenders += [JaxStep(batch, widths), Xla(batch, widths)]
+    except ImportError:  # the bench extra is optional
+        pass
     for c in contenders:  # warm-up: compilation, caches, thread pools
         c.epoch(X[: batch * 4], y[: batch * 4])
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
@@ -255,6 +312,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="2,048 rows, 2 rounds: a smoke test")
     parser.add_argument("--widths", default="784,256,128,10", help="e.g. 784,4096,4096,10")
     parser.add_argument("--rows", type=int, help="train on the first ROWS images only")
+    parser.add_argument("--load", type=int, default=0, help="beside LOAD core-burning processes")
     args = parser.parse_args()
     widths = tuple(int(w) for w in args.widths.split(","))
     X, _, y, _ = datasets.fashion_mnist().train_test_split()
@@ -262,10 +320,23 @@ def main() -> None:
     if args.tiny:
         X, y, args.rounds = X[:2048], y[:2048], 2
     set_num_threads(args.threads)
+    stop = SPAWN.Event()
+    burners = start_load(str(args.load), stop)
+    for burner in burners:
+        burner.start()
+    try:
+        report(args, widths, X, y)
+    finally:
+        stop.set()
+        for burner in burners:
+            burner.join()
+
+
+def report(args: argparse.Namespace, widths: tuple[int, ...], X, y) -> None:
     print(
         f"{cpu_model()}; {'-'.join(map(str, widths))}; {args.threads} threads; {len(X)} rows; "
-        f"{args.rounds} interleaved "
-        f"rounds; seconds per epoch, median (min)"
+        f"{args.rounds} interleaved rounds; {args.load} burners; load {os.getloadavg()[0]:.1f}; "
+        "seconds per epoch, median (min)"
     )
     for batch in args.batch or [128, 32]:
         with threadpool_limits(args.threads, user_api="blas"):  # every contender on as many
@@ -277,10 +348,14 @@ def main() -> None:
         print(f"  compiled / reference        {median['compiled'] / median['reference']:.2f}")
         print(f"  compiled / GEMM, split      {median['compiled'] / median['GEMM, split']:.2f}")
         print(f"  compiled / GEMM, OpenBLAS   {median['compiled'] / median['GEMM, OpenBLAS']:.2f}")
-        if "PyTorch eager" in median:
-            print(
-                f"  compiled / PyTorch eager    {median['compiled'] / median['PyTorch eager']:.2f}"
-            )
+        for ours, theirs in (
+            ("compiled", "PyTorch eager"),
+            ("compiled", "JAX jit step"),
+            ("GEMM, split", "GEMM, XLA"),
+            ("GEMM, OpenBLAS", "GEMM, XLA"),
+        ):
+            if theirs in median:
+                print(f"  {ours} / {theirs}".ljust(30) + f"{median[ours] / median[theirs]:.2f}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from deltaprop.training.threads import SEGMENT_SECONDS, Threads, cpu_sample
 @pytest.fixture(autouse=True)
 def fresh_memory(monkeypatch):
     monkeypatch.setattr(threads_module, "_last", {})
+    monkeypatch.setattr(threads_module, "_seen", {})
 
 
 class Machine:
@@ -87,6 +88,39 @@ def test_it_follows_the_load_as_it_comes_and_goes():
     assert drive(chooser, machine, 30)[-5:] == [1] * 5
     machine.others = 0.0
     assert drive(chooser, machine, 30)[-5:] == [2] * 5
+
+
+def test_a_new_fit_starts_on_the_load_since_the_last_one_read_it():
+    machine = Machine(others=0.0)
+    first = Threads(2, adaptive=True, sample=machine.sample, cores=2)
+    assert drive(first, machine, 30)[-1] == 2  # quiet: both cores
+    machine.own = 0.0  # between the fits: this process idle, a second training on a core
+    machine.others = 1.0
+    machine.advance(0.5)
+    second = Threads(2, adaptive=True, sample=machine.sample, cores=2)
+    assert second.count() == 1 and 0.8 < second.others <= 1.0  # (the last window's tail was quiet)
+    machine.others = 0.0
+    machine.advance(0.1)  # too short a gap to read: the count the last fit left
+    assert Threads(2, adaptive=True, sample=machine.sample, cores=2).count() == 1
+    machine.advance(threads_module.RECENT_SECONDS + 1)  # too old: the count the last fit left
+    assert Threads(2, adaptive=True, sample=machine.sample, cores=2).count() == 1
+    machine.advance(1.0)  # a quiet second since the last sample: both cores after one more
+    last = Threads(2, adaptive=True, sample=machine.sample, cores=2)
+    assert last.count() == 1 and last.others == 0.0
+    assert drive(last, machine, 10)[-1] == 2
+
+
+def test_more_threads_only_when_two_readings_in_a_row_leave_the_cores_free():
+    machine = Machine(others=1.0)
+    chooser = Threads(2, adaptive=True, sample=machine.sample, cores=2)
+    assert drive(chooser, machine, 20)[-1] == 1
+    windows = []
+    for others in (0.0, 1.0, 0.0, 0.0, 1.0):  # a pause of one reading, then one of two
+        machine.others = others
+        machine.advance(threads_module.WINDOW_SECONDS * 1.01)
+        chooser.took(1, 0.001)
+        windows.append(chooser.count())
+    assert windows == [1, 1, 1, 2, 1]  # down at once, up only after the second free reading
 
 
 def test_segments_aim_at_their_time():

@@ -248,10 +248,12 @@ DISPLAY_BATCHES = 16
 """Batches per compiled run when a display follows training batch by batch."""
 
 
-AUTO_WORK = 2e10
-"""``engine="auto"`` compiles a run of at least this many rows × parameters × epochs (about ten
-seconds on the reference path): compiling takes ~20 s once per machine (then cached on disk) and
-loading the cached code ~0.5 s per process, which a smaller run would not earn back."""
+AUTO_WORK = 1e10
+"""``engine="auto"`` compiles a run of at least this many rows × parameters × epochs (one
+Fashion-MNIST epoch of a 784-256-128-10 network, 2–3 s on the reference path): the very first
+compiled run on a machine compiles the epoch for 22 s where the reference path's kernels take
+3 s (then both are cached on disk), which a smaller run would not earn back. Loading the cached
+code costs the two paths alike, 0.8–1.1 s per process."""
 
 
 def compiled_epochs(
@@ -269,9 +271,9 @@ def compiled_epochs(
     (None: the reference path).
 
     Fashion-MNIST, 784-256-128-10, Adam, 2 threads (``benchmarks/compiled_step.py --rows 20000
-    --rounds 5``): the compiled epoch took 0.71× the reference path's time at batch 32, 0.83×
-    at 128, 0.75× at 256, 0.89× at 1024 and 1.04× at 4096 (784-4096-4096-10: 0.84× at 128,
-    1.01× at 1024); on a busy machine it is the one that keeps its speed
+    --rounds 5``): the compiled epoch took 0.62× the reference path's time at batch 32, 0.73×
+    at 128 and 0.81× at 1024; in another run 0.75× at 256 and 1.04× at 4096 (784-4096-4096-10:
+    0.84× at 128, 1.01× at 1024). On a busy machine it is the one that keeps its speed
     (``benchmarks/contention.py``).
 
     Raises:

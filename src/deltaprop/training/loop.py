@@ -146,7 +146,7 @@ def fit(
             (:mod:`deltaprop.training.compiled_epoch`) where it can — Dense layers with ReLU or no
             activation between them, softmax cross-entropy on class labels, SGD, Adam or
             AdamW, unweighted rows, a CPU — when the run is large enough to repay compiling
-            it (rows × parameters × epochs ≥ 2·10¹⁰), at any batch size; the reference path
+            it (rows × parameters × epochs ≥ 10¹⁰), at any batch size; the reference path
             elsewhere.
             ``"compiled"`` insists (ValueError naming the reason otherwise); ``"reference"``
             never compiles. Both give the same numbers to float32 rounding.

@@ -8,7 +8,8 @@ batches (about :data:`SEGMENT_SECONDS` each) and, every :data:`WINDOW_SECONDS`, 
 this process's cores were (Linux's ``/proc/stat``, the CPUs of ``os.sched_getaffinity``) less
 what this process used itself (``time.process_time``): what the others used. The next segments
 run on the cores they left: a core counts as free when at least :data:`FREE` of it was idle to
-us; never fewer than one thread, never more than ``most``. Where ``/proc/stat`` cannot be read
+us; never fewer than one thread, never more than ``most``; fewer at once, more only after two
+readings in a row. Where ``/proc/stat`` cannot be read
 it keeps ``most``.
 
 The choice cannot change a number: the compiled kernels split their work into tiles that do not
@@ -74,6 +75,15 @@ _last: dict[int, int] = {}
 """The count last chosen in this process, for each ``most``: the next ``fit`` starts there (the
 load that chose it is likely still there: a ``GridSearchCV`` worker, a loop of short fits)."""
 
+_seen: dict[Callable[[], Sample | None], Sample] = {}
+"""The latest sample read from each source in this process: a ``fit`` that starts at least
+:data:`WINDOW_SECONDS` and at most :data:`RECENT_SECONDS` after it chooses its first count from
+the load in between, rather than running its first window on the count the last ``fit`` left
+(a second training that started meanwhile made a 0.3 s epoch run 1.5× one thread's time)."""
+
+RECENT_SECONDS = 10.0
+"""How old the latest sample may be for the load since it to choose a new ``fit``'s first count."""
+
 
 class Threads:
     """The thread count of each segment of the compiled epoch.
@@ -101,6 +111,15 @@ class Threads:
         self.current = _last.get(most, most) if self.adaptive else most
         self.per_batch: float | None = None  # the latest segment's seconds per batch
         self.others: float | None = None  # the cores the other processes used, last window
+        self._rise = 0  # a higher count the last reading allowed (0: none)
+        if self.window is not None:
+            before = _seen.get(sample)
+            if (
+                before is not None
+                and WINDOW_SECONDS <= self.window[0] - before[0] <= RECENT_SECONDS
+            ):
+                self._choose(before, self.window)
+            _seen[sample] = self.window
 
     def count(self) -> int:
         """The thread count of the next segment."""
@@ -124,9 +143,21 @@ class Threads:
         now = self.sample()
         if now is None or now[0] - self.window[0] < WINDOW_SECONDS:
             return
-        wall, busy, own = (b - a for a, b in zip(self.window, now, strict=True))
-        self.window = now
+        self._choose(self.window, now)
+        self.window = _seen[self.sample] = now
+
+    def _choose(self, before: Sample, now: Sample) -> None:
+        """The count for the cores the other processes left free from ``before`` to ``now``:
+        fewer threads at once, more only when two readings in a row leave the cores free (a
+        second training beside this one that saw a moment's pause would otherwise take both
+        cores back, and each would wait for the other's threads until its next reading)."""
+        wall, busy, own = (b - a for a, b in zip(before, now, strict=True))
         self.others = max(0.0, (busy - own) / wall)
         free = self.cores - self.others
-        self.current = max(1, min(self.most, math.floor(free + (1 - FREE))))
+        target = max(1, min(self.most, math.floor(free + (1 - FREE))))
+        if target > self.current and not self._rise:
+            self._rise = target
+            return
+        self.current = min(target, self._rise) if target > self.current else target
+        self._rise = 0
         _last[self.most] = self.current
