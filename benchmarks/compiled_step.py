@@ -201,14 +201,21 @@ class Products:
                     )
             return
         for start in range(0, len(X), batch):
-            acts = [X[start : start + batch]]
-            for W in self.W:
-                acts.append(acts[-1] @ W.T)
-            delta = acts.pop()
-            for i in reversed(range(len(self.W))):
-                _ = delta.T @ acts[i]
-                if i > 0:
-                    delta = delta @ self.W[i]
+            step_products(X[start : start + batch], self.W)
+
+
+def step_products(x, W: list) -> list:
+    """The 8 products of a step on NumPy or JAX arrays: Z = A_prev Wᵀ layer by layer, then,
+    top down, dW = Dᵀ A_prev and D_prev = D W (the logits standing in for D); the dWs."""
+    acts = [x]
+    for w in W:
+        acts.append(acts[-1] @ w.T)
+    delta, grads = acts.pop(), []
+    for i in reversed(range(len(W))):
+        grads.append(delta.T @ acts[i])
+        if i > 0:
+            delta = delta @ W[i]
+    return grads
 
 
 class Xla:
@@ -224,18 +231,7 @@ class Xla:
             for a, b in zip(widths[:-1], widths[1:], strict=True)
         ]
 
-        @jax.jit
-        def products(x, W):
-            acts = [x]
-            for w in W:
-                acts.append(acts[-1] @ w.T)
-            delta, grads = acts.pop(), []
-            for i in reversed(range(len(W))):
-                grads.append(delta.T @ acts[i])
-                if i > 0:
-                    delta = delta @ W[i]
-            return grads
-
+        products = jax.jit(step_products)  # the same products, compiled by XLA
         self.products, self.batch, self.jax = products, batch, jax
         self.name = "GEMM, XLA"
 

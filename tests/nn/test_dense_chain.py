@@ -206,6 +206,19 @@ def test_a_slice_of_a_model_reads_its_own_span_of_the_flat_buffer():
     )
 
 
+def recording_forward_rows(monkeypatch) -> list[int]:
+    """The row counts compiled inference is called with, from now on (it still runs)."""
+    calls: list[int] = []
+    real = compiled_inference.forward_rows
+
+    def recorded(layers, values, x, *rest):
+        calls.append(x.shape[0])
+        return real(layers, values, x, *rest)
+
+    monkeypatch.setattr("deltaprop.nn.sequential.forward_rows", recorded)
+    return calls
+
+
 def test_evaluate_scores_with_compiled_inference_and_the_same_numbers_to_rounding(monkeypatch):
     rng = np.random.default_rng(11)
     net = dp.mlp([12, 20, 4], rng=rng)
@@ -213,20 +226,17 @@ def test_evaluate_scores_with_compiled_inference_and_the_same_numbers_to_roundin
     y = rng.integers(0, 4, 500)
     loss = dp.SoftmaxCrossEntropy()
     reference = dp.evaluate(net, loss, X, y, engine="reference", batch_size=64)
-    compiled = dp.evaluate(net, loss, X, y, engine="compiled", batch_size=64)
-    assert reference["accuracy"] == compiled["accuracy"]
-    assert compiled["loss"] == pytest.approx(reference["loss"], rel=1e-6)
     assert 0 < reference["accuracy"] < 1 and reference["loss"] > 1.0  # an untrained network
-    calls = []
-    monkeypatch.setattr(
-        "deltaprop.nn.sequential.forward_rows",
-        lambda *args: calls.append(args[2].shape[0]) or net.forward(args[2]),
-    )
+    calls = recording_forward_rows(monkeypatch)
+    compiled = dp.evaluate(net, loss, X, y, engine="compiled", batch_size=64)
+    assert calls == [500]  # the whole set, once
+    assert compiled["accuracy"] == reference["accuracy"]
+    assert compiled["loss"] == pytest.approx(reference["loss"], rel=1e-6)
     monkeypatch.setattr(compiled_inference, "PREDICT_AUTO_WORK", 500 * net.flat_values.size)
-    assert dp.evaluate(net, loss, X, y, batch_size=64) == reference  # auto: the whole set, once
-    assert calls == [500]
+    assert dp.evaluate(net, loss, X, y, batch_size=64) == compiled  # auto, from the stated work
+    assert calls == [500, 500]
     dp.evaluate(net, loss, X[:499], y[:499])  # under the work: the reference path
-    assert calls == [500]
+    assert calls == [500, 500]
     with pytest.raises(ValueError, match="engine must be 'auto', 'compiled' or 'reference'"):
         dp.evaluate(net, loss, X, y, engine="fast")
 
@@ -236,39 +246,19 @@ def test_a_compiled_fit_scores_its_validation_rows_compiled(monkeypatch):
     net = dp.mlp([6, 10, 3], rng=rng)
     X = rng.standard_normal((300, 6)).astype(np.float32)
     y = rng.integers(0, 3, 300)
-    calls = []
-    monkeypatch.setattr(
-        "deltaprop.nn.sequential.forward_rows",
-        lambda *args: calls.append(args[2].shape[0]) or net.forward(args[2]),
-    )
     opt = dp.Adam(net.parameters())
-    history = dp.fit(
-        net,
-        dp.SoftmaxCrossEntropy(),
-        opt,
-        X[:200],
-        y[:200],
-        epochs=2,
-        batch_size=50,
-        validation_data=(X[200:], y[200:]),
-        engine="compiled",
-        verbose=0,
-        rng=rng,
-    )
+    calls = recording_forward_rows(monkeypatch)
+
+    def fit(engine, epochs):
+        return dp.fit(
+            net, dp.SoftmaxCrossEntropy(), opt, X[:200], y[:200], epochs=epochs, batch_size=50,
+            validation_data=(X[200:], y[200:]), engine=engine, verbose=0, rng=rng,
+        )  # fmt: skip
+
+    history = fit("compiled", 2)
     assert calls == [100, 100]  # 100 validation rows, far under the auto threshold
     scores = dp.evaluate(net, dp.SoftmaxCrossEntropy(), X[200:], y[200:], engine="reference")
     assert history["val_loss"][-1] == pytest.approx(scores["loss"], rel=1e-6)
-    dp.fit(
-        net,
-        dp.SoftmaxCrossEntropy(),
-        opt,
-        X[:200],
-        y[:200],
-        epochs=1,
-        batch_size=50,
-        validation_data=(X[200:], y[200:]),
-        engine="reference",
-        verbose=0,
-        rng=rng,
-    )
+    assert history["val_accuracy"][-1] == scores["accuracy"]
+    fit("reference", 1)
     assert calls == [100, 100]  # the reference fit scores on the reference path

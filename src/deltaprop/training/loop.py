@@ -328,7 +328,8 @@ def _train(
         w_val = None if w_val is None else moved_to(w_val, here)
     # validation rows scored on the fit's own path: compiled after a compiled epoch (OpenBLAS's
     # threads, woken by a product, spin ~0.1 s after it, on the cores the next epoch needs)
-    scoring: dict[str, Any] = {"prefix": "val_", "engine": "compiled" if compiled else "reference"}
+    scoring: dict[str, Any] = {"prefix": "val_"}
+    scoring["engine"] = "reference" if compiled is None else "compiled"
     fallbacks = Fallbacks(model, run.epoch)  # weights to roll back to after a blow-up
     train_index = run.train_index
     y_train_reference = run.y if len(train_index) == len(run.y) else run.y[train_index]

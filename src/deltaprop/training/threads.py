@@ -9,8 +9,7 @@ this process's cores were (Linux's ``/proc/stat``, the CPUs of ``os.sched_getaff
 what this process used itself (``time.process_time``): what the others used. The next segments
 run on the cores they left: a core counts as free when at least :data:`FREE` of it was idle to
 us; never fewer than one thread, never more than ``most``; fewer at once, more only after two
-readings in a row. Where ``/proc/stat`` cannot be read
-it keeps ``most``.
+readings in a row. Where ``/proc/stat`` cannot be read it keeps ``most``.
 
 The choice cannot change a number: the compiled kernels split their work into tiles that do not
 move with the thread count (:func:`deltaprop.backend.tiles.tile_width`), so the same seed gives
@@ -78,8 +77,8 @@ load that chose it is likely still there: a ``GridSearchCV`` worker, a loop of s
 _seen: dict[Callable[[], Sample | None], Sample] = {}
 """The latest sample read from each source in this process: a ``fit`` that starts at least
 :data:`WINDOW_SECONDS` and at most :data:`RECENT_SECONDS` after it chooses its first count from
-the load in between, rather than running its first window on the count the last ``fit`` left
-(a second training that started meanwhile made a 0.3 s epoch run 1.5× one thread's time)."""
+the load in between, rather than running its first window (0.2 s: most of a short epoch) on
+the count the last ``fit`` left."""
 
 RECENT_SECONDS = 10.0
 """How old the latest sample may be for the load since it to choose a new ``fit``'s first count."""
