@@ -6,7 +6,10 @@ loop on one core) or ``twin``: a second deltaprop training running beside, both 
 script — it times one epoch of each contender, taking turns, and reports the median seconds, the
 fair share (alone × (k + 1) / cores once k + 1 > cores, k = 1 for the twin) and the ratio to it
 (the target: at most 1.3), and the ratio to the same engine on one thread under the same load
-(the target: at most 1.3 — more threads must never cost more than that).
+(the target: at most 1.3 — more threads must never cost more than that). It also reports the
+cores each contender's process used while it ran (its CPU seconds, all its threads, over the wall
+seconds of the call) and its CPU seconds per epoch: Linux shares the cores between threads, so
+a process that keeps more threads runnable takes more of them from its neighbours.
 
 Contenders:
 
@@ -16,7 +19,7 @@ Contenders:
 - ``compiled, 1 thread``: ``n_threads=1``;
 - ``reference``: ``engine="reference"``, OpenBLAS's own threads (what ``engine="auto"`` runs
   for a fit this short);
-- ``reference, 1 thread``: one OpenBLAS thread;
+- ``reference, 1 thread``: ``n_threads=1``, one OpenBLAS thread;
 - ``PyTorch eager`` (if installed) with its default threads;
 - ``JAX jit step`` (if installed): ``benchmarks/peers.py``'s step under ``jax.jit``, XLA's own
   threads.
@@ -34,7 +37,6 @@ import statistics
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import deltaprop as dp
 
@@ -73,11 +75,8 @@ def deltaprop_epoch(X, y, batch: int, engine: str, threads: int | None) -> float
     options = {"engine": engine, "batch_size": batch, "rng": 0, "verbose": 0}
     # the epoch's own time, as History records it: fit's checks of the whole X before it are
     # left out (a run of many epochs pays them once), as the other contenders have none
-    if engine == "compiled":
-        history = dp.fit(net, dp.SoftmaxCrossEntropy(), opt, X, y, n_threads=threads, **options)
-    else:
-        with threadpool_limits(threads, user_api="blas"):
-            history = dp.fit(net, dp.SoftmaxCrossEntropy(), opt, X, y, **options)
+    # n_threads: the compiled epoch's threads, or OpenBLAS's on the reference path
+    history = dp.fit(net, dp.SoftmaxCrossEntropy(), opt, X, y, n_threads=threads, **options)
     return history["epoch_time"][-1]
 
 
@@ -159,9 +158,9 @@ def main() -> None:
     print(f"{CORES} cores; load {os.getloadavg()[0]:.1f} before; epochs of 12,000 rows")
     print(
         "| batch | load | contender | s/epoch | fair share | ratio to fair "
-        "| ratio to 1 thread, same load |"
+        "| ratio to 1 thread, same load | cores used | CPU s |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     alone: dict[tuple[int, str], float] = {}
     for load in args.loads:
         busy = 1 if load == "twin" else int(load)
@@ -173,10 +172,14 @@ def main() -> None:
         try:
             for batch in args.batches:
                 times: dict[str, list[float]] = {name: [] for name in contenders}
+                used: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
                 for _ in range(args.rounds):
                     for name, run in contenders.items():
                         time.sleep(PAUSE)
+                        cpu, wall = time.process_time(), time.perf_counter()
                         times[name].append(run(batch))
+                        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                        used[name].append((cpu / wall, cpu))
                 medians = {name: statistics.median(values) for name, values in times.items()}
                 for name, median in medians.items():
                     if busy == 0:
@@ -184,9 +187,11 @@ def main() -> None:
                     fair = alone.get((batch, name), median) * max(1.0, (busy + 1) / CORES)
                     single = medians.get(SINGLE.get(name, ""))
                     to_single = "–" if single is None else f"{median / single:.2f}"
+                    cores = statistics.median(share for share, _ in used[name])
+                    cpu = statistics.median(seconds for _, seconds in used[name])
                     print(
                         f"| {batch} | {load} | {name} | {median:.3f} | {fair:.3f} | "
-                        f"{median / fair:.2f} | {to_single} |",
+                        f"{median / fair:.2f} | {to_single} | {cores:.2f} | {cpu:.3f} |",
                         flush=True,
                     )
         finally:

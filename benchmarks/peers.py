@@ -15,11 +15,16 @@ shuffled batches for everyone. Contenders (each optional, ``pip install -e '.[be
 Reported: the median (and minimum) seconds per epoch of ``--rounds`` rounds after one warm-up
 epoch each (compiling excluded), and each as a ratio to deltaprop's in the same run; then, the
 models trained, each one's test accuracy and inference samples/s over the 10,000 test images
-(the fastest of 5 passes).
+(the fastest of 5 passes). ``--load K`` runs the timed epochs and the inference beside K
+processes that each keep a core busy (started by this script, after the contenders are built),
+and reports how many cores each contender's process used while its epochs ran (CPU seconds over
+wall seconds: Linux shares the cores between threads, so a library that keeps more threads
+runnable takes more of them from its neighbours).
 
     python benchmarks/peers.py                      # batch 32, 128, 1024; 3 rounds
     python benchmarks/peers.py --batches 128 --rounds 5
     python benchmarks/peers.py --widths 784,4096,4096,10 --rows 6000 --batches 128
+    python benchmarks/peers.py --load 2             # beside two busy processes
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import time
 import numpy as np
 
 import deltaprop as dp
+from contention import SPAWN, start_load  # benchmarks/, beside this file
 
 WIDTHS = (784, 256, 128, 10)
 
@@ -227,6 +233,7 @@ def main() -> None:
         "--widths", default=",".join(map(str, WIDTHS)), help="e.g. 784,4096,4096,10"
     )
     parser.add_argument("--rows", type=int, default=None, help="train on the first ROWS images")
+    parser.add_argument("--load", type=int, default=0, help="beside LOAD core-burning processes")
     parser.add_argument(
         "--torch-compile",
         action="store_true",
@@ -256,13 +263,32 @@ def main() -> None:
             contenders["PyTorch compile"] = torch_epoch(compiled=True, widths=widths)
     except ImportError:
         pass
+    stop = SPAWN.Event()
+    burners = start_load(str(args.load), stop)
+    for burner in burners:
+        burner.start()
+    if burners:
+        time.sleep(3.0)  # they import
+    try:
+        race(args, contenders, widths, X, y)
+        inference(X_test, y_test.astype(np.int64), passes=5)
+    finally:
+        stop.set()
+        for burner in burners:
+            burner.join()
+
+
+def race(args: argparse.Namespace, contenders: dict, widths, X, y) -> None:
+    """The timed epochs, taking turns: per batch size, each contender's median (and minimum)
+    seconds, its ratio to deltaprop's, and the cores its process used meanwhile."""
     print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
-        f"{os.getloadavg()[0]:.1f}; Fashion-MNIST {len(X):,} rows, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{args.load} burners, load {os.getloadavg()[0]:.1f}; Fashion-MNIST {len(X):,} rows, "
         f"{'-'.join(map(str, widths))}, s/epoch median (min)"
     )
     for batch in args.batches:
         times: dict[str, list[float]] = {name: [] for name in contenders}
+        cores: dict[str, list[float]] = {name: [] for name in contenders}
         rng = np.random.default_rng(batch)
         for epoch in contenders.values():  # warm up: compile, caches
             epoch(X, y, batch, rng.permutation(len(X)))
@@ -270,15 +296,19 @@ def main() -> None:
             order = rng.permutation(len(X))
             for name, epoch in contenders.items():
                 time.sleep(PAUSE)
-                started = time.perf_counter()
+                cpu, started = time.process_time(), time.perf_counter()
                 own = epoch(X, y, batch, order)
-                times[name].append(own if own is not None else time.perf_counter() - started)
+                wall = time.perf_counter() - started
+                times[name].append(own if own is not None else wall)
+                cores[name].append((time.process_time() - cpu) / wall)
         ours = statistics.median(times["deltaprop"])
-        print(f"\n| batch {batch} | s/epoch | ratio to deltaprop |\n|---|---|---|")
+        print(f"\n| batch {batch} | s/epoch | ratio to deltaprop | cores used |\n|---|---|---|---|")
         for name, values in times.items():
             median = statistics.median(values)
-            print(f"| {name} | {median:.3f} ({min(values):.3f}) | {median / ours:.2f} |")
-    inference(X_test, y_test.astype(np.int64), passes=5)
+            print(
+                f"| {name} | {median:.3f} ({min(values):.3f}) | {median / ours:.2f} "
+                f"| {statistics.median(cores[name]):.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 processes, as a user meets them (median and range of ``--runs`` processes); with
 ``--fashion-mnist``, the time from the command's start to the end of one Fashion-MNIST epoch
 (784-256-128-10, Adam, batch 128) for ``python -m deltaprop train`` and for the same training
-written in PyTorch eager and in JAX (``pip install -e '.[bench]'``), taking turns.
+written in PyTorch eager and in JAX (``pip install -e '.[bench]'``), taking turns. ``--load K``
+times it all beside K processes that each keep a core busy (started by this script).
 
     python benchmarks/start_up.py                 # import: 9 processes; train: 3
     python benchmarks/start_up.py --against DIR   # also another checkout's src/ (before/after)
     python benchmarks/start_up.py --fashion-mnist --runs 3
+    python benchmarks/start_up.py --fashion-mnist --runs 3 --load 2
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from contention import SPAWN, start_load  # benchmarks/, beside this file
 
 IMPORT = "import time; t = time.perf_counter(); import deltaprop; print(time.perf_counter() - t)"
 
@@ -168,11 +172,30 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--against", type=Path, help="another checkout, to compare with")
     parser.add_argument("--fashion-mnist", action="store_true", help="to the end of one epoch")
+    parser.add_argument("--load", type=int, default=0, help="beside LOAD core-burning processes")
     args = parser.parse_args()
+    stop = SPAWN.Event()
+    burners = start_load(str(args.load), stop)
+    for burner in burners:
+        burner.start()
+    if burners:
+        time.sleep(3.0)  # they import
+    try:
+        report(args)
+    finally:
+        stop.set()
+        for burner in burners:
+            burner.join()
+
+
+def report(args: argparse.Namespace) -> None:
     if args.fashion_mnist:
         times = fashion_mnist_seconds(args.runs)
         ours = statistics.median(times["deltaprop train"])
-        print(f"load {os.getloadavg()[0]:.1f}; start to the end of one Fashion-MNIST epoch:")
+        print(
+            f"{args.load} burners, load {os.getloadavg()[0]:.1f}; "
+            "start to the end of one Fashion-MNIST epoch:"
+        )
         for name, values in times.items():
             ratio = statistics.median(values) / ours
             print(f"  {name}: {shown(values)}, ratio to deltaprop {ratio:.2f}")
@@ -180,7 +203,7 @@ def main() -> None:
     sources = {"this checkout": None}
     if args.against:
         sources[str(args.against)] = str(args.against / "src")
-    print(f"load {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores")
+    print(f"{args.load} burners, load {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores")
     for name, src in sources.items():
         print(
             f"{name}: import deltaprop {shown(import_seconds(src, args.runs))}; "

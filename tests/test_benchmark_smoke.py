@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end on a tiny budget, so they cannot rot (no timing tested)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,24 @@ def test_gpu_benchmark_runs_its_code_on_the_cpu(tmp_path):
     run_tiny("gpu.py", "--device", "cpu", "--batch", "256", "--out", str(tmp_path))
     report = (tmp_path / "gpu-tiny.md").read_text()
     assert "## batch 256" in report and "| deltaprop |" in report
+
+
+def test_the_peers_benchmark_runs_beside_a_burner():
+    """``--load`` starts its own busy process; every contender reports the cores it used."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "peers.py"),
+            *("--rows", "512", "--batches", "128", "--rounds", "1", "--load", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 burners" in result.stdout
+    lines = result.stdout.splitlines()
+    rows = [line.split("|") for line in lines if line.startswith("| deltaprop")]
+    assert [row[1].strip() for row in rows[:2]] == ["deltaprop", "deltaprop compiled"]
+    for row in rows[:2]:  # s/epoch, the ratio to deltaprop, the cores used
+        assert float(row[2].split()[0]) > 0 and 0 < float(row[4]) <= (os.cpu_count() or 1) + 0.5

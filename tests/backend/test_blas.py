@@ -2,6 +2,7 @@
 
 import ctypes
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -90,3 +91,16 @@ def test_check_finite_holds_blas_at_one_thread_for_large_data_only(monkeypatch):
     large[7, 3] = np.nan
     with pytest.raises(ValueError, match=r"NaN or inf in X: 1 value in 1 row \(first in row 7\)"):
         validation.check_finite("X", large)
+
+
+def test_the_libraries_are_found_again_after_an_import(monkeypatch):
+    """A BLAS that loads after the first limit (SciPy's, with ``scipy.linalg``) is held too."""
+    import types
+
+    first = blas._blas()
+    assert blas._blas() is first  # nothing imported: no new search
+    monkeypatch.setitem(sys.modules, "deltaprop_test_new_module", types.ModuleType("new"))
+    again = blas._blas()
+    assert again is not first and blas._blas() is again
+    paths = {lib.filepath for lib in again.lib_controllers}
+    assert paths == {i["filepath"] for i in threadpool_info() if i["user_api"] == "blas"}

@@ -169,3 +169,34 @@ def test_changing_the_count_mid_epoch_changes_no_bit(monkeypatch):
     monkeypatch.setattr(loop_module, "threads_in_use", lambda: 2)
     np.testing.assert_array_equal(train(), one)
     assert seen.count(1) > 5 and seen.count(2) > 5
+
+
+def test_a_fixed_count_holds_blas_there_on_the_reference_path():
+    """``n_threads`` fixes OpenBLAS's count on the reference path: while training, and only
+    then; the weights are those of training inside the same limit by hand."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((256, 784)).astype(np.float32)  # 784: OpenBLAS's bits change
+    y = rng.integers(0, 10, 256)
+    counts: list[set[int]] = []
+
+    class Record(dp.Callback):
+        def on_batch_end(self, run, batch, loss):
+            counts.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+    def train(**options):
+        net = dp.mlp([784, 64, 10], rng=1)
+        opt = dp.Adam(net.parameters(), lr=1e-3)
+        options.update(epochs=2, batch_size=64, rng=2, verbose=0, engine="reference")
+        dp.fit(net, dp.SoftmaxCrossEntropy(), opt, X, y, validation_split=0.25, **options)
+        return net.flat_values.copy()
+
+    before = {info["filepath"]: info["num_threads"] for info in threadpool_info()}
+    fixed = train(n_threads=1, callbacks=[Record()])
+    assert len(counts) == 6 and all(seen == {1} for seen in counts)
+    assert {info["filepath"]: info["num_threads"] for info in threadpool_info()} == before
+    with threadpool_limits(1, user_api="blas"):
+        by_hand = train()
+    np.testing.assert_array_equal(fixed, by_hand)
+    np.testing.assert_array_equal(train(n_threads=1), fixed)

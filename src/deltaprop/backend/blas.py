@@ -3,8 +3,9 @@ and the ``gemm`` the compiled kernels call.
 
 Plain Python and ``threadpoolctl``, no compiler: :func:`one_blas_thread` serves the compiled
 kernels (:mod:`deltaprop.nn.dense_chain`, :mod:`deltaprop.training.compiled_epoch`) and the
-data checks (:func:`deltaprop.validation.check_finite`); :func:`gemm_address` is read once, when
-:mod:`.cpu_kernels` links its kernels to BLAS.
+data checks (:func:`deltaprop.validation.check_finite`); :func:`blas_threads` serves
+``fit(n_threads=k)``; :func:`gemm_address` is read once, when :mod:`.cpu_kernels` links its
+kernels to BLAS.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -22,13 +24,17 @@ from threadpoolctl import ThreadpoolController
 _lock = threading.Lock()
 _users = 0
 _limit: Any = None  # the limit in force while any caller holds one thread
-_libraries: Any = None  # the BLAS libraries loaded (found once: finding them takes ~1 ms)
+_libraries: Any = None  # the BLAS libraries loaded (finding them takes ~1 ms)
+_modules = -1  # len(sys.modules) when they were found
 
 
 def _blas() -> Any:
-    global _libraries
-    if _libraries is None:
+    """The BLAS libraries loaded now: found again only after a module was imported (a BLAS
+    loads with one — SciPy's with ``scipy.linalg`` — and a limit must hold it too)."""
+    global _libraries, _modules
+    if _libraries is None or len(sys.modules) != _modules:
         _libraries = ThreadpoolController().select(user_api="blas")
+        _modules = len(sys.modules)
     return _libraries
 
 
@@ -55,6 +61,23 @@ def one_blas_thread() -> Iterator[None]:
             if _users == 0:
                 _limit.restore_original_limits()
                 _limit = None
+
+
+@contextlib.contextmanager
+def blas_threads(count: int | None) -> Iterator[None]:
+    """Hold every BLAS library at ``count`` threads meanwhile; nothing when ``count`` is None.
+    ``fit(n_threads=k)`` on the reference path, whose products are BLAS's own: OpenBLAS's
+    last bits depend on its thread count, so a count fixed by the caller gives the same
+    numbers on every run, however busy the machine. :func:`one_blas_thread` inside it lowers
+    the limit to one and restores ``count`` after."""
+    if count is None:
+        yield
+        return
+    limit = _blas().limit(limits=count)
+    try:
+        yield
+    finally:
+        limit.restore_original_limits()
 
 
 def holders() -> int:

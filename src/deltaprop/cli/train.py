@@ -163,7 +163,7 @@ def train(
     ] = "cpu",
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of every random draw")] = 0,
     threads: Annotated[
-        int | None, typer.Option(min=1, help="the compiled epoch's threads [default: by the load]")
+        int | None, typer.Option(min=1, help="threads, fixed (BLAS's too) [default: by the load]")
     ] = None,
     out: Annotated[
         Path | None,

@@ -154,7 +154,8 @@ def fit(
             other processes leave free, read from the load as it trains
             (:mod:`deltaprop.training.threads`), at most Numba's count and
             ``OMP_NUM_THREADS``; the numbers are the same to the bit on any count. The
-            reference path's products use OpenBLAS's own threads.
+            reference path's products use OpenBLAS's own threads, held at ``n_threads`` where
+            it is given (OpenBLAS's last bits depend on its count).
         distributed: train data-parallel on every rank of an MPI job
             (:mod:`deltaprop.training.data_parallel`): True for all the ranks ``mpirun``
             started, or a :class:`deltaprop.distributed.Communicator`; each rank computes its
@@ -328,8 +329,7 @@ def _train(
         w_val = None if w_val is None else moved_to(w_val, here)
     # validation rows scored on the fit's own path: compiled after a compiled epoch (OpenBLAS's
     # threads, woken by a product, spin ~0.1 s after it, on the cores the next epoch needs)
-    scoring: dict[str, Any] = {"prefix": "val_"}
-    scoring["engine"] = "reference" if compiled is None else "compiled"
+    scoring: dict[str, Any] = {"prefix": "val_", "engine": "compiled" if compiled else "reference"}
     fallbacks = Fallbacks(model, run.epoch)  # weights to roll back to after a blow-up
     train_index = run.train_index
     y_train_reference = run.y if len(train_index) == len(run.y) else run.y[train_index]
@@ -337,7 +337,7 @@ def _train(
     for callback in run.callbacks:
         callback.on_train_begin(run)
     try:
-        with reusing(*model.workspaces(), loss.workspace):
+        with reusing(*model.workspaces(), loss.workspace), threads.fixed_blas():
             for epoch in range(run.epoch, run.epochs):
                 run.epoch = epoch
                 for callback in run.callbacks:

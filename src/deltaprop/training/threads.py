@@ -14,15 +14,18 @@ readings in a row. Where ``/proc/stat`` cannot be read it keeps ``most``.
 The choice cannot change a number: the compiled kernels split their work into tiles that do not
 move with the thread count (:func:`deltaprop.backend.tiles.tile_width`), so the same seed gives
 the same weights to the bit whatever the counts were. ``fit(n_threads=k)`` fixes the count at k
-(no segments, no reading).
+(no segments, no reading), and holds BLAS at k threads for the reference path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from collections.abc import Callable
+
+from ..backend.blas import blas_threads
 
 SEGMENT_SECONDS = 0.03
 """The time a segment of batches aims at: long against the ~50 µs a segment costs to start,
@@ -103,6 +106,7 @@ class Threads:
         cores: int | None = None,
     ) -> None:
         self.most = most
+        self.fixed = not adaptive  # the caller's count (``n_threads``), for BLAS too
         self.sample = sample
         self.cores = cores if cores is not None else len(_affinity())
         self.window = sample() if adaptive and most > 1 else None
@@ -123,6 +127,11 @@ class Threads:
     def count(self) -> int:
         """The thread count of the next segment."""
         return self.current
+
+    def fixed_blas(self) -> contextlib.AbstractContextManager[None]:
+        """BLAS held at the caller's fixed count meanwhile (``n_threads``: the reference
+        path's products are BLAS's own); nothing where the count follows the load."""
+        return blas_threads(self.most if self.fixed else None)
 
     def segment(self, left: int) -> int:
         """How many of the ``left`` batches the next segment runs (all of them when fixed)."""
