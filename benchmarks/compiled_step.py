@@ -37,7 +37,7 @@ from numba import get_num_threads, njit, prange, set_num_threads
 from threadpoolctl import threadpool_limits
 
 import deltaprop as dp
-from contention import SPAWN, start_load  # benchmarks/, beside this file
+from contention import beside  # benchmarks/, beside this file
 from deltaprop import datasets
 from deltaprop.backend.cpu_kernels import _N, _T, _gemm
 from deltaprop.backend.tiles import ACTS_AT
@@ -316,16 +316,8 @@ def main() -> None:
     if args.tiny:
         X, y, args.rounds = X[:2048], y[:2048], 2
     set_num_threads(args.threads)
-    stop = SPAWN.Event()
-    burners = start_load(str(args.load), stop)
-    for burner in burners:
-        burner.start()
-    try:
+    with beside(str(args.load)):
         report(args, widths, X, y)
-    finally:
-        stop.set()
-        for burner in burners:
-            burner.join()
 
 
 def report(args: argparse.Namespace, widths: tuple[int, ...], X, y) -> None:

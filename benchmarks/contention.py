@@ -31,10 +31,12 @@ Contenders:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import statistics
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -122,6 +124,25 @@ def start_load(load: str, stop: multiprocessing.synchronize.Event) -> list:
     return [SPAWN.Process(target=burn, args=(stop,), daemon=True) for _ in range(int(load))]
 
 
+@contextlib.contextmanager
+def beside(load: str) -> Iterator[None]:
+    """Meanwhile, ``load`` running beside: that many core-burning processes, or ``"twin"`` — a
+    second deltaprop training; started here (given time to import: 3 s, the twin 8 s to load
+    its code too) and stopped after."""
+    stop = SPAWN.Event()
+    processes = start_load(load, stop)
+    for p in processes:
+        p.start()
+    if processes:
+        time.sleep(8.0 if load == "twin" else 3.0)
+    try:
+        yield
+    finally:
+        stop.set()
+        for p in processes:
+            p.join()
+
+
 def jax_epoch(step_epoch, X, y, batch: int) -> float:
     order = np.random.default_rng(batch).permutation(len(X))
     started = time.perf_counter()
@@ -164,12 +185,7 @@ def main() -> None:
     alone: dict[tuple[int, str], float] = {}
     for load in args.loads:
         busy = 1 if load == "twin" else int(load)
-        stop = SPAWN.Event()
-        processes = start_load(load, stop)
-        for p in processes:
-            p.start()
-        time.sleep(3.0 if load != "twin" else 8.0)  # they import; the twin loads its code too
-        try:
+        with beside(load):
             for batch in args.batches:
                 times: dict[str, list[float]] = {name: [] for name in contenders}
                 used: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
@@ -194,10 +210,6 @@ def main() -> None:
                         f"{median / fair:.2f} | {to_single} | {cores:.2f} | {cpu:.3f} |",
                         flush=True,
                     )
-        finally:
-            stop.set()
-            for p in processes:
-                p.join()
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 import deltaprop as dp
-from contention import SPAWN, start_load  # benchmarks/, beside this file
+from contention import beside  # benchmarks/, beside this file
 
 WIDTHS = (784, 256, 128, 10)
 
@@ -263,19 +263,9 @@ def main() -> None:
             contenders["PyTorch compile"] = torch_epoch(compiled=True, widths=widths)
     except ImportError:
         pass
-    stop = SPAWN.Event()
-    burners = start_load(str(args.load), stop)
-    for burner in burners:
-        burner.start()
-    if burners:
-        time.sleep(3.0)  # they import
-    try:
+    with beside(str(args.load)):
         race(args, contenders, widths, X, y)
         inference(X_test, y_test.astype(np.int64), passes=5)
-    finally:
-        stop.set()
-        for burner in burners:
-            burner.join()
 
 
 def race(args: argparse.Namespace, contenders: dict, widths, X, y) -> None:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from contention import SPAWN, start_load  # benchmarks/, beside this file
+from contention import beside  # benchmarks/, beside this file
 
 IMPORT = "import time; t = time.perf_counter(); import deltaprop; print(time.perf_counter() - t)"
 
@@ -174,18 +174,8 @@ def main() -> None:
     parser.add_argument("--fashion-mnist", action="store_true", help="to the end of one epoch")
     parser.add_argument("--load", type=int, default=0, help="beside LOAD core-burning processes")
     args = parser.parse_args()
-    stop = SPAWN.Event()
-    burners = start_load(str(args.load), stop)
-    for burner in burners:
-        burner.start()
-    if burners:
-        time.sleep(3.0)  # they import
-    try:
+    with beside(str(args.load)):
         report(args)
-    finally:
-        stop.set()
-        for burner in burners:
-            burner.join()
 
 
 def report(args: argparse.Namespace) -> None:

@@ -104,3 +104,28 @@ def test_the_libraries_are_found_again_after_an_import(monkeypatch):
     assert again is not first and blas._blas() is again
     paths = {lib.filepath for lib in again.lib_controllers}
     assert paths == {i["filepath"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_holds_share_one_setting_the_smallest_count_and_end_in_any_order():
+    """A fixed count (``fit(n_threads=k)``) and one thread (compiled kernels, in another
+    thread meanwhile) end in either order; the last gives each library its own count back."""
+
+    def counts() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert blas.blas_threads(None).__enter__() is None and blas.holders() == 0
+    fixed, single = blas.blas_threads(3), blas.one_blas_thread()
+    fixed.__enter__()
+    assert counts() == {3} and blas.holders() == 1
+    single.__enter__()
+    assert counts() == {1} and blas.holders() == 2
+    fixed.__exit__(None, None, None)  # the fixed count ends first: one thread still holds
+    assert counts() == {1} and blas.holders() == 1
+    single.__exit__(None, None, None)
+    assert blas.holders() == 0
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+    with blas.blas_threads(3):
+        with blas.one_blas_thread():
+            assert counts() == {1}
+        assert counts() == {3}

@@ -22,8 +22,8 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 _lock = threading.Lock()
-_users = 0
-_limit: Any = None  # the limit in force while any caller holds one thread
+_held: list[int] = []  # the thread counts the callers holding BLAS now asked for
+_before: dict[str, int] = {}  # each library's own count, from before the first hold
 _libraries: Any = None  # the BLAS libraries loaded (finding them takes ~1 ms)
 _modules = -1  # len(sys.modules) when they were found
 
@@ -38,51 +38,56 @@ def _blas() -> Any:
     return _libraries
 
 
+def _set(count: int | None) -> None:
+    """Every BLAS library loaded at ``count`` threads (None: back to its own count, kept the
+    first time a hold met it — a library loaded during a hold is restored too)."""
+    for lib in _blas().lib_controllers:
+        own = _before.setdefault(lib.filepath, lib.get_num_threads())
+        lib.set_num_threads(own if count is None else count)
+
+
 @contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
+def _hold(count: int) -> Iterator[None]:
+    """BLAS at no more than ``count`` threads meanwhile. Holds from several threads at once
+    share the libraries' one setting: the smallest count asked for is in force, and the last
+    hold to end gives each library back its own count."""
+    with _lock:
+        _held.append(count)
+        _set(min(_held))
+    try:
+        yield
+    finally:
+        with _lock:
+            _held.remove(count)
+            _set(min(_held) if _held else None)
+            if not _held:
+                _before.clear()
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[None]:
     """Hold every BLAS library at one thread meanwhile: while compiled kernels call BLAS from
     their own threads (a BLAS with its own pool inside each of them runs ~10× slower,
     oversubscribed), and for a product whose result must not wake OpenBLAS's threads (they
     spin for ~0.1 s after it, on the cores the compiled kernels' threads need next).
 
-    Calls from several threads at once share one limit: the first sets it, the last lifts it.
-    Other code calling BLAS meanwhile gets one thread too.
+    Calls from several threads at once share one limit (:func:`_hold`): the first sets it, the
+    last lifts it. Other code calling BLAS meanwhile gets one thread too.
     """
-    global _users, _limit
-    with _lock:
-        if _users == 0:
-            _limit = _blas().limit(limits=1)
-        _users += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _users -= 1
-            if _users == 0:
-                _limit.restore_original_limits()
-                _limit = None
+    return _hold(1)
 
 
-@contextlib.contextmanager
-def blas_threads(count: int | None) -> Iterator[None]:
+def blas_threads(count: int | None) -> contextlib.AbstractContextManager[None]:
     """Hold every BLAS library at ``count`` threads meanwhile; nothing when ``count`` is None.
     ``fit(n_threads=k)`` on the reference path, whose products are BLAS's own: OpenBLAS's
     last bits depend on its thread count, so a count fixed by the caller gives the same
-    numbers on every run, however busy the machine. :func:`one_blas_thread` inside it lowers
-    the limit to one and restores ``count`` after."""
-    if count is None:
-        yield
-        return
-    limit = _blas().limit(limits=count)
-    try:
-        yield
-    finally:
-        limit.restore_original_limits()
+    numbers on every run, however busy the machine. A :func:`one_blas_thread` inside it, or in
+    another thread meanwhile, lowers the limit to one until it ends."""
+    return contextlib.nullcontext() if count is None else _hold(count)
 
 
 def holders() -> int:
-    """How many callers hold :func:`one_blas_thread` now (0 when BLAS has its own limits)."""
-    return _users
+    """How many callers hold BLAS's thread count now (0 when BLAS has its own limits)."""
+    return len(_held)
 
 
 def gemm_address(kind: str) -> int | None:
