@@ -114,7 +114,9 @@ def test_holds_share_one_setting_the_smallest_count_and_end_in_any_order():
         return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
 
     before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    assert blas.blas_threads(None).__enter__() is None and blas.holders() == 0
+    with blas.blas_threads(None):  # no count: nothing held, nothing changed
+        assert blas.holders() == 0
+        assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
     fixed, single = blas.blas_threads(3), blas.one_blas_thread()
     fixed.__enter__()
     assert counts() == {3} and blas.holders() == 1

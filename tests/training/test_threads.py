@@ -192,10 +192,11 @@ def test_a_fixed_count_holds_blas_there_on_the_reference_path():
         dp.fit(net, dp.SoftmaxCrossEntropy(), opt, X, y, validation_split=0.25, **options)
         return net.flat_values.copy()
 
-    before = {info["filepath"]: info["num_threads"] for info in threadpool_info()}
-    fixed = train(n_threads=1, callbacks=[Record()])
+    with threadpool_limits(2, user_api="blas"):  # a count other than the one fixed, any machine
+        before = {info["filepath"]: info["num_threads"] for info in threadpool_info()}
+        fixed = train(n_threads=1, callbacks=[Record()])
+        assert {info["filepath"]: info["num_threads"] for info in threadpool_info()} == before
     assert len(counts) == 6 and all(seen == {1} for seen in counts)
-    assert {info["filepath"]: info["num_threads"] for info in threadpool_info()} == before
     with threadpool_limits(1, user_api="blas"):
         by_hand = train()
     np.testing.assert_array_equal(fixed, by_hand)
